@@ -1,0 +1,228 @@
+package pigp
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"fmt"
+	"math/big"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+
+	"golang.org/x/crypto/argon2"
+	"golang.org/x/crypto/ssh"
+)
+
+// Account states.
+const (
+	AccountActive   = "active"
+	AccountDisabled = "disabled"
+)
+
+// DefaultPasswordValidity is how long a password stays valid after it is set.
+const DefaultPasswordValidity = 12 // months
+
+// Account is a person (or a batch tool) who logs in and acts for one or
+// more organisations.
+type Account struct {
+	ID                int64
+	Login             string
+	Name              string
+	Email             string
+	SIRETs            []string
+	PasswordHash      string // argon2id PHC string
+	PasswordSetAt     time.Time
+	PasswordExpiresAt time.Time
+	PasswordTemporary bool // set by an operator reset: must be changed at next login
+	State             string
+	CreatedAt         time.Time
+}
+
+var loginRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$`)
+
+// Validate checks an account before it is stored.
+func (a *Account) Validate() error {
+	if !loginRE.MatchString(a.Login) {
+		return Errorf(EINVALID, "identifiant %q invalide : 3 à 64 caractères parmi a-z, 0-9, point, tiret et souligné, commençant et finissant par une lettre ou un chiffre", a.Login)
+	}
+	if strings.TrimSpace(a.Name) == "" || len([]rune(a.Name)) > 200 {
+		return Errorf(EINVALID, "le nom affiché est obligatoire (200 caractères au plus)")
+	}
+	if addr, err := mail.ParseAddress(a.Email); err != nil || addr.Address != a.Email || len(a.Email) > 254 {
+		return Errorf(EINVALID, "adresse électronique %q invalide", a.Email)
+	}
+	if len(a.SIRETs) == 0 {
+		return Errorf(EINVALID, "le compte doit agir pour au moins un SIRET")
+	}
+	for _, s := range a.SIRETs {
+		if err := ValidateSIRET(s); err != nil {
+			return err
+		}
+	}
+	switch a.State {
+	case AccountActive, AccountDisabled:
+	default:
+		return Errorf(EINVALID, "état de compte %q inconnu", a.State)
+	}
+	return nil
+}
+
+// PasswordExpired reports whether the account's password has expired at now.
+func (a *Account) PasswordExpired(now time.Time) bool {
+	return !now.Before(a.PasswordExpiresAt)
+}
+
+// PasswordExpiry returns when a password set at setAt expires.
+func PasswordExpiry(setAt time.Time, months int) time.Time {
+	if months <= 0 {
+		months = DefaultPasswordValidity
+	}
+	return setAt.AddDate(0, months, 0)
+}
+
+// argon2id parameters (OWASP's first recommended set: m=19 MiB, t=2, p=1).
+const (
+	argonTime    = 2
+	argonMemory  = 19 * 1024
+	argonThreads = 1
+	argonKeyLen  = 32
+	argonSaltLen = 16
+)
+
+// MaxPasswordLength bounds the hashing cost of a submitted password.
+const MaxPasswordLength = 128
+
+// HashPassword returns the argon2id PHC string of password with a fresh
+// random salt.
+func HashPassword(password string) (string, error) {
+	if len(password) > MaxPasswordLength {
+		return "", Errorf(EINVALID, "le mot de passe dépasse %d caractères", MaxPasswordLength)
+	}
+	salt := make([]byte, argonSaltLen)
+	if _, err := rand.Read(salt); err != nil {
+		return "", fmt.Errorf("read salt: %w", err)
+	}
+	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
+	b64 := base64.RawStdEncoding
+	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s",
+		argon2.Version, argonMemory, argonTime, argonThreads, b64.EncodeToString(salt), b64.EncodeToString(key)), nil
+}
+
+// dummyHash is verified against when an account does not exist, so that an
+// unknown login costs the same time as a known one.
+var dummyHash = func() string {
+	h, err := HashPassword("pigp-dummy-password-for-timing-parity")
+	if err != nil {
+		panic(err)
+	}
+	return h
+}()
+
+// VerifyPassword reports whether password matches the PHC string hash. An
+// empty hash is verified against a dummy hash (same cost) and never matches.
+func VerifyPassword(hash, password string) bool {
+	if len(password) > MaxPasswordLength {
+		return false
+	}
+	if hash == "" {
+		verifyPHC(dummyHash, password)
+		return false
+	}
+	return verifyPHC(hash, password)
+}
+
+func verifyPHC(hash, password string) bool {
+	parts := strings.Split(hash, "$")
+	if len(parts) != 6 || parts[1] != "argon2id" {
+		return false
+	}
+	var version int
+	if _, err := fmt.Sscanf(parts[2], "v=%d", &version); err != nil || version != argon2.Version {
+		return false
+	}
+	var m uint32
+	var t uint32
+	var p uint8
+	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || m == 0 || m > 1<<20 || t == 0 || t > 10 || p == 0 {
+		return false
+	}
+	b64 := base64.RawStdEncoding
+	salt, err := b64.DecodeString(parts[4])
+	if err != nil {
+		return false
+	}
+	want, err := b64.DecodeString(parts[5])
+	if err != nil || len(want) == 0 || len(want) > 64 {
+		return false
+	}
+	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
+	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// GeneratePassword returns a random password of n characters drawn from
+// letters, digits and a few unambiguous special characters, with at least
+// one of each class.
+func GeneratePassword(n int) string {
+	const (
+		lower   = "abcdefghijkmnopqrstuvwxyz"
+		upper   = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+		digits  = "23456789"
+		special = "-_.!+=%"
+	)
+	if n < 8 {
+		n = 8
+	}
+	all := lower + upper + digits + special
+	pick := func(set string) byte {
+		i, err := rand.Int(rand.Reader, big.NewInt(int64(len(set))))
+		if err != nil {
+			panic("pigp: crypto/rand failed: " + err.Error())
+		}
+		return set[i.Int64()]
+	}
+	b := []byte{pick(lower), pick(upper), pick(digits), pick(special)}
+	for len(b) < n {
+		b = append(b, pick(all))
+	}
+	for i := len(b) - 1; i > 0; i-- { // Fisher–Yates with crypto/rand
+		j, _ := rand.Int(rand.Reader, big.NewInt(int64(i+1)))
+		b[i], b[j.Int64()] = b[j.Int64()], b[i]
+	}
+	return string(b)
+}
+
+// SSHKey is a public key an account may log in with.
+type SSHKey struct {
+	ID          int64
+	AccountID   int64
+	Fingerprint string // SHA256:… as printed by ssh-keygen -l
+	PublicKey   string // authorized_keys line
+	Comment     string
+	CreatedAt   time.Time
+}
+
+// ParseSSHKey parses one authorized_keys line into an SSHKey.
+func ParseSSHKey(line []byte) (*SSHKey, error) {
+	pk, comment, _, _, err := ssh.ParseAuthorizedKey(line)
+	if err != nil {
+		return nil, WrapError(EINVALID, "clé publique SSH illisible (format authorized_keys attendu)", err)
+	}
+	switch pk.Type() {
+	case ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521:
+	case ssh.KeyAlgoRSA:
+		if cpk, ok := pk.(ssh.CryptoPublicKey); ok {
+			if rk, ok := cpk.CryptoPublicKey().(interface{ Size() int }); ok && rk.Size()*8 < 3072 {
+				return nil, Errorf(EINVALID, "clé RSA trop courte : 3072 bits au moins")
+			}
+		}
+	default:
+		return nil, Errorf(EINVALID, "type de clé %s refusé : utilisez ed25519, ECDSA ou RSA ≥ 3072 bits", pk.Type())
+	}
+	return &SSHKey{
+		Fingerprint: ssh.FingerprintSHA256(pk),
+		PublicKey:   strings.TrimSpace(string(ssh.MarshalAuthorizedKey(pk))),
+		Comment:     comment,
+	}, nil
+}

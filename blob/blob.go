@@ -1,0 +1,223 @@
+// Package blob stores file contents on local disk, durably: a file is
+// written under tmp/, fsynced, renamed to its key under objects/ and the
+// directory fsynced, so a committed object survives a crash and a
+// half-written one is never visible. Keys are server-generated, never
+// client-supplied names.
+package blob
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Store is a directory of objects.
+type Store struct {
+	dir string
+}
+
+// Open returns the store rooted at dir, creating its layout if needed.
+func Open(dir string) (*Store, error) {
+	for _, d := range []string{dir, filepath.Join(dir, "tmp"), filepath.Join(dir, "objects")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("create blob store: %w", err)
+		}
+	}
+	return &Store{dir: dir}, nil
+}
+
+// Dir returns the store's root directory.
+func (s *Store) Dir() string { return s.dir }
+
+// validKey accepts keys such as "depots/ab/ab12…" made of [a-z0-9/_.-] with
+// no empty, "." or ".." component.
+func validKey(key string) bool {
+	if key == "" || len(key) > 200 {
+		return false
+	}
+	for _, part := range strings.Split(key, "/") {
+		if part == "" || part == "." || part == ".." {
+			return false
+		}
+	}
+	for _, c := range key {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '/' || c == '_' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Store) path(key string) (string, error) {
+	if !validKey(key) {
+		return "", fmt.Errorf("invalid blob key %q", key)
+	}
+	return filepath.Join(s.dir, "objects", filepath.FromSlash(key)), nil
+}
+
+// Temp is an object being written. It supports concurrent WriteAt and
+// ReadAt at any offset.
+type Temp struct {
+	*os.File
+	store *Store
+	done  bool
+}
+
+// Create starts a new object in tmp/.
+func (s *Store) Create() (*Temp, error) {
+	var b [12]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, err
+	}
+	name := filepath.Join(s.dir, "tmp", "upload-"+hex.EncodeToString(b[:]))
+	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("create temporary file: %w", err)
+	}
+	return &Temp{File: f, store: s}, nil
+}
+
+// Commit makes the object durable under key: fsync the file, rename it into
+// place, fsync the directory (and any directory it had to create).
+func (t *Temp) Commit(key string) error {
+	if t.done {
+		return errors.New("blob: temp already committed or aborted")
+	}
+	dst, err := t.store.path(key)
+	if err != nil {
+		return err
+	}
+	if err := t.File.Sync(); err != nil {
+		return fmt.Errorf("fsync upload: %w", err)
+	}
+	if err := mkdirAllSync(filepath.Dir(dst)); err != nil {
+		return err
+	}
+	if err := os.Rename(t.File.Name(), dst); err != nil {
+		return fmt.Errorf("rename upload: %w", err)
+	}
+	t.done = true
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return err
+	}
+	return t.File.Close()
+}
+
+// Abort discards the object. It is safe to call after Commit (no-op).
+func (t *Temp) Abort() error {
+	if t.done {
+		return nil
+	}
+	t.done = true
+	t.File.Close()
+	if err := os.Remove(t.File.Name()); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Open opens a committed object for reading.
+func (s *Store) Open(key string) (*os.File, error) {
+	p, err := s.path(key)
+	if err != nil {
+		return nil, err
+	}
+	return os.Open(p)
+}
+
+// Remove deletes a committed object and fsyncs its directory. Removing a
+// missing object is not an error, so that retried deletions are idempotent.
+func (s *Store) Remove(key string) error {
+	p, err := s.path(key)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	return syncDir(filepath.Dir(p))
+}
+
+// Exists reports whether key is committed.
+func (s *Store) Exists(key string) bool {
+	p, err := s.path(key)
+	if err != nil {
+		return false
+	}
+	_, err = os.Stat(p)
+	return err == nil
+}
+
+// Put copies r into a new object under key and returns its size.
+func (s *Store) Put(key string, r io.Reader) (int64, error) {
+	t, err := s.Create()
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(t, r)
+	if err != nil {
+		t.Abort()
+		return 0, fmt.Errorf("write object: %w", err)
+	}
+	if err := t.Commit(key); err != nil {
+		t.Abort()
+		return 0, err
+	}
+	return n, nil
+}
+
+// RemoveStaleTemps deletes temporary files older than maxAge and returns
+// how many it removed.
+func (s *Store) RemoveStaleTemps(now time.Time, maxAge time.Duration) (int, error) {
+	dir := filepath.Join(s.dir, "tmp")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		info, err := e.Info()
+		if err != nil || now.Sub(info.ModTime()) < maxAge {
+			continue
+		}
+		if os.Remove(filepath.Join(dir, e.Name())) == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+func mkdirAllSync(dir string) error {
+	if _, err := os.Stat(dir); err == nil {
+		return nil
+	}
+	if err := mkdirAllSync(filepath.Dir(dir)); err != nil {
+		return err
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
+		return fmt.Errorf("create directory: %w", err)
+	}
+	return syncDir(filepath.Dir(dir))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("open directory for fsync: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync directory: %w", err)
+	}
+	return nil
+}

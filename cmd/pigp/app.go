@@ -1,0 +1,169 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/blob"
+	"github.com/pigp/pigp/config"
+	"github.com/pigp/pigp/exchange"
+	"github.com/pigp/pigp/server"
+	"github.com/pigp/pigp/store"
+	"github.com/pigp/pigp/vfs"
+)
+
+// App is the wired program: configuration, database, content store,
+// exchange service and, when serving, the SFTP server.
+type App struct {
+	Config   config.Config
+	Logger   *slog.Logger
+	DB       *store.DB
+	Blobs    *blob.Store
+	Exchange *exchange.Service
+	SFTP     *server.Server
+}
+
+// configFlags registers --config and the settings that can be given as flags.
+type configFlags struct {
+	path       string
+	dataDir    string
+	database   string
+	sftpListen string
+}
+
+func (cf *configFlags) register(fs *flag.FlagSet, listen bool) {
+	fs.StringVar(&cf.path, "config", "", "YAML configuration file")
+	fs.StringVar(&cf.dataDir, "data-dir", "", "data directory (env PIGP_DATA_DIR, default ./data)")
+	fs.StringVar(&cf.database, "database-url", "", "database URL (env PIGP_DATABASE_URL; default SQLite in the data directory)")
+	if listen {
+		fs.StringVar(&cf.sftpListen, "sftp-listen", "", "SFTP listen address (env PIGP_SFTP_LISTEN, default :2222)")
+	}
+}
+
+// load builds the configuration: defaults, file, environment, then flags.
+func (cf *configFlags) load(m *Main) (config.Config, error) {
+	c, err := config.Load(cf.path, m.Getenv)
+	if err != nil {
+		return c, err
+	}
+	if cf.dataDir != "" {
+		c.DataDir = cf.dataDir
+	}
+	if cf.database != "" {
+		c.DatabaseURL = cf.database
+	}
+	if cf.sftpListen != "" {
+		c.SFTPListen = cf.sftpListen
+	}
+	return c, c.Validate()
+}
+
+func newLogger(c config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// openApp opens the database (applying pending migrations), the content
+// store and the exchange service.
+func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, error) {
+	a := &App{Config: c, Logger: logger}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("create data directory: %w", err)
+	}
+	dialect, dsn := c.Database()
+	db, err := store.Open(ctx, dialect, dsn, logger)
+	if err != nil {
+		return nil, err
+	}
+	a.DB = db
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if len(applied) > 0 {
+		logger.Info("database migrated", "applied", applied, "dialect", dialect)
+	}
+	a.Blobs, err = blob.Open(filepath.Join(c.DataDir, "store"))
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.Exchange = exchange.New(db, a.Blobs, logger.With("component", "exchange"))
+	a.Exchange.MaxUploadSize = c.MaxUploadSize
+	a.Exchange.Retention = c.Retention.Std()
+	a.Exchange.HistoryMonths = c.HistoryMonths
+	return a, nil
+}
+
+// StartSFTP starts the SSH/SFTP listener.
+func (a *App) StartSFTP() error {
+	keys, err := server.LoadOrCreateHostKeys(filepath.Join(a.Config.DataDir, "hostkeys"))
+	if err != nil {
+		return err
+	}
+	log := a.Logger.With("component", "sftp")
+	a.SFTP = &server.Server{
+		Addr:     a.Config.SFTPListen,
+		HostKeys: keys,
+		Auth:     a.Exchange,
+		Logger:   log,
+		NewFS: func(c *pigp.Caller) server.SessionFS {
+			return vfs.New(a.Exchange, c, log)
+		},
+	}
+	return a.SFTP.Open()
+}
+
+// Close shuts the server down (letting transfers finish within the
+// configured time) and closes the database.
+func (a *App) Close() error {
+	var errs []error
+	if a.SFTP != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
+		errs = append(errs, a.SFTP.Close(ctx))
+		cancel()
+	}
+	if a.DB != nil {
+		errs = append(errs, a.DB.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// withApp runs fn with an opened app and closes it afterwards.
+func withApp(ctx context.Context, m *Main, cf *configFlags, fn func(a *App) error) error {
+	c, err := cf.load(m)
+	if err != nil {
+		return err
+	}
+	a, err := openApp(ctx, c, newLogger(c, io.Discard))
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return fn(a)
+}
+
+// splitList splits a comma-separated flag value.
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

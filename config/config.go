@@ -1,0 +1,258 @@
+// Package config holds pigp's settings: defaults, a YAML file, then
+// environment variables (PIGP_*), each layer overriding the previous one.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration. Packages other than cmd/pigp never see
+// it; they receive plain fields.
+type Config struct {
+	// DataDir holds the content store, the host keys and the default SQLite database.
+	DataDir string `yaml:"data_dir"`
+	// DatabaseURL is "" (SQLite file in DataDir), "sqlite:///path/file.db" or "postgres://…".
+	DatabaseURL string `yaml:"database_url"`
+	// SFTPListen is the SSH/SFTP listen address.
+	SFTPListen string `yaml:"sftp_listen"`
+	// HTTPListen is the portal's listen address ("" disables it).
+	HTTPListen string `yaml:"http_listen"`
+	// MaxUploadSize bounds one deposit, in bytes.
+	MaxUploadSize int64 `yaml:"max_upload_size"`
+	// Retention is how long a response stays in /retrait.
+	Retention Duration `yaml:"retention"`
+	// PasswordValidityMonths is how long a password stays valid.
+	PasswordValidityMonths int `yaml:"password_validity_months"`
+	// HistoryMonths is the window of the history listings.
+	HistoryMonths int `yaml:"history_months"`
+	// ShutdownTimeout bounds how long transfers may go on after SIGTERM.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// LogLevel is debug, info, warn or error; LogFormat is text or json.
+	LogLevel  string `yaml:"log_level"`
+	LogFormat string `yaml:"log_format"`
+}
+
+// Duration is a time.Duration read from YAML as "21d", "504h" or "90s".
+type Duration time.Duration
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseDuration(n.Value)
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
+
+// ParseDuration parses a Go duration, also accepting a whole number of days ("21d").
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil {
+			return 0, fmt.Errorf("invalid duration %q", s)
+		}
+		return time.Duration(n) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0, fmt.Errorf("invalid duration %q", s)
+	}
+	return d, nil
+}
+
+// Default returns the configuration used when nothing is set: everything
+// embedded, under ./data.
+func Default() Config {
+	return Config{
+		DataDir:                "./data",
+		SFTPListen:             ":2222",
+		HTTPListen:             ":8080",
+		MaxUploadSize:          100 << 20,
+		Retention:              Duration(21 * 24 * time.Hour),
+		PasswordValidityMonths: 12,
+		HistoryMonths:          12,
+		ShutdownTimeout:        Duration(30 * time.Second),
+		LogLevel:               "info",
+		LogFormat:              "text",
+	}
+}
+
+// Load returns the defaults overridden by the YAML file at path (if path is
+// not "") and then by the environment, as given by getenv.
+func Load(path string, getenv func(string) string) (Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("read config: %w", err)
+		}
+		dec := yaml.NewDecoder(strings.NewReader(string(b)))
+		dec.KnownFields(true)
+		if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+			return c, fmt.Errorf("parse config %s: %w", path, err)
+		}
+	}
+	if err := c.applyEnv(getenv); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// envVars lists the environment variables read, with the field each sets.
+var envVars = []struct {
+	name string
+	set  func(c *Config, v string) error
+}{
+	{"PIGP_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"PIGP_DATABASE_URL", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{"PIGP_SFTP_LISTEN", func(c *Config, v string) error { c.SFTPListen = v; return nil }},
+	{"PIGP_HTTP_LISTEN", func(c *Config, v string) error { c.HTTPListen = v; return nil }},
+	{"PIGP_MAX_UPLOAD_SIZE", func(c *Config, v string) error {
+		n, err := ParseSize(v)
+		c.MaxUploadSize = n
+		return err
+	}},
+	{"PIGP_RETENTION", func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		c.Retention = Duration(d)
+		return err
+	}},
+	{"PIGP_PASSWORD_VALIDITY_MONTHS", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.PasswordValidityMonths = n
+		return err
+	}},
+	{"PIGP_SHUTDOWN_TIMEOUT", func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		c.ShutdownTimeout = Duration(d)
+		return err
+	}},
+	{"PIGP_LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
+	{"PIGP_LOG_FORMAT", func(c *Config, v string) error { c.LogFormat = v; return nil }},
+}
+
+func (c *Config) applyEnv(getenv func(string) string) error {
+	for _, e := range envVars {
+		if v := getenv(e.name); v != "" {
+			if err := e.set(c, v); err != nil {
+				return fmt.Errorf("%s: %w", e.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// ParseSize parses a byte count such as "104857600", "100MiB" or "1GiB".
+func ParseSize(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}, {"B", 1}} {
+		if v, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = strings.TrimSpace(v), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid size %q", s)
+	}
+	return n * mult, nil
+}
+
+// ValidationError names the field that failed validation.
+type ValidationError struct {
+	Field string
+	Value any
+	Err   error
+}
+
+func (e *ValidationError) Error() string {
+	return fmt.Sprintf("config: %s = %v: %v", e.Field, e.Value, e.Err)
+}
+
+func (e *ValidationError) Unwrap() error { return e.Err }
+
+// Validate checks the configuration.
+func (c Config) Validate() error {
+	if c.DataDir == "" {
+		return &ValidationError{"data_dir", c.DataDir, errors.New("must not be empty")}
+	}
+	if _, _, err := net.SplitHostPort(c.SFTPListen); err != nil {
+		return &ValidationError{"sftp_listen", c.SFTPListen, err}
+	}
+	if c.HTTPListen != "" {
+		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
+			return &ValidationError{"http_listen", c.HTTPListen, err}
+		}
+	}
+	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
+		!strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
+		return &ValidationError{"database_url", redact(c.DatabaseURL), errors.New("must start with postgres://, postgresql:// or sqlite://")}
+	}
+	if c.MaxUploadSize <= 0 {
+		return &ValidationError{"max_upload_size", c.MaxUploadSize, errors.New("must be positive")}
+	}
+	if c.Retention <= 0 {
+		return &ValidationError{"retention", time.Duration(c.Retention), errors.New("must be positive")}
+	}
+	if c.PasswordValidityMonths <= 0 || c.PasswordValidityMonths > 120 {
+		return &ValidationError{"password_validity_months", c.PasswordValidityMonths, errors.New("must be between 1 and 120")}
+	}
+	if c.HistoryMonths <= 0 {
+		return &ValidationError{"history_months", c.HistoryMonths, errors.New("must be positive")}
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return &ValidationError{"log_level", c.LogLevel, errors.New("must be debug, info, warn or error")}
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return &ValidationError{"log_format", c.LogFormat, errors.New("must be text or json")}
+	}
+	return nil
+}
+
+// Database returns the gorm dialect ("sqlite" or "postgres") and DSN.
+func (c Config) Database() (dialect, dsn string) {
+	switch {
+	case c.DatabaseURL == "":
+		return "sqlite", filepath.Join(c.DataDir, "pigp.db")
+	case strings.HasPrefix(c.DatabaseURL, "sqlite://"):
+		return "sqlite", strings.TrimPrefix(c.DatabaseURL, "sqlite://")
+	default:
+		return "postgres", c.DatabaseURL
+	}
+}
+
+// redact hides a password in a URL-like string.
+func redact(s string) string {
+	if i := strings.Index(s, "://"); i >= 0 {
+		if j := strings.Index(s[i+3:], "@"); j >= 0 {
+			return s[:i+3] + "***" + s[i+3+j:]
+		}
+	}
+	return s
+}
+
+// Std returns d as a time.Duration.
+func (d Duration) Std() time.Duration { return time.Duration(d) }

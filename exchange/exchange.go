@@ -1,0 +1,64 @@
+// Package exchange implements the APA exchange as the protocols see it:
+// authenticating accounts, receiving deposits durably, serving responses
+// and recording their downloads, and building the history listings. The
+// SFTP file system (vfs) and the web portal both drive it, so the rules are
+// written once.
+package exchange
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/blob"
+)
+
+// Store is what the exchange needs from the database.
+type Store interface {
+	FindAccountByLogin(ctx context.Context, login string) (*pigp.Account, error)
+	FindSSHKey(ctx context.Context, accountID int64, fingerprint string) (*pigp.SSHKey, error)
+
+	CreateDeposit(ctx context.Context, d *pigp.Deposit) error
+	ListDeposits(ctx context.Context, f pigp.DepositFilter) ([]*pigp.Deposit, error)
+
+	CreateResponse(ctx context.Context, r *pigp.Response) error
+	FindAvailableResponse(ctx context.Context, sirets []string, name string, now time.Time) (*pigp.Response, error)
+	ListAvailableResponses(ctx context.Context, sirets []string, now time.Time) ([]*pigp.Response, error)
+	RecordDownload(ctx context.Context, d *pigp.Download) error
+	MarkResponseRemoved(ctx context.Context, id string, now time.Time) error
+	ListDownloads(ctx context.Context, f pigp.HistoryFilter) ([]*pigp.Download, error)
+}
+
+// Service is the exchange. Its fields are set once by the caller.
+type Service struct {
+	Store  Store
+	Blobs  *blob.Store
+	Now    pigp.Clock
+	Logger *slog.Logger
+
+	MaxUploadSize int64         // bytes
+	Retention     time.Duration // how long a response stays available
+	HistoryMonths int           // window of the history listings
+}
+
+// New returns a service with the defaults of the contract.
+func New(st Store, blobs *blob.Store, logger *slog.Logger) *Service {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{
+		Store: st, Blobs: blobs, Logger: logger,
+		Now:           func() time.Time { return time.Now().UTC() },
+		MaxUploadSize: pigp.DefaultMaxUploadSize,
+		Retention:     pigp.DefaultRetention,
+		HistoryMonths: 12,
+	}
+}
+
+func (s *Service) now() time.Time { return s.Now().UTC() }
+
+// historySince returns the start of the history window at now.
+func (s *Service) historySince() time.Time {
+	return s.now().AddDate(0, -s.HistoryMonths, 0)
+}

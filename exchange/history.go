@@ -1,0 +1,62 @@
+package exchange
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"strconv"
+	"time"
+
+	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/apa"
+)
+
+// History file names in /historique.
+const (
+	DepositsCSV  = "depots.csv"
+	DownloadsCSV = "retraits.csv"
+)
+
+// csvTime writes t in ISO 8601 with its Europe/Paris offset (contract §7).
+func csvTime(t time.Time) string { return t.In(apa.Paris).Format("2006-01-02T15:04:05-07:00") }
+
+func newCSV(buf *bytes.Buffer, header ...string) *csv.Writer {
+	w := csv.NewWriter(buf)
+	w.Comma = ';'
+	w.UseCRLF = true
+	w.Write(header)
+	return w
+}
+
+// DepositsCSV returns depots.csv for the caller's SIRETs: the deposits of
+// the history window, newest first (contract §7).
+func (s *Service) DepositsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error) {
+	ds, err := s.Store.ListDeposits(ctx, pigp.DepositFilter{SIRETs: caller.SIRETs, Since: s.historySince()})
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	w := newCSV(&buf, "nom_externe", "nom_interne", "date_depot", "taille", "identifiant_depot", "statut", "sha256")
+	for _, d := range ds {
+		w.Write([]string{d.ExternalName, d.InternalName, csvTime(d.DepositedAt), strconv.FormatInt(d.Size, 10), d.ID, d.Status, d.SHA256})
+	}
+	w.Flush()
+	return buf.Bytes(), w.Error()
+}
+
+// DownloadsCSV returns retraits.csv for the caller's SIRETs: every download
+// of the history window, newest first (contract §7). "identifiant" is the
+// login of the account that downloaded.
+func (s *Service) DownloadsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error) {
+	ds, err := s.Store.ListDownloads(ctx, pigp.HistoryFilter{SIRETs: caller.SIRETs, Since: s.historySince()})
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	w := newCSV(&buf, "nom_fichier", "type_document", "taille", "date_telechargement", "identifiant", "protocole", "adresse_ip")
+	for _, d := range ds {
+		w.Write([]string{d.ResponseName, d.DocType, strconv.FormatInt(d.Size, 10), csvTime(d.DownloadedAt), d.Login, d.Protocol, d.ClientIP})
+	}
+	w.Flush()
+	return buf.Bytes(), w.Error()
+}

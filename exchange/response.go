@@ -1,0 +1,206 @@
+package exchange
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+
+	"github.com/pigp/pigp"
+)
+
+// ValidFileName reports whether name is safe as a file name in /retrait:
+// 1 to 255 characters among letters, digits, '.', '_' and '-', not starting
+// with a dot.
+func ValidFileName(name string) bool {
+	if name == "" || len(name) > 255 || name[0] == '.' {
+		return false
+	}
+	for _, c := range name {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Publish stores r as a file of siret's /retrait named name, available now
+// and until the retention period ends. depositID is the call it answers, or
+// "" for a file published by an operator.
+func (s *Service) Publish(ctx context.Context, siret, name, docType, depositID string, r io.Reader) (*pigp.Response, error) {
+	if err := pigp.ValidateSIRET(siret); err != nil {
+		return nil, err
+	}
+	if !ValidFileName(name) {
+		return nil, pigp.Errorf(pigp.EINVALID, "nom de fichier %q refusé : lettres, chiffres, '.', '_' et '-' seulement", name)
+	}
+	if docType != pigp.DocResponse && docType != pigp.DocReport {
+		return nil, pigp.Errorf(pigp.EINVALID, "type de document %q inconnu", docType)
+	}
+	id := pigp.NewID()
+	key := "retraits/" + id[:2] + "/" + id
+	h := sha256.New()
+	size, err := s.Blobs.Put(key, io.TeeReader(r, h))
+	if err != nil {
+		return nil, fmt.Errorf("store response: %w", err)
+	}
+	now := s.now()
+	resp := &pigp.Response{
+		ID: id, Name: name, SIRET: siret, DocType: docType, Size: size, SHA256: hex.EncodeToString(h.Sum(nil)),
+		DepositID: depositID, State: pigp.ResponseAvailable, AvailableAt: now, ExpiresAt: now.Add(s.Retention),
+		StorageKey: key,
+	}
+	if err := s.Store.CreateResponse(ctx, resp); err != nil {
+		if rmErr := s.Blobs.Remove(key); rmErr != nil {
+			s.Logger.Error("remove content of failed response", "key", key, "error", rmErr)
+		}
+		return nil, err
+	}
+	s.Logger.Info("response published", "response", id, "name", name, "siret", siret, "size", size, "expires", resp.ExpiresAt)
+	return resp, nil
+}
+
+// Responses returns the files of the caller's /retrait, newest first.
+func (s *Service) Responses(ctx context.Context, caller *pigp.Caller) ([]*pigp.Response, error) {
+	return s.Store.ListAvailableResponses(ctx, caller.SIRETs, s.now())
+}
+
+// Response returns the available file named name of the caller's /retrait.
+func (s *Service) Response(ctx context.Context, caller *pigp.Caller, name string) (*pigp.Response, error) {
+	return s.Store.FindAvailableResponse(ctx, caller.SIRETs, name, s.now())
+}
+
+// ResponseReader reads a response. Closing it records the download when the
+// reader served the whole file.
+type ResponseReader struct {
+	svc    *Service
+	caller *pigp.Caller
+	resp   *pigp.Response
+	f      *os.File
+
+	mu      sync.Mutex
+	covered int64 // bytes [0, covered) were served
+	extents map[int64]int64
+	closed  bool
+}
+
+// OpenResponse opens the caller's file named name for reading.
+func (s *Service) OpenResponse(ctx context.Context, caller *pigp.Caller, name string) (*ResponseReader, error) {
+	resp, err := s.Response(ctx, caller, name)
+	if err != nil {
+		return nil, err
+	}
+	f, err := s.Blobs.Open(resp.StorageKey)
+	if err != nil {
+		return nil, fmt.Errorf("open response %s: %w", resp.ID, err)
+	}
+	return &ResponseReader{svc: s, caller: caller, resp: resp, f: f, extents: map[int64]int64{}}, nil
+}
+
+// Response returns the file being read.
+func (rr *ResponseReader) Response() *pigp.Response { return rr.resp }
+
+// ReadAt implements io.ReaderAt.
+func (rr *ResponseReader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := rr.f.ReadAt(p, off)
+	if n > 0 {
+		rr.mu.Lock()
+		if off <= rr.covered {
+			rr.covered = max(rr.covered, off+int64(n))
+			for {
+				end, ok := rr.extents[rr.covered]
+				if !ok {
+					break
+				}
+				delete(rr.extents, rr.covered)
+				rr.covered = max(rr.covered, end)
+			}
+		} else if len(rr.extents) < 4096 {
+			rr.extents[off] = max(rr.extents[off], off+int64(n))
+		}
+		rr.mu.Unlock()
+	}
+	return n, err
+}
+
+// Read implements io.Reader, for sequential consumers such as the portal.
+func (rr *ResponseReader) Read(p []byte) (int, error) {
+	rr.mu.Lock()
+	off := rr.covered
+	rr.mu.Unlock()
+	return rr.ReadAt(p, off)
+}
+
+// Complete reports whether every byte was served.
+func (rr *ResponseReader) Complete() bool {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	return rr.covered >= rr.resp.Size
+}
+
+// Close closes the file and, if it was read to the end, records the
+// download (and the first-download date).
+func (rr *ResponseReader) Close() error {
+	rr.mu.Lock()
+	if rr.closed {
+		rr.mu.Unlock()
+		return nil
+	}
+	rr.closed = true
+	rr.mu.Unlock()
+	rr.f.Close()
+	if !rr.Complete() {
+		return nil
+	}
+	s := rr.svc
+	d := &pigp.Download{
+		ResponseID: rr.resp.ID, ResponseName: rr.resp.Name, DocType: rr.resp.DocType, Size: rr.resp.Size,
+		SIRET: rr.resp.SIRET, AccountID: rr.caller.AccountID, Login: rr.caller.Login,
+		Protocol: rr.caller.Protocol, ClientIP: rr.caller.RemoteIP, DownloadedAt: s.now(),
+	}
+	if err := s.Store.RecordDownload(context.Background(), d); err != nil {
+		return fmt.Errorf("record download: %w", err)
+	}
+	s.Logger.Info("response downloaded", "response", d.ResponseID, "name", d.ResponseName, "siret", d.SIRET,
+		"login", d.Login, "ip", d.ClientIP, "protocol", d.Protocol)
+	return nil
+}
+
+// RemoveResponse hides the caller's file named name and deletes its
+// content. It is allowed only after the file was downloaded at least once;
+// the history keeps it.
+func (s *Service) RemoveResponse(ctx context.Context, caller *pigp.Caller, name string) error {
+	resp, err := s.Response(ctx, caller, name)
+	if err != nil {
+		return err
+	}
+	if err := s.Store.MarkResponseRemoved(ctx, resp.ID, s.now()); err != nil {
+		return err
+	}
+	if err := s.Blobs.Remove(resp.StorageKey); err != nil {
+		// The row already hides the file; housekeeping removes orphans.
+		s.Logger.Error("delete removed response content", "response", resp.ID, "error", err)
+	}
+	s.Logger.Info("response removed", "response", resp.ID, "name", resp.Name, "siret", resp.SIRET,
+		"login", caller.Login, "ip", caller.RemoteIP)
+	return nil
+}
+
+// FormatSize writes a size as the portal does: o, Ko, Mo, Go.
+func FormatSize(n int64) string {
+	const unit = 1024
+	switch {
+	case n < unit:
+		return fmt.Sprintf("%d o", n)
+	case n < unit*unit:
+		return fmt.Sprintf("%d Ko", (n+unit-1)/unit)
+	case n < unit*unit*unit:
+		return strings.Replace(fmt.Sprintf("%.1f Mo", float64(n)/(unit*unit)), ".0 ", " ", 1)
+	default:
+		return strings.Replace(fmt.Sprintf("%.1f Go", float64(n)/(unit*unit*unit)), ".0 ", " ", 1)
+	}
+}

@@ -1,0 +1,135 @@
+// Package pigp holds the domain of the APA exchange between départements and
+// the DGFiP: organisations, accounts, deposits, responses and the downloads
+// of responses, with their rules and error codes. It does no I/O; adapters
+// (store, vfs, server, web, scheduler) meet through its types.
+package pigp
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"time"
+)
+
+// Version is the build version, set by the linker in release builds.
+var Version = "dev"
+
+// Protocols through which a file can be deposited or downloaded.
+const (
+	ProtocolSFTP = "SFTP"
+	ProtocolHTTP = "HTTPS"
+	ProtocolCLI  = "CLI"
+)
+
+// NewID returns a new 32-character lowercase hexadecimal identifier from
+// crypto/rand, used for deposits and responses. 128 random bits make a
+// collision practically impossible; the database's primary key enforces
+// uniqueness anyway.
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("pigp: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// IsID reports whether s has the form of a deposit or response identifier.
+func IsID(s string) bool {
+	if len(s) != 32 {
+		return false
+	}
+	for _, c := range s {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// Organisation is a département (or any body) identified by its SIRET.
+type Organisation struct {
+	SIRET     string
+	Name      string
+	CreatedAt time.Time
+}
+
+// Validate checks an organisation before it is stored.
+func (o *Organisation) Validate() error {
+	if err := ValidateSIRET(o.SIRET); err != nil {
+		return err
+	}
+	if strings.TrimSpace(o.Name) == "" {
+		return Errorf(EINVALID, "le nom de l'organisation est obligatoire")
+	}
+	if len([]rune(o.Name)) > 200 {
+		return Errorf(EINVALID, "le nom de l'organisation dépasse 200 caractères")
+	}
+	return nil
+}
+
+// ValidateSIRET checks that s is 14 digits with a valid Luhn checksum.
+// La Poste's establishments (SIREN 356000000) follow another rule: the sum
+// of the digits is a multiple of 5.
+func ValidateSIRET(s string) error {
+	if len(s) != 14 {
+		return Errorf(EINVALID, "SIRET %q invalide : il doit compter 14 chiffres", s)
+	}
+	sum, digits := 0, 0
+	for i := 0; i < 14; i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return Errorf(EINVALID, "SIRET %q invalide : il ne doit contenir que des chiffres", s)
+		}
+		d := int(c - '0')
+		digits += d
+		if i%2 == 0 { // from the right, every second digit is doubled: positions 0,2,… from the left for 14 digits
+			d *= 2
+			if d > 9 {
+				d -= 9
+			}
+		}
+		sum += d
+	}
+	if sum%10 == 0 || strings.HasPrefix(s, "356000000") && digits%5 == 0 {
+		return nil
+	}
+	return Errorf(EINVALID, "SIRET %s invalide : la clé de contrôle est fausse", s)
+}
+
+// Clock returns the current time; it is injected everywhere time matters so
+// that tests can move it.
+type Clock func() time.Time
+
+// Caller describes who performs an operation: the authenticated account,
+// the SIRETs it may act for, and from where.
+type Caller struct {
+	AccountID int64
+	Login     string
+	SIRETs    []string
+	RemoteIP  string
+	Protocol  string
+}
+
+// MayActFor reports whether the caller may act for siret.
+func (c *Caller) MayActFor(siret string) bool {
+	for _, s := range c.SIRETs {
+		if s == siret {
+			return true
+		}
+	}
+	return false
+}
+
+type callerKey struct{}
+
+// NewContextWithCaller returns a context carrying c.
+func NewContextWithCaller(ctx context.Context, c *Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFromContext returns the caller carried by ctx, or nil.
+func CallerFromContext(ctx context.Context) *Caller {
+	c, _ := ctx.Value(callerKey{}).(*Caller)
+	return c
+}

@@ -1,0 +1,403 @@
+// Package server is pigp's SSH listener: it authenticates accounts by
+// password or public key, accepts only the "sftp" subsystem and serves each
+// session's virtual file system with pkg/sftp.
+package server
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
+
+	"github.com/pigp/pigp"
+)
+
+// Authenticator checks credentials. Its errors are *pigp.Error: EUNAUTHORIZED
+// for a refusal, EEXPIRED for an expired password (its French message is
+// shown to the user as an SSH banner).
+type Authenticator interface {
+	AuthenticatePassword(ctx context.Context, login, password, remoteIP, protocol string) (*pigp.Caller, error)
+	AuthenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error)
+}
+
+// SessionFS is the file system of one SFTP session.
+type SessionFS interface {
+	Handlers() sftp.Handlers
+	Close()
+}
+
+// Algorithms are set explicitly; none is in ssh.InsecureAlgorithms(). CTR
+// ciphers and the non-ETM HMACs are kept for libssh2 1.10 (curl) and JSch.
+var (
+	KeyExchanges = []string{
+		ssh.KeyExchangeMLKEM768X25519, ssh.KeyExchangeCurve25519,
+		ssh.KeyExchangeECDHP256, ssh.KeyExchangeECDHP384, ssh.KeyExchangeECDHP521,
+		ssh.KeyExchangeDH16SHA512, ssh.KeyExchangeDH14SHA256,
+	}
+	Ciphers = []string{
+		ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305,
+		ssh.CipherAES256CTR, ssh.CipherAES192CTR, ssh.CipherAES128CTR,
+	}
+	MACs = []string{
+		ssh.HMACSHA256ETM, ssh.HMACSHA512ETM, ssh.HMACSHA256, ssh.HMACSHA512,
+	}
+	PublicKeyAuthAlgorithms = []string{
+		ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
+		ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256,
+	}
+)
+
+// Server is the SSH/SFTP listener.
+type Server struct {
+	Addr     string
+	HostKeys []ssh.Signer
+	Auth     Authenticator
+	NewFS    func(caller *pigp.Caller) SessionFS
+	Logger   *slog.Logger
+	// LoginGraceTime closes connections that have not authenticated in time.
+	LoginGraceTime time.Duration
+	// MaxAuthTries bounds authentication attempts per connection.
+	MaxAuthTries int
+	// ServerVersion is the SSH identification string.
+	ServerVersion string
+
+	ln     net.Listener
+	config *ssh.ServerConfig
+	wg     sync.WaitGroup
+
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	closing  bool
+	sessions sync.WaitGroup
+}
+
+// Open validates the settings, binds the listener and starts serving.
+func (s *Server) Open() error {
+	if len(s.HostKeys) == 0 || s.Auth == nil || s.NewFS == nil {
+		return errors.New("server: host keys, authenticator and file system are required")
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	if s.LoginGraceTime == 0 {
+		s.LoginGraceTime = 60 * time.Second
+	}
+	if s.MaxAuthTries == 0 {
+		s.MaxAuthTries = 6
+	}
+	if s.ServerVersion == "" {
+		s.ServerVersion = "SSH-2.0-pigp"
+	}
+	s.config = s.sshConfig()
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.Addr, err)
+	}
+	s.ln = ln
+	s.conns = map[net.Conn]struct{}{}
+	s.wg.Add(1)
+	go s.serve()
+	s.Logger.Info("sftp server listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// ListenAddr returns the bound address.
+func (s *Server) ListenAddr() net.Addr { return s.ln.Addr() }
+
+func (s *Server) sshConfig() *ssh.ServerConfig {
+	cfg := &ssh.ServerConfig{
+		Config:                    ssh.Config{KeyExchanges: KeyExchanges, Ciphers: Ciphers, MACs: MACs},
+		PublicKeyAuthAlgorithms:   PublicKeyAuthAlgorithms,
+		MaxAuthTries:              s.MaxAuthTries,
+		ServerVersion:             s.ServerVersion,
+		PasswordCallback:          s.passwordCallback,
+		PublicKeyCallback:         s.publicKeyCallback,
+		VerifiedPublicKeyCallback: s.verifiedPublicKeyCallback,
+		AuthLogCallback: func(conn ssh.ConnMetadata, method string, err error) {
+			if method == "none" {
+				return
+			}
+			if err != nil {
+				s.Logger.Info("ssh auth failed", "login", conn.User(), "ip", remoteIP(conn.RemoteAddr()), "method", method)
+			} else {
+				s.Logger.Info("ssh auth ok", "login", conn.User(), "ip", remoteIP(conn.RemoteAddr()), "method", method)
+			}
+		},
+	}
+	for _, k := range s.HostKeys {
+		cfg.AddHostKey(k)
+	}
+	return cfg
+}
+
+const callerKey = "pigp.caller"
+
+func (s *Server) authError(conn ssh.ConnMetadata, err error) error {
+	switch pigp.ErrorCode(err) {
+	case pigp.EUNAUTHORIZED:
+		return err
+	case pigp.EEXPIRED:
+		return &ssh.BannerError{Err: err, Message: pigp.ErrorMessage(err) + "\r\n"}
+	}
+	s.Logger.Error("authentication error", "login", conn.User(), "error", err)
+	return errors.New("authentication unavailable")
+}
+
+func (s *Server) passwordCallback(conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+	c, err := s.Auth.AuthenticatePassword(context.Background(), conn.User(), string(password), remoteIP(conn.RemoteAddr()), pigp.ProtocolSFTP)
+	if err != nil {
+		return nil, s.authError(conn, err)
+	}
+	return &ssh.Permissions{ExtraData: map[any]any{callerKey: c}}, nil
+}
+
+// publicKeyCallback approves a key the account holds; the session is scoped
+// only from the permissions of the key that then signs (CVE-2024-45337).
+func (s *Server) publicKeyCallback(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	fp := ssh.FingerprintSHA256(key)
+	c, err := s.Auth.AuthenticateKey(context.Background(), conn.User(), fp, remoteIP(conn.RemoteAddr()), pigp.ProtocolSFTP)
+	if err != nil {
+		return nil, s.authError(conn, err)
+	}
+	return &ssh.Permissions{Extensions: map[string]string{"pubkey-fp": fp}, ExtraData: map[any]any{callerKey: c}}, nil
+}
+
+func (s *Server) verifiedPublicKeyCallback(conn ssh.ConnMetadata, key ssh.PublicKey, p *ssh.Permissions, _ string) (*ssh.Permissions, error) {
+	if p == nil || p.Extensions["pubkey-fp"] != ssh.FingerprintSHA256(key) {
+		return nil, errors.New("key mismatch")
+	}
+	return p, nil
+}
+
+func remoteIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+func (s *Server) serve() {
+	defer s.wg.Done()
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.Logger.Warn("accept", "error", err)
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
+		if !s.track(conn) {
+			conn.Close()
+			continue
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer s.untrack(conn)
+			s.handleConn(conn)
+		}()
+	}
+}
+
+func (s *Server) track(c net.Conn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(c net.Conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	c.Close()
+}
+
+func (s *Server) handleConn(nc net.Conn) {
+	nc.SetDeadline(time.Now().Add(s.LoginGraceTime))
+	conn, chans, reqs, err := ssh.NewServerConn(nc, s.config)
+	if err != nil {
+		s.Logger.Debug("ssh handshake failed", "ip", remoteIP(nc.RemoteAddr()), "error", err)
+		return
+	}
+	defer conn.Close()
+	nc.SetDeadline(time.Time{})
+	caller, _ := conn.Permissions.ExtraData[callerKey].(*pigp.Caller)
+	if caller == nil {
+		s.Logger.Error("authenticated connection without caller")
+		return
+	}
+	log := s.Logger.With("login", caller.Login, "ip", caller.RemoteIP, "session", fmt.Sprintf("%x", conn.SessionID()[:6]))
+	log.Info("ssh session opened", "client", string(conn.ClientVersion()))
+	go ssh.DiscardRequests(reqs)
+	var wg sync.WaitGroup
+	for nch := range chans {
+		if nch.ChannelType() != "session" {
+			nch.Reject(ssh.Prohibited, "seul le sous-système sftp est disponible")
+			continue
+		}
+		ch, creqs, err := nch.Accept()
+		if err != nil {
+			log.Warn("accept channel", "error", err)
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.handleSession(ch, creqs, caller, log)
+		}()
+	}
+	wg.Wait()
+	log.Info("ssh session closed")
+}
+
+// handleSession waits for the "sftp" subsystem request and refuses every
+// other request (shell, exec, pty, env, …) at once.
+func (s *Server) handleSession(ch ssh.Channel, reqs <-chan *ssh.Request, caller *pigp.Caller, log *slog.Logger) {
+	defer ch.Close()
+	started := false
+	for req := range reqs {
+		ok := false
+		if req.Type == "subsystem" && !started && len(req.Payload) >= 4 && string(req.Payload[4:]) == "sftp" {
+			ok, started = true, true
+		}
+		if req.WantReply {
+			req.Reply(ok, nil)
+		}
+		if !ok {
+			log.Debug("session request refused", "type", req.Type)
+			if req.Type == "exec" || req.Type == "shell" {
+				ch.Stderr().Write([]byte("pigp : seul le sous-système sftp est disponible\r\n"))
+				ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{1}))
+				return
+			}
+			continue
+		}
+		go ssh.DiscardRequests(reqs)
+		s.serveSFTP(ch, caller, log)
+		return
+	}
+}
+
+func (s *Server) serveSFTP(ch ssh.Channel, caller *pigp.Caller, log *slog.Logger) {
+	s.sessions.Add(1)
+	defer s.sessions.Done()
+	fsys := s.NewFS(caller)
+	defer fsys.Close()
+	rs := sftp.NewRequestServer(ch, fsys.Handlers(),
+		sftp.WithStartDirectory("/"),
+		sftp.WithRSMaxTxPacket(256<<10))
+	if err := rs.Serve(); err != nil && !errors.Is(err, io.EOF) {
+		log.Debug("sftp session ended", "error", err)
+	}
+	rs.Close()
+}
+
+// Close stops accepting connections, lets the running SFTP sessions finish
+// until ctx is done, then closes every connection.
+func (s *Server) Close(ctx context.Context) error {
+	if s.ln == nil {
+		return nil
+	}
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
+	err := s.ln.Close()
+	done := make(chan struct{})
+	go func() {
+		s.sessions.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.Logger.Warn("shutdown timeout: closing the remaining sessions")
+	}
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return err
+}
+
+// LoadOrCreateHostKeys returns the host keys kept in dir (ed25519 and ECDSA
+// P-256), generating any missing one with mode 0600.
+func LoadOrCreateHostKeys(dir string) ([]ssh.Signer, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create host key directory: %w", err)
+	}
+	var out []ssh.Signer
+	for _, k := range []struct {
+		file string
+		gen  func() (any, error)
+	}{
+		{"ssh_host_ed25519_key", func() (any, error) { _, priv, err := ed25519.GenerateKey(rand.Reader); return priv, err }},
+		{"ssh_host_ecdsa_key", func() (any, error) { return ecdsa.GenerateKey(elliptic.P256(), rand.Reader) }},
+	} {
+		path := filepath.Join(dir, k.file)
+		b, err := os.ReadFile(path)
+		if errors.Is(err, os.ErrNotExist) {
+			priv, err := k.gen()
+			if err != nil {
+				return nil, fmt.Errorf("generate host key: %w", err)
+			}
+			blk, err := ssh.MarshalPrivateKey(priv, "pigp host key")
+			if err != nil {
+				return nil, fmt.Errorf("encode host key: %w", err)
+			}
+			b = pem.EncodeToMemory(blk)
+			if err := writeFileSync(path, b, 0o600); err != nil {
+				return nil, err
+			}
+		} else if err != nil {
+			return nil, fmt.Errorf("read host key: %w", err)
+		}
+		signer, err := ssh.ParsePrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("parse host key %s: %w", path, err)
+		}
+		out = append(out, signer)
+	}
+	return out, nil
+}
+
+func writeFileSync(path string, b []byte, mode os.FileMode) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+	if err != nil {
+		return fmt.Errorf("create %s: %w", path, err)
+	}
+	if _, err := f.Write(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

@@ -1,0 +1,233 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/pigp/pigp"
+)
+
+type organisationRow struct {
+	SIRET     string `gorm:"column:siret;primaryKey"`
+	Name      string
+	CreatedAt time.Time
+}
+
+func (organisationRow) TableName() string { return "organisations" }
+
+type accountRow struct {
+	ID                int64 `gorm:"primaryKey"`
+	Login             string
+	Name              string
+	Email             string
+	PasswordHash      string
+	PasswordSetAt     time.Time
+	PasswordExpiresAt time.Time
+	PasswordTemporary bool
+	State             string
+	CreatedAt         time.Time
+	UpdatedAt         time.Time
+}
+
+func (accountRow) TableName() string { return "accounts" }
+
+type accountSIRETRow struct {
+	AccountID int64  `gorm:"primaryKey;autoIncrement:false"`
+	SIRET     string `gorm:"column:siret;primaryKey"`
+}
+
+func (accountSIRETRow) TableName() string { return "account_sirets" }
+
+type sshKeyRow struct {
+	ID          int64 `gorm:"primaryKey"`
+	AccountID   int64
+	Fingerprint string
+	PublicKey   string
+	Comment     string
+	CreatedAt   time.Time
+}
+
+func (sshKeyRow) TableName() string { return "ssh_keys" }
+
+// CreateOrganisation stores a new organisation. ECONFLICT if the SIRET exists.
+func (db *DB) CreateOrganisation(ctx context.Context, o *pigp.Organisation) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	o.CreatedAt = db.now()
+	row := organisationRow{SIRET: o.SIRET, Name: o.Name, CreatedAt: o.CreatedAt}
+	if err := db.with(ctx).Create(&row).Error; err != nil {
+		return conflict(err, fmt.Sprintf("l'organisation %s existe déjà", o.SIRET))
+	}
+	return nil
+}
+
+// FindOrganisation returns the organisation with the given SIRET, ENOTFOUND if none.
+func (db *DB) FindOrganisation(ctx context.Context, siret string) (*pigp.Organisation, error) {
+	var row organisationRow
+	if err := db.with(ctx).Where("siret = ?", siret).Take(&row).Error; err != nil {
+		return nil, notFound(err, fmt.Sprintf("organisation %s inconnue", siret))
+	}
+	return &pigp.Organisation{SIRET: row.SIRET, Name: row.Name, CreatedAt: row.CreatedAt}, nil
+}
+
+// ListOrganisations returns every organisation ordered by SIRET.
+func (db *DB) ListOrganisations(ctx context.Context) ([]*pigp.Organisation, error) {
+	var rows []organisationRow
+	if err := db.with(ctx).Order("siret").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list organisations: %w", err)
+	}
+	out := make([]*pigp.Organisation, len(rows))
+	for i, r := range rows {
+		out[i] = &pigp.Organisation{SIRET: r.SIRET, Name: r.Name, CreatedAt: r.CreatedAt}
+	}
+	return out, nil
+}
+
+// CreateAccount stores a new account and its SIRETs, setting a.ID.
+// ECONFLICT for a duplicate login, ENOTFOUND for an unknown organisation.
+func (db *DB) CreateAccount(ctx context.Context, a *pigp.Account) error {
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	now := db.now()
+	return db.with(ctx).Transaction(func(tx *gorm.DB) error {
+		for _, s := range a.SIRETs {
+			var n int64
+			if err := tx.Model(&organisationRow{}).Where("siret = ?", s).Count(&n).Error; err != nil {
+				return fmt.Errorf("check organisation: %w", err)
+			}
+			if n == 0 {
+				return pigp.Errorf(pigp.ENOTFOUND, "organisation %s inconnue : créez-la d'abord avec `pigp org add`", s)
+			}
+		}
+		row := accountRow{
+			Login: a.Login, Name: a.Name, Email: a.Email, PasswordHash: a.PasswordHash,
+			PasswordSetAt: utc(a.PasswordSetAt), PasswordExpiresAt: utc(a.PasswordExpiresAt),
+			PasswordTemporary: a.PasswordTemporary, State: a.State, CreatedAt: now, UpdatedAt: now,
+		}
+		if err := tx.Create(&row).Error; err != nil {
+			return conflict(err, fmt.Sprintf("l'identifiant %s existe déjà", a.Login))
+		}
+		for _, s := range a.SIRETs {
+			if err := tx.Create(&accountSIRETRow{AccountID: row.ID, SIRET: s}).Error; err != nil {
+				return conflict(err, fmt.Sprintf("SIRET %s en double", s))
+			}
+		}
+		a.ID, a.CreatedAt = row.ID, now
+		return nil
+	})
+}
+
+func (db *DB) toAccount(ctx context.Context, tx *gorm.DB, r *accountRow) (*pigp.Account, error) {
+	var sirets []string
+	if err := tx.WithContext(ctx).Model(&accountSIRETRow{}).Where("account_id = ?", r.ID).Order("siret").Pluck("siret", &sirets).Error; err != nil {
+		return nil, fmt.Errorf("read account sirets: %w", err)
+	}
+	return &pigp.Account{
+		ID: r.ID, Login: r.Login, Name: r.Name, Email: r.Email, SIRETs: sirets,
+		PasswordHash: r.PasswordHash, PasswordSetAt: r.PasswordSetAt, PasswordExpiresAt: r.PasswordExpiresAt,
+		PasswordTemporary: r.PasswordTemporary, State: r.State, CreatedAt: r.CreatedAt,
+	}, nil
+}
+
+// FindAccountByLogin returns the account with the given login, ENOTFOUND if none.
+func (db *DB) FindAccountByLogin(ctx context.Context, login string) (*pigp.Account, error) {
+	var row accountRow
+	if err := db.with(ctx).Where("login = ?", login).Take(&row).Error; err != nil {
+		return nil, notFound(err, fmt.Sprintf("identifiant %s inconnu", login))
+	}
+	return db.toAccount(ctx, db.gdb, &row)
+}
+
+// FindAccountByID returns the account with the given id, ENOTFOUND if none.
+func (db *DB) FindAccountByID(ctx context.Context, id int64) (*pigp.Account, error) {
+	var row accountRow
+	if err := db.with(ctx).Where("id = ?", id).Take(&row).Error; err != nil {
+		return nil, notFound(err, fmt.Sprintf("compte %d inconnu", id))
+	}
+	return db.toAccount(ctx, db.gdb, &row)
+}
+
+// ListAccounts returns every account ordered by login.
+func (db *DB) ListAccounts(ctx context.Context) ([]*pigp.Account, error) {
+	var rows []accountRow
+	if err := db.with(ctx).Order("login").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list accounts: %w", err)
+	}
+	out := make([]*pigp.Account, 0, len(rows))
+	for i := range rows {
+		a, err := db.toAccount(ctx, db.gdb, &rows[i])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// SetAccountState enables or disables an account. ENOTFOUND if none.
+func (db *DB) SetAccountState(ctx context.Context, login, state string) error {
+	if state != pigp.AccountActive && state != pigp.AccountDisabled {
+		return pigp.Errorf(pigp.EINVALID, "état de compte %q inconnu", state)
+	}
+	res := db.with(ctx).Model(&accountRow{}).Where("login = ?", login).
+		Updates(map[string]any{"state": state, "updated_at": db.now()})
+	if res.Error != nil {
+		return fmt.Errorf("set account state: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return pigp.Errorf(pigp.ENOTFOUND, "identifiant %s inconnu", login)
+	}
+	return nil
+}
+
+// SetPassword replaces an account's password hash and its dates.
+func (db *DB) SetPassword(ctx context.Context, login, hash string, setAt, expiresAt time.Time, temporary bool) error {
+	res := db.with(ctx).Model(&accountRow{}).Where("login = ?", login).Updates(map[string]any{
+		"password_hash": hash, "password_set_at": utc(setAt), "password_expires_at": utc(expiresAt),
+		"password_temporary": temporary, "updated_at": db.now(),
+	})
+	if res.Error != nil {
+		return fmt.Errorf("set password: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return pigp.Errorf(pigp.ENOTFOUND, "identifiant %s inconnu", login)
+	}
+	return nil
+}
+
+// AddSSHKey attaches a public key to an account. ECONFLICT if already there.
+func (db *DB) AddSSHKey(ctx context.Context, k *pigp.SSHKey) error {
+	row := sshKeyRow{AccountID: k.AccountID, Fingerprint: k.Fingerprint, PublicKey: k.PublicKey, Comment: k.Comment, CreatedAt: db.now()}
+	if err := db.with(ctx).Create(&row).Error; err != nil {
+		return conflict(err, fmt.Sprintf("la clé %s est déjà enregistrée pour ce compte", k.Fingerprint))
+	}
+	k.ID, k.CreatedAt = row.ID, row.CreatedAt
+	return nil
+}
+
+// FindSSHKey returns the key of an account with the given fingerprint, ENOTFOUND if none.
+func (db *DB) FindSSHKey(ctx context.Context, accountID int64, fingerprint string) (*pigp.SSHKey, error) {
+	var r sshKeyRow
+	if err := db.with(ctx).Where("account_id = ? AND fingerprint = ?", accountID, fingerprint).Take(&r).Error; err != nil {
+		return nil, notFound(err, "clé inconnue")
+	}
+	return &pigp.SSHKey{ID: r.ID, AccountID: r.AccountID, Fingerprint: r.Fingerprint, PublicKey: r.PublicKey, Comment: r.Comment, CreatedAt: r.CreatedAt}, nil
+}
+
+// ListSSHKeys returns an account's keys.
+func (db *DB) ListSSHKeys(ctx context.Context, accountID int64) ([]*pigp.SSHKey, error) {
+	var rows []sshKeyRow
+	if err := db.with(ctx).Where("account_id = ?", accountID).Order("id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list ssh keys: %w", err)
+	}
+	out := make([]*pigp.SSHKey, len(rows))
+	for i, r := range rows {
+		out[i] = &pigp.SSHKey{ID: r.ID, AccountID: r.AccountID, Fingerprint: r.Fingerprint, PublicKey: r.PublicKey, Comment: r.Comment, CreatedAt: r.CreatedAt}
+	}
+	return out, nil
+}

@@ -1,0 +1,111 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/pigp/pigp"
+)
+
+type depositRow struct {
+	ID           string `gorm:"primaryKey"`
+	ExternalName string
+	InternalName string
+	SIRET        string `gorm:"column:siret"`
+	AccountID    int64
+	Size         int64
+	SHA256       string `gorm:"column:sha256"`
+	Status       string
+	ClientIP     string
+	Protocol     string
+	DepositedAt  time.Time
+	StorageKey   string
+}
+
+func (depositRow) TableName() string { return "deposits" }
+
+// depositWithLogin is a deposit row joined with its account's login.
+type depositWithLogin struct {
+	Row   depositRow `gorm:"embedded"`
+	Login string
+}
+
+func (r *depositWithLogin) toDeposit() *pigp.Deposit {
+	d := &r.Row
+	return &pigp.Deposit{
+		ID: d.ID, ExternalName: d.ExternalName, InternalName: d.InternalName, SIRET: d.SIRET,
+		AccountID: d.AccountID, Login: r.Login, Size: d.Size, SHA256: d.SHA256, Status: d.Status,
+		ClientIP: d.ClientIP, Protocol: d.Protocol, DepositedAt: d.DepositedAt, StorageKey: d.StorageKey,
+	}
+}
+
+// CreateDeposit records a deposit whose content is already durable.
+func (db *DB) CreateDeposit(ctx context.Context, d *pigp.Deposit) error {
+	row := depositRow{
+		ID: d.ID, ExternalName: d.ExternalName, InternalName: d.InternalName, SIRET: d.SIRET,
+		AccountID: d.AccountID, Size: d.Size, SHA256: d.SHA256, Status: d.Status, ClientIP: d.ClientIP,
+		Protocol: d.Protocol, DepositedAt: utc(d.DepositedAt), StorageKey: d.StorageKey,
+	}
+	if err := db.with(ctx).Create(&row).Error; err != nil {
+		return conflict(err, "identifiant de dépôt en double")
+	}
+	return nil
+}
+
+func (db *DB) depositQuery(ctx context.Context) *gorm.DB {
+	return db.with(ctx).Table("deposits").
+		Select("deposits.*, accounts.login AS login").
+		Joins("JOIN accounts ON accounts.id = deposits.account_id")
+}
+
+// FindDeposit returns the deposit with the given id, ENOTFOUND if none.
+func (db *DB) FindDeposit(ctx context.Context, id string) (*pigp.Deposit, error) {
+	var row depositWithLogin
+	if err := db.depositQuery(ctx).Where("deposits.id = ?", id).Take(&row).Error; err != nil {
+		return nil, notFound(err, fmt.Sprintf("dépôt %s inconnu", id))
+	}
+	return row.toDeposit(), nil
+}
+
+// ListDeposits returns the deposits matching f, newest first.
+func (db *DB) ListDeposits(ctx context.Context, f pigp.DepositFilter) ([]*pigp.Deposit, error) {
+	q := db.depositQuery(ctx).Where("deposits.siret IN ?", f.SIRETs)
+	if len(f.Statuses) > 0 {
+		q = q.Where("deposits.status IN ?", f.Statuses)
+	}
+	if !f.Since.IsZero() {
+		q = q.Where("deposits.deposited_at >= ?", utc(f.Since))
+	}
+	q = q.Order("deposits.deposited_at DESC, deposits.id DESC").Offset(f.Offset)
+	if f.Limit > 0 {
+		q = q.Limit(f.Limit)
+	}
+	var rows []depositWithLogin
+	if err := q.Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list deposits: %w", err)
+	}
+	out := make([]*pigp.Deposit, len(rows))
+	for i := range rows {
+		out[i] = rows[i].toDeposit()
+	}
+	return out, nil
+}
+
+// CountDeposits returns how many deposits match f (ignoring Offset and Limit).
+func (db *DB) CountDeposits(ctx context.Context, f pigp.DepositFilter) (int64, error) {
+	q := db.with(ctx).Model(&depositRow{}).Where("siret IN ?", f.SIRETs)
+	if len(f.Statuses) > 0 {
+		q = q.Where("status IN ?", f.Statuses)
+	}
+	if !f.Since.IsZero() {
+		q = q.Where("deposited_at >= ?", utc(f.Since))
+	}
+	var n int64
+	if err := q.Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count deposits: %w", err)
+	}
+	return n, nil
+}

@@ -1,0 +1,211 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"gorm.io/gorm"
+
+	"github.com/pigp/pigp"
+)
+
+// migration is one versioned schema change. Its SQL is written once for both
+// databases; {{ID}}, {{TS}} and {{BIGINT}} are replaced by each dialect's type.
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// migrations is the ordered list of schema changes. Never edit a released
+// entry: append a new one.
+var migrations = []migration{
+	{1, "initial schema", `
+CREATE TABLE organisations (
+	siret      VARCHAR(14) PRIMARY KEY,
+	name       VARCHAR(200) NOT NULL,
+	created_at {{TS}} NOT NULL
+);
+CREATE TABLE accounts (
+	id                  {{ID}},
+	login               VARCHAR(64) NOT NULL UNIQUE,
+	name                VARCHAR(200) NOT NULL,
+	email               VARCHAR(254) NOT NULL,
+	password_hash       VARCHAR(255) NOT NULL,
+	password_set_at     {{TS}} NOT NULL,
+	password_expires_at {{TS}} NOT NULL,
+	password_temporary  BOOLEAN NOT NULL DEFAULT FALSE,
+	state               VARCHAR(16) NOT NULL,
+	created_at          {{TS}} NOT NULL,
+	updated_at          {{TS}} NOT NULL
+);
+CREATE TABLE account_sirets (
+	account_id {{BIGINT}} NOT NULL REFERENCES accounts(id),
+	siret      VARCHAR(14) NOT NULL REFERENCES organisations(siret),
+	PRIMARY KEY (account_id, siret)
+);
+CREATE TABLE ssh_keys (
+	id          {{ID}},
+	account_id  {{BIGINT}} NOT NULL REFERENCES accounts(id),
+	fingerprint VARCHAR(100) NOT NULL,
+	public_key  TEXT NOT NULL,
+	comment     VARCHAR(255) NOT NULL DEFAULT '',
+	created_at  {{TS}} NOT NULL,
+	UNIQUE (account_id, fingerprint)
+);
+CREATE TABLE deposits (
+	id            VARCHAR(32) PRIMARY KEY,
+	external_name VARCHAR(255) NOT NULL,
+	internal_name VARCHAR(255) NOT NULL,
+	siret         VARCHAR(14) NOT NULL REFERENCES organisations(siret),
+	account_id    {{BIGINT}} NOT NULL REFERENCES accounts(id),
+	size          {{BIGINT}} NOT NULL,
+	sha256        VARCHAR(64) NOT NULL,
+	status        VARCHAR(16) NOT NULL,
+	client_ip     VARCHAR(64) NOT NULL,
+	protocol      VARCHAR(16) NOT NULL,
+	deposited_at  {{TS}} NOT NULL,
+	storage_key   VARCHAR(255) NOT NULL
+);
+CREATE INDEX deposits_siret_time ON deposits (siret, deposited_at);
+CREATE INDEX deposits_status ON deposits (status, deposited_at);
+CREATE TABLE responses (
+	id                VARCHAR(32) PRIMARY KEY,
+	name              VARCHAR(255) NOT NULL,
+	siret             VARCHAR(14) NOT NULL REFERENCES organisations(siret),
+	doc_type          VARCHAR(64) NOT NULL,
+	size              {{BIGINT}} NOT NULL,
+	sha256            VARCHAR(64) NOT NULL,
+	deposit_id        VARCHAR(32),
+	state             VARCHAR(16) NOT NULL,
+	available_at      {{TS}} NOT NULL,
+	expires_at        {{TS}} NOT NULL,
+	first_download_at {{TS}},
+	removed_at        {{TS}},
+	storage_key       VARCHAR(255) NOT NULL,
+	UNIQUE (siret, name)
+);
+CREATE INDEX responses_state_expiry ON responses (state, expires_at);
+CREATE TABLE downloads (
+	id            {{ID}},
+	response_id   VARCHAR(32) NOT NULL REFERENCES responses(id),
+	siret         VARCHAR(14) NOT NULL,
+	account_id    {{BIGINT}} NOT NULL REFERENCES accounts(id),
+	protocol      VARCHAR(16) NOT NULL,
+	client_ip     VARCHAR(64) NOT NULL,
+	downloaded_at {{TS}} NOT NULL
+);
+CREATE INDEX downloads_siret_time ON downloads (siret, downloaded_at);
+`},
+}
+
+// schemaMigration records an applied migration.
+type schemaMigration struct {
+	Version   int `gorm:"primaryKey;autoIncrement:false"`
+	Name      string
+	AppliedAt time.Time
+}
+
+func (schemaMigration) TableName() string { return "schema_migrations" }
+
+func (db *DB) expand(sql string) string {
+	r := strings.NewReplacer(
+		"{{ID}}", map[string]string{SQLite: "INTEGER PRIMARY KEY AUTOINCREMENT", Postgres: "BIGSERIAL PRIMARY KEY"}[db.dialect],
+		"{{TS}}", map[string]string{SQLite: "DATETIME", Postgres: "TIMESTAMPTZ"}[db.dialect],
+		"{{BIGINT}}", "BIGINT",
+	)
+	return r.Replace(sql)
+}
+
+// LatestVersion is the schema version this build expects.
+func LatestVersion() int { return migrations[len(migrations)-1].version }
+
+// SchemaVersion returns the highest applied migration, 0 on an empty database.
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	if !db.gdb.Migrator().HasTable(&schemaMigration{}) {
+		return 0, nil
+	}
+	var v *int
+	if err := db.with(ctx).Model(&schemaMigration{}).Select("MAX(version)").Scan(&v).Error; err != nil {
+		return 0, fmt.Errorf("read schema version: %w", err)
+	}
+	if v == nil {
+		return 0, nil
+	}
+	return *v, nil
+}
+
+// Migrate applies the pending migrations in order, each in its own
+// transaction, and returns the versions it applied. On PostgreSQL an
+// advisory lock keeps two nodes from migrating at once.
+func (db *DB) Migrate(ctx context.Context) ([]int, error) {
+	var applied []int
+	err := db.gdb.WithContext(ctx).Connection(func(conn *gorm.DB) error {
+		if db.dialect == Postgres {
+			if err := conn.Exec("SELECT pg_advisory_lock(7411001)").Error; err != nil {
+				return fmt.Errorf("lock migrations: %w", err)
+			}
+			defer conn.Exec("SELECT pg_advisory_unlock(7411001)")
+		}
+		if err := conn.Exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+			version INTEGER PRIMARY KEY, name VARCHAR(200) NOT NULL, applied_at ` + db.expand("{{TS}}") + ` NOT NULL)`).Error; err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		var done []int
+		if err := conn.Model(&schemaMigration{}).Pluck("version", &done).Error; err != nil {
+			return fmt.Errorf("read applied migrations: %w", err)
+		}
+		have := map[int]bool{}
+		for _, v := range done {
+			have[v] = true
+		}
+		for _, m := range migrations {
+			if have[m.version] {
+				continue
+			}
+			err := conn.Transaction(func(tx *gorm.DB) error {
+				for _, stmt := range splitStatements(db.expand(m.sql)) {
+					if err := tx.Exec(stmt).Error; err != nil {
+						return fmt.Errorf("migration %d (%s): %w", m.version, m.name, err)
+					}
+				}
+				return tx.Create(&schemaMigration{Version: m.version, Name: m.name, AppliedAt: db.now()}).Error
+			})
+			if err != nil {
+				return err
+			}
+			applied = append(applied, m.version)
+		}
+		return nil
+	})
+	return applied, err
+}
+
+// CheckSchema returns an error unless every migration has been applied.
+func (db *DB) CheckSchema(ctx context.Context) error {
+	v, err := db.SchemaVersion(ctx)
+	if err != nil {
+		return err
+	}
+	if v < LatestVersion() {
+		return pigp.Errorf(pigp.EUNAVAILABLE, "database schema is at version %d, this build needs %d: run `pigp migrate`", v, LatestVersion())
+	}
+	if v > LatestVersion() {
+		return pigp.Errorf(pigp.EUNAVAILABLE, "database schema is at version %d, newer than this build (%d)", v, LatestVersion())
+	}
+	return nil
+}
+
+// splitStatements splits a migration on semicolons at line ends. Migrations
+// hold no semicolons inside literals.
+func splitStatements(sql string) []string {
+	var out []string
+	for _, s := range strings.Split(sql, ";\n") {
+		if s = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(s), ";")); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}

@@ -1,0 +1,189 @@
+// Package vfs serves the virtual tree of one SFTP session through
+// pkg/sftp's request server: /depot (write-only deposit box), /retrait (the
+// responses of the caller's SIRETs) and /historique (generated CSV
+// listings). Nothing of the real disk is ever visible: every path is
+// resolved against this fixed tree and every answer comes from the exchange.
+package vfs
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pkg/sftp"
+
+	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/exchange"
+)
+
+// Top-level directories.
+const (
+	DirDepot      = "depot"
+	DirRetrait    = "retrait"
+	DirHistorique = "historique"
+)
+
+// StagingSuffix marks WinSCP's temporary upload names: NAME.filepart is
+// committed as a deposit when it is renamed to NAME.
+const StagingSuffix = ".filepart"
+
+// historyTTL is how long a generated listing is reused within a session, so
+// that its size in a listing matches what a following download reads.
+const historyTTL = 10 * time.Second
+
+// FS is the file system of one session.
+type FS struct {
+	svc    *exchange.Service
+	caller *pigp.Caller
+	log    *slog.Logger
+	start  time.Time
+
+	mu       sync.Mutex
+	staging  map[string]*exchange.Upload // staging name → upload closed by the client, waiting for its rename
+	inflight map[string]*exchange.Upload // name → upload whose handle is open
+	history  map[string]historyFile
+}
+
+type historyFile struct {
+	data []byte
+	at   time.Time
+}
+
+// New returns the file system of caller's session.
+func New(svc *exchange.Service, caller *pigp.Caller, log *slog.Logger) *FS {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &FS{
+		svc: svc, caller: caller, start: svc.Now(),
+		log:     log.With("login", caller.Login, "ip", caller.RemoteIP),
+		staging: map[string]*exchange.Upload{}, inflight: map[string]*exchange.Upload{}, history: map[string]historyFile{},
+	}
+}
+
+// Handlers returns the pkg/sftp handlers of the session.
+func (fsys *FS) Handlers() sftp.Handlers {
+	return sftp.Handlers{FileGet: fsys, FilePut: fsys, FileCmd: fsys, FileList: fsys}
+}
+
+// Close discards the uploads still staged when the session ends.
+func (fsys *FS) Close() {
+	fsys.mu.Lock()
+	defer fsys.mu.Unlock()
+	for name, u := range fsys.staging {
+		u.Abort()
+		delete(fsys.staging, name)
+	}
+}
+
+// split resolves p (already cleaned and absolute) into its top directory
+// and file name. It rejects anything deeper than /dir/name.
+func split(p string) (dir, name string, err error) {
+	p = path.Clean("/" + p)
+	if p == "/" {
+		return "", "", nil
+	}
+	parts := strings.Split(p[1:], "/")
+	switch {
+	case len(parts) > 2:
+		return "", "", errNotFound
+	case parts[0] != DirDepot && parts[0] != DirRetrait && parts[0] != DirHistorique:
+		return "", "", errNotFound
+	case len(parts) == 1:
+		return parts[0], "", nil
+	}
+	return parts[0], parts[1], nil
+}
+
+// sftpError is an error whose text goes to the client as is, with an SFTP
+// status code.
+type sftpError struct {
+	code error // one of sftp.ErrSSHFx*
+	msg  string
+}
+
+func (e *sftpError) Error() string { return e.msg }
+func (e *sftpError) Unwrap() error { return e.code }
+
+var (
+	errNotFound   = &sftpError{sftp.ErrSSHFxNoSuchFile, "Fichier ou répertoire introuvable"}
+	errReadOnly   = &sftpError{sftp.ErrSSHFxPermissionDenied, "Opération refusée : ce répertoire est en lecture seule"}
+	errWriteDepot = &sftpError{sftp.ErrSSHFxPermissionDenied, "Opération refusée : seuls les dépôts de fichiers d'appel dans /depot sont autorisés"}
+	errDenied     = &sftpError{sftp.ErrSSHFxPermissionDenied, "Opération refusée"}
+	errDepotRead  = &sftpError{sftp.ErrSSHFxPermissionDenied, "Lecture refusée : /depot est une boîte de dépôt ; les réponses sont dans /retrait"}
+)
+
+// toSFTP maps an error to what the client sees: pigp codes to SFTP status
+// codes with their French message; anything else to a generic failure whose
+// detail stays in the log.
+func (fsys *FS) toSFTP(op, p string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var se *sftpError
+	if errors.As(err, &se) {
+		return se
+	}
+	msg := pigp.ErrorMessage(err)
+	switch pigp.ErrorCode(err) {
+	case pigp.ENOTFOUND:
+		return &sftpError{sftp.ErrSSHFxNoSuchFile, msg}
+	case pigp.EINVALID, pigp.EFORBIDDEN, pigp.EUNAUTHORIZED, pigp.EEXPIRED:
+		return &sftpError{sftp.ErrSSHFxPermissionDenied, msg}
+	case pigp.ETOOLARGE, pigp.ECONFLICT, pigp.EUNAVAILABLE:
+		return &sftpError{sftp.ErrSSHFxFailure, msg}
+	}
+	fsys.log.Error("sftp request failed", "op", op, "path", p, "error", err)
+	return &sftpError{sftp.ErrSSHFxFailure, msg}
+}
+
+func ctxOf(r *sftp.Request) context.Context {
+	if ctx := r.Context(); ctx != nil {
+		return ctx
+	}
+	return context.Background()
+}
+
+// fileInfo is a virtual os.FileInfo.
+type fileInfo struct {
+	name  string
+	size  int64
+	mode  fs.FileMode
+	mtime time.Time
+}
+
+func (fi *fileInfo) Name() string       { return fi.name }
+func (fi *fileInfo) Size() int64        { return fi.size }
+func (fi *fileInfo) Mode() fs.FileMode  { return fi.mode }
+func (fi *fileInfo) ModTime() time.Time { return fi.mtime }
+func (fi *fileInfo) IsDir() bool        { return fi.mode.IsDir() }
+func (fi *fileInfo) Sys() any           { return nil }
+
+func (fsys *FS) dirInfo(name string) os.FileInfo {
+	mode := fs.ModeDir | 0o555
+	if name == DirDepot {
+		mode = fs.ModeDir | 0o755
+	}
+	return &fileInfo{name: name, mode: mode, mtime: fsys.start}
+}
+
+// listerAt serves a fixed listing.
+type listerAt []os.FileInfo
+
+func (l listerAt) ListAt(out []os.FileInfo, off int64) (int, error) {
+	if off >= int64(len(l)) {
+		return 0, io.EOF
+	}
+	n := copy(out, l[off:])
+	if off+int64(n) >= int64(len(l)) {
+		return n, io.EOF
+	}
+	return n, nil
+}
