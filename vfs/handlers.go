@@ -379,6 +379,11 @@ func (fsys *FS) rename(r *sftp.Request, dir, name string) error {
 		u.Abort()
 		return &sftpError{sftp.ErrSSHFxPermissionDenied, "Renommage refusé : le fichier temporaire " + name + " ne peut être renommé qu'en " + u.Name()}
 	}
+	// The name is checked again at the rename that makes it final.
+	if _, err := fsys.svc.CheckDepositName(fsys.caller, tname); err != nil {
+		u.Abort()
+		return fsys.toSFTP("rename", r.Target, err)
+	}
 	if _, err := u.Commit(ctxOf(r)); err != nil {
 		return fsys.toSFTP("rename", r.Target, err)
 	}
