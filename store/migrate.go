@@ -99,6 +99,30 @@ CREATE TABLE downloads (
 );
 CREATE INDEX downloads_siret_time ON downloads (siret, downloaded_at);
 `},
+	{2, "fiscal reference data", `
+CREATE TABLE ref_persons (
+	foyer_id       VARCHAR(32) NOT NULL,
+	rank           INTEGER NOT NULL,
+	sex            VARCHAR(1) NOT NULL,
+	birth_name     VARCHAR(80) NOT NULL,
+	usage_name     VARCHAR(80) NOT NULL DEFAULT '',
+	first_names    VARCHAR(100) NOT NULL,
+	birth_date     VARCHAR(10) NOT NULL,
+	birth_place    VARCHAR(5) NOT NULL,
+	name_key       VARCHAR(80) NOT NULL,
+	first_name_key VARCHAR(100) NOT NULL,
+	PRIMARY KEY (foyer_id, rank)
+);
+CREATE INDEX ref_persons_identity ON ref_persons (name_key, first_name_key, sex);
+CREATE TABLE ref_resources (
+	foyer_id    VARCHAR(32) NOT NULL,
+	year        INTEGER NOT NULL,
+	category    VARCHAR(8) NOT NULL,
+	beneficiary VARCHAR(5) NOT NULL,
+	amount      {{BIGINT}} NOT NULL,
+	PRIMARY KEY (foyer_id, year, category, beneficiary)
+);
+`},
 }
 
 // schemaMigration records an applied migration.
