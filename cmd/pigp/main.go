@@ -37,13 +37,14 @@ type command interface {
 }
 
 var commands = map[string]command{
-	"serve":    serveCommand{},
-	"demo":     demoCommand{},
-	"migrate":  migrateCommand{},
-	"org":      orgCommand{},
-	"user":     userCommand{},
-	"response": responseCommand{},
-	"version":  versionCommand{},
+	"serve":       serveCommand{},
+	"demo":        demoCommand{},
+	"migrate":     migrateCommand{},
+	"org":         orgCommand{},
+	"user":        userCommand{},
+	"response":    responseCommand{},
+	"referentiel": referentielCommand{},
+	"version":     versionCommand{},
 }
 
 const usage = `pigp — serveur d'échange APA (SFTP) entre départements et DGFiP
@@ -58,6 +59,8 @@ Commands:
   user add|list|disable|enable|reset-password|key add
                         manage accounts
   response publish      make a file available in a SIRET's /retrait
+  referentiel import|generate
+                        load fiscal reference data from CSV, or generate synthetic data
   version               print the version
 
 Every command accepts --config FILE (YAML); PIGP_* environment variables win
