@@ -23,6 +23,8 @@ type depositRow struct {
 	Protocol     string
 	DepositedAt  time.Time
 	StorageKey   string
+	ClaimedAt    *time.Time
+	ProcessedAt  *time.Time
 }
 
 func (depositRow) TableName() string { return "deposits" }

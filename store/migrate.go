@@ -123,6 +123,11 @@ CREATE TABLE ref_resources (
 	PRIMARY KEY (foyer_id, year, category, beneficiary)
 );
 `},
+	{3, "deposit processing", `
+ALTER TABLE deposits ADD COLUMN claimed_at {{TS}};
+ALTER TABLE deposits ADD COLUMN processed_at {{TS}};
+CREATE UNIQUE INDEX responses_one_per_deposit ON responses (deposit_id);
+`},
 }
 
 // schemaMigration records an applied migration.
