@@ -128,6 +128,27 @@ ALTER TABLE deposits ADD COLUMN claimed_at {{TS}};
 ALTER TABLE deposits ADD COLUMN processed_at {{TS}};
 CREATE UNIQUE INDEX responses_one_per_deposit ON responses (deposit_id);
 `},
+	{4, "scheduled jobs", `
+CREATE TABLE job_ticks (
+	job        VARCHAR(64) NOT NULL,
+	tick       {{TS}} NOT NULL,
+	node       VARCHAR(128) NOT NULL,
+	claimed_at {{TS}} NOT NULL,
+	PRIMARY KEY (job, tick)
+);
+CREATE TABLE job_runs (
+	id          {{ID}},
+	job         VARCHAR(64) NOT NULL,
+	node        VARCHAR(128) NOT NULL,
+	tick        {{TS}} NOT NULL,
+	started_at  {{TS}} NOT NULL,
+	finished_at {{TS}} NOT NULL,
+	ok          BOOLEAN NOT NULL,
+	message     TEXT NOT NULL,
+	counts      VARCHAR(500) NOT NULL
+);
+CREATE INDEX job_runs_job_time ON job_runs (job, started_at);
+`},
 }
 
 // schemaMigration records an applied migration.
