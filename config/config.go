@@ -37,6 +37,11 @@ type Config struct {
 	HistoryMonths int `yaml:"history_months"`
 	// ShutdownTimeout bounds how long transfers may go on after SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// ProcessingSchedule is when deposits are processed (cron with seconds).
+	ProcessingSchedule string `yaml:"processing_schedule"`
+	// ProcessingStaleAfter is how long a deposit may stay EN_COURS before
+	// another run takes it over (its processor crashed).
+	ProcessingStaleAfter Duration `yaml:"processing_stale_after"`
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
@@ -87,6 +92,8 @@ func Default() Config {
 		PasswordValidityMonths: 12,
 		HistoryMonths:          12,
 		ShutdownTimeout:        Duration(30 * time.Second),
+		ProcessingSchedule:     "0 * * * * *",
+		ProcessingStaleAfter:   Duration(15 * time.Minute),
 		LogLevel:               "info",
 		LogFormat:              "text",
 	}
@@ -142,6 +149,7 @@ var envVars = []struct {
 		c.ShutdownTimeout = Duration(d)
 		return err
 	}},
+	{"PIGP_PROCESSING_SCHEDULE", func(c *Config, v string) error { c.ProcessingSchedule = v; return nil }},
 	{"PIGP_LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 	{"PIGP_LOG_FORMAT", func(c *Config, v string) error { c.LogFormat = v; return nil }},
 }
@@ -218,6 +226,12 @@ func (c Config) Validate() error {
 	}
 	if c.HistoryMonths <= 0 {
 		return &ValidationError{"history_months", c.HistoryMonths, errors.New("must be positive")}
+	}
+	if c.ProcessingSchedule == "" {
+		return &ValidationError{"processing_schedule", c.ProcessingSchedule, errors.New("must not be empty")}
+	}
+	if c.ProcessingStaleAfter <= 0 {
+		return &ValidationError{"processing_stale_after", time.Duration(c.ProcessingStaleAfter), errors.New("must be positive")}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

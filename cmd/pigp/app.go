@@ -10,11 +10,15 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/blob"
 	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/exchange"
+	"github.com/pigp/pigp/places"
+	"github.com/pigp/pigp/processing"
+	"github.com/pigp/pigp/scheduler"
 	"github.com/pigp/pigp/server"
 	"github.com/pigp/pigp/store"
 	"github.com/pigp/pigp/vfs"
@@ -29,6 +33,9 @@ type App struct {
 	Blobs    *blob.Store
 	Exchange *exchange.Service
 	SFTP     *server.Server
+	Places   *places.Table
+	Process  *processing.Processor
+	Jobs     *scheduler.Scheduler
 }
 
 // configFlags registers --config and the settings that can be given as flags.
@@ -106,7 +113,33 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	a.Exchange.MaxUploadSize = c.MaxUploadSize
 	a.Exchange.Retention = c.Retention.Std()
 	a.Exchange.HistoryMonths = c.HistoryMonths
+	if a.Places, err = places.Load(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	a.Process = &processing.Processor{
+		Store: db, Blobs: a.Blobs, Places: a.Places, Logger: logger.With("component", "processing"),
+		Now: db.Now, Retention: c.Retention.Std(), StaleAfter: c.ProcessingStaleAfter.Std(),
+	}
 	return a, nil
+}
+
+// jobs returns the scheduled jobs.
+func (a *App) jobs() []scheduler.Job {
+	return []scheduler.Job{{
+		Name:     "traitement",
+		Schedule: a.Config.ProcessingSchedule,
+		Run: func(ctx context.Context, _ time.Time) (scheduler.Counts, error) {
+			s, err := a.Process.Run(ctx)
+			return scheduler.Counts{"traites": s.Processed, "rejetes": s.Rejected, "echecs": s.Failed}, err
+		},
+	}}
+}
+
+// StartScheduler starts the periodic jobs.
+func (a *App) StartScheduler() error {
+	a.Jobs = &scheduler.Scheduler{Jobs: a.jobs(), Store: a.DB, Logger: a.Logger.With("component", "scheduler")}
+	return a.Jobs.Start()
 }
 
 // StartSFTP starts the SSH/SFTP listener.
@@ -132,6 +165,9 @@ func (a *App) StartSFTP() error {
 // configured time) and closes the database.
 func (a *App) Close() error {
 	var errs []error
+	if a.Jobs != nil {
+		errs = append(errs, a.Jobs.Shutdown())
+	}
 	if a.SFTP != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
 		errs = append(errs, a.SFTP.Close(ctx))
@@ -149,7 +185,8 @@ func withApp(ctx context.Context, m *Main, cf *configFlags, fn func(a *App) erro
 	if err != nil {
 		return err
 	}
-	a, err := openApp(ctx, c, newLogger(c, io.Discard))
+	c.LogLevel = "warn" // operators see problems, not the routine
+	a, err := openApp(ctx, c, newLogger(c, m.Stderr))
 	if err != nil {
 		return err
 	}

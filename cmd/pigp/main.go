@@ -44,6 +44,7 @@ var commands = map[string]command{
 	"user":        userCommand{},
 	"response":    responseCommand{},
 	"referentiel": referentielCommand{},
+	"process":     processCommand{},
 	"version":     versionCommand{},
 }
 
@@ -61,6 +62,7 @@ Commands:
   response publish      make a file available in a SIRET's /retrait
   referentiel import|generate
                         load fiscal reference data from CSV, or generate synthetic data
+  process               answer every waiting deposit now, then exit
   version               print the version
 
 Every command accepts --config FILE (YAML); PIGP_* environment variables win
