@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // Europe/Paris must load even where the system has no zoneinfo
 
 	"github.com/pigp/pigp"
 )
@@ -29,15 +30,15 @@ func ResponseName(campaign int, siret string, t time.Time) string {
 	return strconv.Itoa(campaign) + "_" + siret + "_" + t.Format("20060102150405") + "_REP.xml"
 }
 
-// Paris is the time zone of the horodatage in names and of local dates in files.
+// Paris is the time zone of the horodatage in names and of local dates in
+// files. The zone database is embedded (time/tzdata), so loading it cannot
+// fail; a silent fixed offset would put summer times an hour off.
 var Paris = mustLoadParis()
 
 func mustLoadParis() *time.Location {
 	loc, err := time.LoadLocation("Europe/Paris")
 	if err != nil {
-		// time/tzdata is embedded by cmd/pigp, so this only happens in a
-		// stripped environment; fall back to a fixed CET offset.
-		return time.FixedZone("CET", 3600)
+		panic("apa: load Europe/Paris: " + err.Error())
 	}
 	return loc
 }

@@ -104,10 +104,13 @@ func (t *Temp) Commit(key string) error {
 		return fmt.Errorf("rename upload: %w", err)
 	}
 	t.done = true
+	closeErr := t.File.Close()
 	if err := syncDir(filepath.Dir(dst)); err != nil {
+		// Not durable: take the object back so that no caller records it.
+		os.Remove(dst)
 		return err
 	}
-	return t.File.Close()
+	return closeErr
 }
 
 // Abort discards the object. It is safe to call after Commit (no-op).

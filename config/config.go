@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -28,7 +29,7 @@ type Config struct {
 	// HTTPListen is the portal's listen address ("" disables it).
 	HTTPListen string `yaml:"http_listen"`
 	// MaxUploadSize bounds one deposit, in bytes.
-	MaxUploadSize int64 `yaml:"max_upload_size"`
+	MaxUploadSize Size `yaml:"max_upload_size"`
 	// Retention is how long a response stays in /retrait.
 	Retention Duration `yaml:"retention"`
 	// PasswordValidityMonths is how long a password stays valid.
@@ -63,12 +64,25 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 // MarshalYAML implements yaml.Marshaler.
 func (d Duration) MarshalYAML() (any, error) { return time.Duration(d).String(), nil }
 
+// Size is a byte count read from YAML as 104857600, "100MiB" or "1GiB".
+type Size int64
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (s *Size) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSize(n.Value)
+	if err != nil {
+		return err
+	}
+	*s = Size(v)
+	return nil
+}
+
 // ParseDuration parses a Go duration, also accepting a whole number of days ("21d").
 func ParseDuration(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
 	if days, ok := strings.CutSuffix(s, "d"); ok {
 		n, err := strconv.Atoi(days)
-		if err != nil {
+		if err != nil || n < 0 || n > 100000 {
 			return 0, fmt.Errorf("invalid duration %q", s)
 		}
 		return time.Duration(n) * 24 * time.Hour, nil
@@ -131,7 +145,7 @@ var envVars = []struct {
 	{"PIGP_HTTP_LISTEN", func(c *Config, v string) error { c.HTTPListen = v; return nil }},
 	{"PIGP_MAX_UPLOAD_SIZE", func(c *Config, v string) error {
 		n, err := ParseSize(v)
-		c.MaxUploadSize = n
+		c.MaxUploadSize = Size(n)
 		return err
 	}},
 	{"PIGP_RETENTION", func(c *Config, v string) error {
@@ -167,6 +181,7 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 
 // ParseSize parses a byte count such as "104857600", "100MiB" or "1GiB".
 func ParseSize(s string) (int64, error) {
+	orig := s
 	s = strings.TrimSpace(s)
 	mult := int64(1)
 	for _, u := range []struct {
@@ -179,8 +194,8 @@ func ParseSize(s string) (int64, error) {
 		}
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("invalid size %q", s)
+	if err != nil || n < 0 || n > math.MaxInt64/mult {
+		return 0, fmt.Errorf("invalid size %q", orig)
 	}
 	return n * mult, nil
 }

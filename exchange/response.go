@@ -104,27 +104,40 @@ func (s *Service) OpenResponse(ctx context.Context, caller *pigp.Caller, name st
 // Response returns the file being read.
 func (rr *ResponseReader) Response() *pigp.Response { return rr.resp }
 
-// ReadAt implements io.ReaderAt.
+// ReadAt implements io.ReaderAt. It records which bytes were served, in any
+// order and with overlaps, so that Close knows whether the whole file went out.
 func (rr *ResponseReader) ReadAt(p []byte, off int64) (int, error) {
 	n, err := rr.f.ReadAt(p, off)
 	if n > 0 {
 		rr.mu.Lock()
-		if off <= rr.covered {
-			rr.covered = max(rr.covered, off+int64(n))
-			for {
-				end, ok := rr.extents[rr.covered]
-				if !ok {
-					break
-				}
-				delete(rr.extents, rr.covered)
-				rr.covered = max(rr.covered, end)
-			}
-		} else if len(rr.extents) < 4096 {
-			rr.extents[off] = max(rr.extents[off], off+int64(n))
-		}
+		rr.served(off, off+int64(n))
 		rr.mu.Unlock()
 	}
 	return n, err
+}
+
+// served adds [start, end) to what was served: the prefix [0, covered)
+// grows, and ranges beyond it wait in extents until the prefix reaches them.
+func (rr *ResponseReader) served(start, end int64) {
+	if start > rr.covered {
+		if len(rr.extents) < 4096 {
+			rr.extents[start] = max(rr.extents[start], end)
+		}
+		return
+	}
+	rr.covered = max(rr.covered, end)
+	for grown := true; grown; {
+		grown = false
+		for s, e := range rr.extents {
+			if s <= rr.covered {
+				delete(rr.extents, s)
+				if e > rr.covered {
+					rr.covered = e
+				}
+				grown = true
+			}
+		}
+	}
 }
 
 // Read implements io.Reader, for sequential consumers such as the portal.

@@ -110,7 +110,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 		return nil, err
 	}
 	a.Exchange = exchange.New(db, a.Blobs, logger.With("component", "exchange"))
-	a.Exchange.MaxUploadSize = c.MaxUploadSize
+	a.Exchange.MaxUploadSize = int64(c.MaxUploadSize)
 	a.Exchange.Retention = c.Retention.Std()
 	a.Exchange.HistoryMonths = c.HistoryMonths
 	if a.Places, err = places.Load(); err != nil {

@@ -1,0 +1,418 @@
+package config_test
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pigp/pigp/config"
+)
+
+// env returns a getenv function reading from m.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+// writeFile writes content to a file in a temporary directory and returns its path.
+func writeFile(tb testing.TB, content string) string {
+	tb.Helper()
+	p := filepath.Join(tb.TempDir(), "pigp.yaml")
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+func TestDefault(t *testing.T) {
+	c := config.Default()
+	tests := []struct {
+		field     string
+		got, want any
+	}{
+		{"DataDir", c.DataDir, "./data"},
+		{"DatabaseURL", c.DatabaseURL, ""},
+		{"SFTPListen", c.SFTPListen, ":2222"},
+		{"HTTPListen", c.HTTPListen, ":8080"},
+		{"MaxUploadSize", int64(c.MaxUploadSize), int64(100 << 20)},
+		{"Retention", c.Retention.Std(), 21 * 24 * time.Hour},
+		{"PasswordValidityMonths", c.PasswordValidityMonths, 12},
+		{"HistoryMonths", c.HistoryMonths, 12},
+		{"ShutdownTimeout", c.ShutdownTimeout.Std(), 30 * time.Second},
+		{"LogLevel", c.LogLevel, "info"},
+		{"LogFormat", c.LogFormat, "text"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("Default().%s = %v, want %v", tt.field, tt.got, tt.want)
+		}
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v", err)
+	}
+	dialect, dsn := c.Database()
+	if dialect != "sqlite" || dsn != filepath.Join("data", "pigp.db") {
+		t.Fatalf("Default().Database() = %q, %q; want sqlite, data/pigp.db", dialect, dsn)
+	}
+}
+
+func TestLoad(t *testing.T) {
+	const file = `
+data_dir: /srv/pigp
+database_url: postgres://pigp:secret@db/pigp
+sftp_listen: 127.0.0.1:22
+http_listen: 127.0.0.1:8443
+max_upload_size: 1048576
+retention: 14d
+password_validity_months: 6
+history_months: 24
+shutdown_timeout: 90s
+log_level: debug
+log_format: json
+`
+	path := writeFile(t, file)
+	// fromFile is the configuration the file describes.
+	fromFile := func() config.Config {
+		c := config.Default()
+		c.DataDir = "/srv/pigp"
+		c.DatabaseURL = "postgres://pigp:secret@db/pigp"
+		c.SFTPListen = "127.0.0.1:22"
+		c.HTTPListen = "127.0.0.1:8443"
+		c.MaxUploadSize = 1 << 20
+		c.Retention = config.Duration(14 * 24 * time.Hour)
+		c.PasswordValidityMonths = 6
+		c.HistoryMonths = 24
+		c.ShutdownTimeout = config.Duration(90 * time.Second)
+		c.LogLevel = "debug"
+		c.LogFormat = "json"
+		return c
+	}
+
+	t.Run("NoFileNoEnv", func(t *testing.T) {
+		c, err := config.Load("", env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c != config.Default() {
+			t.Fatalf("Load(\"\") = %+v, want the defaults", c)
+		}
+	})
+
+	t.Run("File", func(t *testing.T) {
+		c, err := config.Load(path, env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fromFile()
+		if c != want {
+			t.Fatalf("Load(file) =\n%+v\nwant\n%+v", c, want)
+		}
+		if err := c.Validate(); err != nil {
+			t.Fatalf("Validate() = %v", err)
+		}
+	})
+
+	t.Run("EnvWinsOverFile", func(t *testing.T) {
+		c, err := config.Load(path, env(map[string]string{
+			"PIGP_DATA_DIR":                 "/var/lib/pigp",
+			"PIGP_DATABASE_URL":             "sqlite:///var/lib/pigp/x.db",
+			"PIGP_SFTP_LISTEN":              ":2022",
+			"PIGP_HTTP_LISTEN":              ":9090",
+			"PIGP_MAX_UPLOAD_SIZE":          "1GiB",
+			"PIGP_RETENTION":                "21d",
+			"PIGP_PASSWORD_VALIDITY_MONTHS": "3",
+			"PIGP_SHUTDOWN_TIMEOUT":         "5s",
+			"PIGP_LOG_LEVEL":                "warn",
+			"PIGP_LOG_FORMAT":               "text",
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := fromFile()
+		want.DataDir = "/var/lib/pigp"
+		want.DatabaseURL = "sqlite:///var/lib/pigp/x.db"
+		want.SFTPListen = ":2022"
+		want.HTTPListen = ":9090"
+		want.MaxUploadSize = 1 << 30
+		want.Retention = config.Duration(21 * 24 * time.Hour)
+		want.PasswordValidityMonths = 3
+		want.ShutdownTimeout = config.Duration(5 * time.Second)
+		want.LogLevel = "warn"
+		want.LogFormat = "text"
+		// HistoryMonths has no environment variable: the file's value stays.
+		if c != want {
+			t.Fatalf("Load(file, env) =\n%+v\nwant\n%+v", c, want)
+		}
+	})
+
+	t.Run("EmptyEnvIgnored", func(t *testing.T) {
+		c, err := config.Load(path, env(map[string]string{"PIGP_DATA_DIR": "", "PIGP_SFTP_LISTEN": ""}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.DataDir != "/srv/pigp" || c.SFTPListen != "127.0.0.1:22" {
+			t.Fatalf("DataDir, SFTPListen = %q, %q; want the file's values", c.DataDir, c.SFTPListen)
+		}
+	})
+
+	t.Run("PartialFileKeepsDefaults", func(t *testing.T) {
+		c, err := config.Load(writeFile(t, "data_dir: /tmp/x\n"), env(nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := config.Default()
+		want.DataDir = "/tmp/x"
+		if c != want {
+			t.Fatalf("Load = %+v, want %+v", c, want)
+		}
+	})
+
+	t.Run("EmptyFile", func(t *testing.T) {
+		for _, content := range []string{"", "\n", "# only a comment\n"} {
+			c, err := config.Load(writeFile(t, content), env(nil))
+			if err != nil {
+				t.Fatalf("Load(%q) = %v, want nil", content, err)
+			}
+			if c != config.Default() {
+				t.Fatalf("Load(%q) = %+v, want the defaults", content, c)
+			}
+		}
+	})
+
+	t.Run("UnknownKey", func(t *testing.T) {
+		_, err := config.Load(writeFile(t, "data_dir: /x\nsftp_lisen: :22\n"), env(nil))
+		if err == nil || !strings.Contains(err.Error(), "sftp_lisen") {
+			t.Fatalf("Load(unknown key) = %v, want an error naming sftp_lisen", err)
+		}
+	})
+
+	t.Run("BadYAMLValue", func(t *testing.T) {
+		_, err := config.Load(writeFile(t, "retention: three weeks\n"), env(nil))
+		if err == nil {
+			t.Fatal("Load(retention: three weeks) = nil, want an error")
+		}
+	})
+
+	t.Run("MissingFile", func(t *testing.T) {
+		_, err := config.Load(filepath.Join(t.TempDir(), "nope.yaml"), env(nil))
+		if !errors.Is(err, os.ErrNotExist) {
+			t.Fatalf("Load(missing) = %v, want an error wrapping os.ErrNotExist", err)
+		}
+	})
+
+	t.Run("BadEnv", func(t *testing.T) {
+		for name, value := range map[string]string{
+			"PIGP_MAX_UPLOAD_SIZE":          "lots",
+			"PIGP_RETENTION":                "3 weeks",
+			"PIGP_PASSWORD_VALIDITY_MONTHS": "twelve",
+			"PIGP_SHUTDOWN_TIMEOUT":         "soon",
+		} {
+			_, err := config.Load("", env(map[string]string{name: value}))
+			if err == nil || !strings.Contains(err.Error(), name) {
+				t.Errorf("Load(%s=%q) = %v, want an error naming %s", name, value, err, name)
+			}
+		}
+	})
+}
+
+func TestConfig_Validate(t *testing.T) {
+	tests := []struct {
+		field  string
+		change func(c *config.Config)
+	}{
+		{"data_dir", func(c *config.Config) { c.DataDir = "" }},
+		{"sftp_listen", func(c *config.Config) { c.SFTPListen = "2222" }},
+		{"sftp_listen", func(c *config.Config) { c.SFTPListen = "" }},
+		{"http_listen", func(c *config.Config) { c.HTTPListen = "localhost" }},
+		{"database_url", func(c *config.Config) { c.DatabaseURL = "mysql://root:hunter2@db/pigp" }},
+		{"max_upload_size", func(c *config.Config) { c.MaxUploadSize = 0 }},
+		{"retention", func(c *config.Config) { c.Retention = 0 }},
+		{"retention", func(c *config.Config) { c.Retention = config.Duration(-time.Hour) }},
+		{"password_validity_months", func(c *config.Config) { c.PasswordValidityMonths = 0 }},
+		{"password_validity_months", func(c *config.Config) { c.PasswordValidityMonths = 121 }},
+		{"history_months", func(c *config.Config) { c.HistoryMonths = 0 }},
+		{"log_level", func(c *config.Config) { c.LogLevel = "verbose" }},
+		{"log_format", func(c *config.Config) { c.LogFormat = "xml" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.field, func(t *testing.T) {
+			c := config.Default()
+			tt.change(&c)
+			err := c.Validate()
+			var ve *config.ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Validate() = %v, want a *ValidationError", err)
+			}
+			if ve.Field != tt.field {
+				t.Fatalf("ValidationError.Field = %q, want %q", ve.Field, tt.field)
+			}
+			if !strings.Contains(err.Error(), tt.field) {
+				t.Fatalf("Error() = %q, want it to name %q", err.Error(), tt.field)
+			}
+			if ve.Unwrap() == nil {
+				t.Fatal("ValidationError.Unwrap() = nil, want the cause")
+			}
+		})
+	}
+
+	t.Run("DatabaseURLPasswordRedacted", func(t *testing.T) {
+		c := config.Default()
+		c.DatabaseURL = "mysql://root:hunter2@db/pigp"
+		if err := c.Validate(); err == nil || strings.Contains(err.Error(), "hunter2") {
+			t.Fatalf("Validate() = %v, want an error without the password", err)
+		}
+	})
+
+	t.Run("Valid", func(t *testing.T) {
+		for _, change := range []func(c *config.Config){
+			func(c *config.Config) { c.HTTPListen = "" }, // portal disabled
+			func(c *config.Config) { c.DatabaseURL = "postgres://u:p@h/db" },
+			func(c *config.Config) { c.DatabaseURL = "postgresql://u:p@h/db" },
+			func(c *config.Config) { c.DatabaseURL = "sqlite:///var/lib/pigp/pigp.db" },
+			func(c *config.Config) { c.SFTPListen = "[::1]:2222" },
+			func(c *config.Config) { c.PasswordValidityMonths = 120 },
+		} {
+			c := config.Default()
+			change(&c)
+			if err := c.Validate(); err != nil {
+				t.Errorf("Validate(%+v) = %v, want nil", c, err)
+			}
+		}
+	})
+}
+
+func TestConfig_Database(t *testing.T) {
+	tests := []struct {
+		url         string
+		wantDialect string
+		wantDSN     string
+	}{
+		{"", "sqlite", filepath.Join("/srv/pigp", "pigp.db")},
+		{"sqlite:///var/lib/pigp/other.db", "sqlite", "/var/lib/pigp/other.db"},
+		{"sqlite://relative.db", "sqlite", "relative.db"},
+		{"postgres://pigp:secret@db:5432/pigp?sslmode=disable", "postgres", "postgres://pigp:secret@db:5432/pigp?sslmode=disable"},
+		{"postgresql://pigp@db/pigp", "postgres", "postgresql://pigp@db/pigp"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.url, func(t *testing.T) {
+			c := config.Default()
+			c.DataDir = "/srv/pigp"
+			c.DatabaseURL = tt.url
+			dialect, dsn := c.Database()
+			if dialect != tt.wantDialect || dsn != tt.wantDSN {
+				t.Fatalf("Database() = %q, %q; want %q, %q", dialect, dsn, tt.wantDialect, tt.wantDSN)
+			}
+		})
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	tests := []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"0", 0, true},
+		{"104857600", 100 << 20, true},
+		{"100MiB", 100 << 20, true},
+		{"100 MiB", 100 << 20, true},
+		{" 1GiB ", 1 << 30, true},
+		{"64KiB", 64 << 10, true},
+		{"2GB", 2e9, true},
+		{"5MB", 5e6, true},
+		{"10KB", 1e4, true},
+		{"512B", 512, true},
+		{"", 0, false},
+		{"MiB", 0, false},
+		{"-1", 0, false},
+		{"-1MiB", 0, false},
+		{"1.5GiB", 0, false},
+		{"lots", 0, false},
+		{"100mib", 0, false},
+		{"9223372036854775808", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := config.ParseSize(tt.in)
+			if tt.ok {
+				if err != nil || got != tt.want {
+					t.Fatalf("ParseSize(%q) = %d, %v; want %d, nil", tt.in, got, err, tt.want)
+				}
+			} else if err == nil {
+				t.Fatalf("ParseSize(%q) = %d, nil; want an error", tt.in, got)
+			}
+		})
+	}
+}
+
+func TestParseSize_Overflow(t *testing.T) {
+	// (2^34+1) GiB = 2^64 + 2^30 bytes: multiplying in int64 wraps around to
+	// exactly 1 GiB, a plausible but wrong value.
+	got, err := config.ParseSize("17179869185GiB")
+	if err == nil {
+		t.Fatalf("ParseSize(%q) = %d, nil; want an overflow error", "17179869185GiB", got)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"21d", 21 * 24 * time.Hour, true},
+		{"1d", 24 * time.Hour, true},
+		{"0d", 0, true},
+		{" 7d ", 7 * 24 * time.Hour, true},
+		{"504h", 504 * time.Hour, true},
+		{"90s", 90 * time.Second, true},
+		{"1h30m", 90 * time.Minute, true},
+		{"", 0, false},
+		{"d", 0, false},
+		{"1.5d", 0, false},
+		{"1d12h", 0, false},
+		{"three weeks", 0, false},
+		{"21", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := config.ParseDuration(tt.in)
+			if tt.ok {
+				if err != nil || got != tt.want {
+					t.Fatalf("ParseDuration(%q) = %v, %v; want %v, nil", tt.in, got, err, tt.want)
+				}
+			} else if err == nil {
+				t.Fatalf("ParseDuration(%q) = %v, nil; want an error", tt.in, got)
+			}
+		})
+	}
+}
+
+func TestDuration_YAMLRoundTrip(t *testing.T) {
+	d := config.Duration(21 * 24 * time.Hour)
+	v, err := d.MarshalYAML()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := v.(string)
+	if !ok {
+		t.Fatalf("MarshalYAML() = %#v, want a string", v)
+	}
+	back, err := config.ParseDuration(s)
+	if err != nil || back != d.Std() {
+		t.Fatalf("ParseDuration(MarshalYAML() = %q) = %v, %v; want %v", s, back, err, d.Std())
+	}
+}
+
+func TestLoad_SizeInYAML(t *testing.T) {
+	// PIGP_MAX_UPLOAD_SIZE accepts "1GiB"; the same value in the file should too.
+	c, err := config.Load(writeFile(t, "max_upload_size: 1GiB\n"), env(nil))
+	if err != nil {
+		t.Fatalf("max_upload_size: 1GiB in YAML refused: %v", err)
+	}
+	if c.MaxUploadSize != 1<<30 {
+		t.Fatalf("MaxUploadSize = %d, want %d", c.MaxUploadSize, 1<<30)
+	}
+}
