@@ -106,9 +106,14 @@ type Clock func() time.Time
 type Caller struct {
 	AccountID int64
 	Login     string
+	Name      string
 	SIRETs    []string
 	RemoteIP  string
 	Protocol  string
+	// PasswordTemporary and PasswordExpiresAt tell whether the caller must
+	// change the password now or soon.
+	PasswordTemporary bool
+	PasswordExpiresAt time.Time
 }
 
 // MayActFor reports whether the caller may act for siret.

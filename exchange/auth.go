@@ -63,5 +63,56 @@ func (s *Service) AuthenticateKey(ctx context.Context, login, fingerprint, remot
 }
 
 func callerOf(a *pigp.Account, ip, protocol string) *pigp.Caller {
-	return &pigp.Caller{AccountID: a.ID, Login: a.Login, SIRETs: a.SIRETs, RemoteIP: ip, Protocol: protocol}
+	return &pigp.Caller{AccountID: a.ID, Login: a.Login, Name: a.Name, SIRETs: a.SIRETs, RemoteIP: ip, Protocol: protocol,
+		PasswordTemporary: a.PasswordTemporary, PasswordExpiresAt: a.PasswordExpiresAt}
+}
+
+// PasswordHistory is how many previous passwords a new one may not repeat.
+const PasswordHistory = 5
+
+// ChangePassword replaces login's password after checking the current one
+// and the policy: pigp.CheckPassword, and none of the last PasswordHistory
+// passwords. A password past its expiry date cannot be changed this way:
+// the paierie départementale resets it (EEXPIRED). Refusals are EINVALID
+// errors naming the rule; a wrong current password is EUNAUTHORIZED.
+func (s *Service) ChangePassword(ctx context.Context, login, current, next string) error {
+	a, err := s.Store.FindAccountByLogin(ctx, login)
+	if err != nil {
+		if pigp.ErrorCode(err) == pigp.ENOTFOUND {
+			pigp.VerifyPassword("", current)
+			return pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
+		}
+		return err
+	}
+	if !pigp.VerifyPassword(a.PasswordHash, current) || a.State != pigp.AccountActive {
+		return pigp.Errorf(pigp.EUNAUTHORIZED, "Mot de passe actuel incorrect.")
+	}
+	now := s.now()
+	if a.PasswordExpired(now) {
+		return pigp.Errorf(pigp.EEXPIRED, msgPasswordExpired)
+	}
+	if err := pigp.CheckPassword(next, a.Login, a.Name, a.SIRETs); err != nil {
+		return err
+	}
+	if next == current {
+		return pigp.Errorf(pigp.EINVALID, "mot de passe refusé : le nouveau mot de passe doit être différent de l'actuel")
+	}
+	old, err := s.Store.PasswordHistory(ctx, a.ID, PasswordHistory)
+	if err != nil {
+		return err
+	}
+	for _, h := range old {
+		if pigp.VerifyPassword(h, next) {
+			return pigp.Errorf(pigp.EINVALID, "mot de passe refusé : il a déjà été utilisé parmi les %d derniers", PasswordHistory)
+		}
+	}
+	hash, err := pigp.HashPassword(next)
+	if err != nil {
+		return err
+	}
+	if err := s.Store.SetPassword(ctx, a.Login, hash, now, pigp.PasswordExpiry(now, s.PasswordValidityMonths), false); err != nil {
+		return err
+	}
+	s.Logger.Info("password changed", "login", a.Login)
+	return nil
 }

@@ -18,6 +18,10 @@ import (
 type Store interface {
 	FindAccountByLogin(ctx context.Context, login string) (*pigp.Account, error)
 	FindSSHKey(ctx context.Context, accountID int64, fingerprint string) (*pigp.SSHKey, error)
+	SetPassword(ctx context.Context, login, hash string, setAt, expiresAt time.Time, temporary bool) error
+	// PasswordHistory returns the hashes of the account's last n passwords,
+	// the current one included.
+	PasswordHistory(ctx context.Context, accountID int64, n int) ([]string, error)
 
 	CreateDeposit(ctx context.Context, d *pigp.Deposit) error
 	ListDeposits(ctx context.Context, f pigp.DepositFilter) ([]*pigp.Deposit, error)
@@ -40,6 +44,8 @@ type Service struct {
 	MaxUploadSize int64         // bytes
 	Retention     time.Duration // how long a response stays available
 	HistoryMonths int           // window of the history listings
+	// PasswordValidityMonths is how long a new password stays valid.
+	PasswordValidityMonths int
 }
 
 // New returns a service with the defaults of the contract.
@@ -49,10 +55,11 @@ func New(st Store, blobs *blob.Store, logger *slog.Logger) *Service {
 	}
 	return &Service{
 		Store: st, Blobs: blobs, Logger: logger,
-		Now:           func() time.Time { return time.Now().UTC() },
-		MaxUploadSize: pigp.DefaultMaxUploadSize,
-		Retention:     pigp.DefaultRetention,
-		HistoryMonths: 12,
+		Now:                    func() time.Time { return time.Now().UTC() },
+		MaxUploadSize:          pigp.DefaultMaxUploadSize,
+		Retention:              pigp.DefaultRetention,
+		HistoryMonths:          12,
+		PasswordValidityMonths: pigp.DefaultPasswordValidity,
 	}
 }
 

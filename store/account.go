@@ -185,19 +185,52 @@ func (db *DB) SetAccountState(ctx context.Context, login, state string) error {
 	return nil
 }
 
-// SetPassword replaces an account's password hash and its dates.
+type passwordHistoryRow struct {
+	ID           int64 `gorm:"primaryKey"`
+	AccountID    int64
+	PasswordHash string
+	SetAt        time.Time
+}
+
+func (passwordHistoryRow) TableName() string { return "password_history" }
+
+// SetPassword replaces an account's password hash and its dates; the
+// replaced hash goes to the password history.
 func (db *DB) SetPassword(ctx context.Context, login, hash string, setAt, expiresAt time.Time, temporary bool) error {
-	res := db.with(ctx).Model(&accountRow{}).Where("login = ?", login).Updates(map[string]any{
-		"password_hash": hash, "password_set_at": utc(setAt), "password_expires_at": utc(expiresAt),
-		"password_temporary": temporary, "updated_at": db.now(),
+	return db.with(ctx).Transaction(func(tx *gorm.DB) error {
+		var row accountRow
+		if err := tx.Where("login = ?", login).Take(&row).Error; err != nil {
+			return notFound(err, fmt.Sprintf("identifiant %s inconnu", login))
+		}
+		if err := tx.Create(&passwordHistoryRow{AccountID: row.ID, PasswordHash: row.PasswordHash, SetAt: row.PasswordSetAt}).Error; err != nil {
+			return fmt.Errorf("record password history: %w", err)
+		}
+		return tx.Model(&accountRow{}).Where("id = ?", row.ID).Updates(map[string]any{
+			"password_hash": hash, "password_set_at": utc(setAt), "password_expires_at": utc(expiresAt),
+			"password_temporary": temporary, "updated_at": db.now(),
+		}).Error
 	})
-	if res.Error != nil {
-		return fmt.Errorf("set password: %w", res.Error)
+}
+
+// PasswordHistory returns the hashes of the account's last n passwords,
+// the current one first.
+func (db *DB) PasswordHistory(ctx context.Context, accountID int64, n int) ([]string, error) {
+	var current accountRow
+	if err := db.with(ctx).Where("id = ?", accountID).Take(&current).Error; err != nil {
+		return nil, notFound(err, fmt.Sprintf("compte %d inconnu", accountID))
 	}
-	if res.RowsAffected == 0 {
-		return pigp.Errorf(pigp.ENOTFOUND, "identifiant %s inconnu", login)
+	out := []string{current.PasswordHash}
+	if n <= 1 {
+		return out, nil
 	}
-	return nil
+	var rows []passwordHistoryRow
+	if err := db.with(ctx).Where("account_id = ?", accountID).Order("id DESC").Limit(n - 1).Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("password history: %w", err)
+	}
+	for _, r := range rows {
+		out = append(out, r.PasswordHash)
+	}
+	return out, nil
 }
 
 // AddSSHKey attaches a public key to an account. ECONFLICT if already there.

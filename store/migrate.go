@@ -149,6 +149,15 @@ CREATE TABLE job_runs (
 );
 CREATE INDEX job_runs_job_time ON job_runs (job, started_at);
 `},
+	{5, "password history", `
+CREATE TABLE password_history (
+	id            {{ID}},
+	account_id    {{BIGINT}} NOT NULL REFERENCES accounts(id),
+	password_hash VARCHAR(255) NOT NULL,
+	set_at        {{TS}} NOT NULL
+);
+CREATE INDEX password_history_account ON password_history (account_id, id);
+`},
 }
 
 // schemaMigration records an applied migration.

@@ -113,6 +113,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	a.Exchange.MaxUploadSize = int64(c.MaxUploadSize)
 	a.Exchange.Retention = c.Retention.Std()
 	a.Exchange.HistoryMonths = c.HistoryMonths
+	a.Exchange.PasswordValidityMonths = c.PasswordValidityMonths
 	if a.Places, err = places.Load(); err != nil {
 		db.Close()
 		return nil, err
