@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/mail"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -43,9 +44,32 @@ type Config struct {
 	// ProcessingStaleAfter is how long a deposit may stay EN_COURS before
 	// another run takes it over (its processor crashed).
 	ProcessingStaleAfter Duration `yaml:"processing_stale_after"`
+	// ExpirySchedule, PasswordSchedule, NotifySchedule and
+	// HousekeepingSchedule are the other jobs' cron schedules (with seconds).
+	ExpirySchedule       string `yaml:"expiry_schedule"`
+	PasswordSchedule     string `yaml:"password_schedule"`
+	NotifySchedule       string `yaml:"notify_schedule"`
+	HousekeepingSchedule string `yaml:"housekeeping_schedule"`
+	// PasswordReminderDays lists how many days before expiry reminders go out.
+	PasswordReminderDays []int `yaml:"password_reminder_days"`
+	// SMTP is the mail server of notifications; without a host they are
+	// logged and recorded as not sent.
+	SMTP SMTP `yaml:"smtp"`
+	// PortalURL is the portal's public address, named in e-mails.
+	PortalURL string `yaml:"portal_url"`
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
+}
+
+// SMTP holds the mail server settings.
+type SMTP struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"`
+	Security string `yaml:"security"` // starttls, tls or none
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	From     string `yaml:"from"`
 }
 
 // Duration is a time.Duration read from YAML as "21d", "504h" or "90s".
@@ -108,6 +132,12 @@ func Default() Config {
 		ShutdownTimeout:        Duration(30 * time.Second),
 		ProcessingSchedule:     "0 * * * * *",
 		ProcessingStaleAfter:   Duration(15 * time.Minute),
+		ExpirySchedule:         "0 */5 * * * *",
+		PasswordSchedule:       "0 0 5 * * *",
+		NotifySchedule:         "30 * * * * *",
+		HousekeepingSchedule:   "0 17 * * * *",
+		PasswordReminderDays:   []int{30, 7},
+		SMTP:                   SMTP{Port: 587, Security: "starttls", From: "APA <noreply@apa.invalid>"},
 		LogLevel:               "info",
 		LogFormat:              "text",
 	}
@@ -164,6 +194,17 @@ var envVars = []struct {
 		return err
 	}},
 	{"PIGP_PROCESSING_SCHEDULE", func(c *Config, v string) error { c.ProcessingSchedule = v; return nil }},
+	{"PIGP_SMTP_HOST", func(c *Config, v string) error { c.SMTP.Host = v; return nil }},
+	{"PIGP_SMTP_PORT", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.SMTP.Port = n
+		return err
+	}},
+	{"PIGP_SMTP_SECURITY", func(c *Config, v string) error { c.SMTP.Security = v; return nil }},
+	{"PIGP_SMTP_USERNAME", func(c *Config, v string) error { c.SMTP.Username = v; return nil }},
+	{"PIGP_SMTP_PASSWORD", func(c *Config, v string) error { c.SMTP.Password = v; return nil }},
+	{"PIGP_SMTP_FROM", func(c *Config, v string) error { c.SMTP.From = v; return nil }},
+	{"PIGP_PORTAL_URL", func(c *Config, v string) error { c.PortalURL = v; return nil }},
 	{"PIGP_LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 	{"PIGP_LOG_FORMAT", func(c *Config, v string) error { c.LogFormat = v; return nil }},
 }
@@ -247,6 +288,33 @@ func (c Config) Validate() error {
 	}
 	if c.ProcessingStaleAfter <= 0 {
 		return &ValidationError{"processing_stale_after", time.Duration(c.ProcessingStaleAfter), errors.New("must be positive")}
+	}
+	for _, sch := range []struct{ field, value string }{
+		{"processing_schedule", c.ProcessingSchedule}, {"expiry_schedule", c.ExpirySchedule},
+		{"password_schedule", c.PasswordSchedule}, {"notify_schedule", c.NotifySchedule},
+		{"housekeeping_schedule", c.HousekeepingSchedule},
+	} {
+		if len(strings.Fields(sch.value)) != 6 {
+			return &ValidationError{sch.field, sch.value, errors.New("must be a cron expression with seconds (6 fields)")}
+		}
+	}
+	for _, d := range c.PasswordReminderDays {
+		if d <= 0 || d > 365 {
+			return &ValidationError{"password_reminder_days", c.PasswordReminderDays, errors.New("days must be between 1 and 365")}
+		}
+	}
+	if c.SMTP.Host != "" {
+		switch c.SMTP.Security {
+		case "starttls", "tls", "none":
+		default:
+			return &ValidationError{"smtp.security", c.SMTP.Security, errors.New("must be starttls, tls or none")}
+		}
+		if c.SMTP.Port <= 0 || c.SMTP.Port > 65535 {
+			return &ValidationError{"smtp.port", c.SMTP.Port, errors.New("must be a TCP port")}
+		}
+		if _, err := mail.ParseAddress(c.SMTP.From); err != nil {
+			return &ValidationError{"smtp.from", c.SMTP.From, err}
+		}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

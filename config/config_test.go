@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -95,7 +96,7 @@ log_format: json
 		if err != nil {
 			t.Fatal(err)
 		}
-		if c != config.Default() {
+		if !reflect.DeepEqual(c, config.Default()) {
 			t.Fatalf("Load(\"\") = %+v, want the defaults", c)
 		}
 	})
@@ -106,7 +107,7 @@ log_format: json
 			t.Fatal(err)
 		}
 		want := fromFile()
-		if c != want {
+		if !reflect.DeepEqual(c, want) {
 			t.Fatalf("Load(file) =\n%+v\nwant\n%+v", c, want)
 		}
 		if err := c.Validate(); err != nil {
@@ -142,7 +143,7 @@ log_format: json
 		want.LogLevel = "warn"
 		want.LogFormat = "text"
 		// HistoryMonths has no environment variable: the file's value stays.
-		if c != want {
+		if !reflect.DeepEqual(c, want) {
 			t.Fatalf("Load(file, env) =\n%+v\nwant\n%+v", c, want)
 		}
 	})
@@ -164,7 +165,7 @@ log_format: json
 		}
 		want := config.Default()
 		want.DataDir = "/tmp/x"
-		if c != want {
+		if !reflect.DeepEqual(c, want) {
 			t.Fatalf("Load = %+v, want %+v", c, want)
 		}
 	})
@@ -175,7 +176,7 @@ log_format: json
 			if err != nil {
 				t.Fatalf("Load(%q) = %v, want nil", content, err)
 			}
-			if c != config.Default() {
+			if !reflect.DeepEqual(c, config.Default()) {
 				t.Fatalf("Load(%q) = %+v, want the defaults", content, c)
 			}
 		}

@@ -4,22 +4,14 @@ import (
 	"context"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/apa"
 )
 
-// Statuses of a Resultat (contract §3).
+// Outcomes of matching: the Statut values of the contract (§3).
 const (
-	Found     = "TROUVE"
-	NotFound  = "NON_TROUVE"
-	Ambiguous = "AMBIGU"
-	Rejected  = "REJETE"
-)
-
-// Motif codes of matching (contract §5).
-const (
-	CodeNoMatch       = "N201"
-	CodeSeveralMatch  = "N202"
-	LabelNoMatch      = "aucun foyer ne correspond"
-	LabelSeveralMatch = "plusieurs foyers correspondent"
+	Found     = apa.StatusFound
+	NotFound  = apa.StatusNotFound
+	Ambiguous = apa.StatusAmbiguous
 )
 
 // Lookup is what matching needs from the reference data.
@@ -76,10 +68,10 @@ func Match(ctx context.Context, l Lookup, req Request, year int) (Result, error)
 	}
 	switch len(candidates) {
 	case 0:
-		return Result{Status: NotFound, Code: CodeNoMatch, Label: LabelNoMatch}, nil
+		return Result{Status: NotFound, Code: apa.CodeNoMatch, Label: apa.CodeLabel(apa.CodeNoMatch)}, nil
 	case 1:
 	default:
-		return Result{Status: Ambiguous, Code: CodeSeveralMatch, Label: LabelSeveralMatch}, nil
+		return Result{Status: Ambiguous, Code: apa.CodeAmbiguous, Label: apa.CodeLabel(apa.CodeAmbiguous)}, nil
 	}
 	f, err := l.FindFoyer(ctx, candidates[0].FoyerID, year)
 	if err != nil {

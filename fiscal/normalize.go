@@ -5,44 +5,13 @@ package fiscal
 
 import (
 	"strings"
-	"unicode"
 
-	"golang.org/x/text/unicode/norm"
+	"github.com/pigp/pigp/apa"
 )
 
-// NormalizeName applies the contract's normalisation (§6): upper case,
-// accents removed, runs of spaces, hyphens and apostrophes folded to one
-// space, no space at either end. Ligatures æ and œ become AE and OE.
-func NormalizeName(s string) string {
-	var b strings.Builder
-	b.Grow(len(s))
-	pendingSpace := false
-	for _, r := range norm.NFD.String(s) {
-		switch {
-		case unicode.Is(unicode.Mn, r): // combining accent
-			continue
-		case r == ' ' || r == '-' || r == '\'' || r == '\u2019' || r == '\u2010' || r == '\u2011' ||
-			r == '\u00a0' || r == '\t' || r == '\u02bc':
-			pendingSpace = b.Len() > 0
-			continue
-		}
-		if pendingSpace {
-			b.WriteByte(' ')
-			pendingSpace = false
-		}
-		switch r {
-		case 'æ', 'Æ':
-			b.WriteString("AE")
-		case 'œ', 'Œ':
-			b.WriteString("OE")
-		case 'ß':
-			b.WriteString("SS")
-		default:
-			b.WriteRune(unicode.ToUpper(r))
-		}
-	}
-	return b.String()
-}
+// NormalizeName applies the contract's normalisation (§6); it is
+// apa.NormalizeName, the one implementation shared with the validator.
+func NormalizeName(s string) string { return apa.NormalizeName(s) }
 
 // FirstFirstName returns the normalised first of several first names
 // separated by spaces ("Jean-Pierre Marie" gives "JEAN PIERRE").

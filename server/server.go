@@ -32,7 +32,12 @@ import (
 type Authenticator interface {
 	AuthenticatePassword(ctx context.Context, login, password, remoteIP, protocol string) (*pigp.Caller, error)
 	AuthenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error)
+	ChangePassword(ctx context.Context, login, current, next string) error
 }
+
+// ChangeWindow is how long before expiry a password login asks for a new
+// password (keyboard-interactive).
+const ChangeWindow = 7 * 24 * time.Hour
 
 // SessionFS is the file system of one SFTP session.
 type SessionFS interface {
@@ -74,6 +79,8 @@ type Server struct {
 	MaxAuthTries int
 	// ServerVersion is the SSH identification string.
 	ServerVersion string
+	// Now returns the current time (tests move it).
+	Now func() time.Time
 
 	ln     net.Listener
 	config *ssh.ServerConfig
@@ -120,13 +127,14 @@ func (s *Server) ListenAddr() net.Addr { return s.ln.Addr() }
 
 func (s *Server) sshConfig() *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
-		Config:                    ssh.Config{KeyExchanges: KeyExchanges, Ciphers: Ciphers, MACs: MACs},
-		PublicKeyAuthAlgorithms:   PublicKeyAuthAlgorithms,
-		MaxAuthTries:              s.MaxAuthTries,
-		ServerVersion:             s.ServerVersion,
-		PasswordCallback:          s.passwordCallback,
-		PublicKeyCallback:         s.publicKeyCallback,
-		VerifiedPublicKeyCallback: s.verifiedPublicKeyCallback,
+		Config:                      ssh.Config{KeyExchanges: KeyExchanges, Ciphers: Ciphers, MACs: MACs},
+		PublicKeyAuthAlgorithms:     PublicKeyAuthAlgorithms,
+		MaxAuthTries:                s.MaxAuthTries,
+		ServerVersion:               s.ServerVersion,
+		PasswordCallback:            s.passwordCallback,
+		PublicKeyCallback:           s.publicKeyCallback,
+		KeyboardInteractiveCallback: s.keyboardInteractive,
+		VerifiedPublicKeyCallback:   s.verifiedPublicKeyCallback,
 		AuthLogCallback: func(conn ssh.ConnMetadata, method string, err error) {
 			if method == "none" {
 				return
@@ -157,12 +165,70 @@ func (s *Server) authError(conn ssh.ConnMetadata, err error) error {
 	return errors.New("authentication unavailable")
 }
 
+// msgMustChange tells a password-only client why it is refused.
+const msgMustChange = "Votre mot de passe est temporaire et doit être changé : connectez-vous avec un client interactif (saisie au clavier) ou sur le portail.\r\n"
+
 func (s *Server) passwordCallback(conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
 	c, err := s.Auth.AuthenticatePassword(context.Background(), conn.User(), string(password), remoteIP(conn.RemoteAddr()), pigp.ProtocolSFTP)
 	if err != nil {
 		return nil, s.authError(conn, err)
 	}
+	if c.PasswordTemporary {
+		return nil, &ssh.BannerError{Err: errors.New("password change required"), Message: msgMustChange}
+	}
 	return &ssh.Permissions{ExtraData: map[any]any{callerKey: c}}, nil
+}
+
+// keyboardInteractive asks for the password and, when it is temporary or
+// expires within ChangeWindow, for a new one twice (French prompts); the new
+// password goes through the same policy as everywhere else.
+func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+	ctx := context.Background()
+	// "(password)" lets tools such as sshpass recognise the prompt.
+	ans, err := client("", "", []string{"Mot de passe (password) : "}, []bool{false})
+	if err != nil || len(ans) != 1 {
+		return nil, errors.New("keyboard-interactive aborted")
+	}
+	current := ans[0]
+	ip := remoteIP(conn.RemoteAddr())
+	c, err := s.Auth.AuthenticatePassword(ctx, conn.User(), current, ip, pigp.ProtocolSFTP)
+	if err != nil {
+		return nil, s.authError(conn, err)
+	}
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	if !c.PasswordTemporary && c.PasswordExpiresAt.Sub(now()) > ChangeWindow {
+		return &ssh.Permissions{ExtraData: map[any]any{callerKey: c}}, nil
+	}
+	instruction := "Votre mot de passe est temporaire : choisissez-en un nouveau."
+	if !c.PasswordTemporary {
+		instruction = "Votre mot de passe expire le " + c.PasswordExpiresAt.Format("02/01/2006") + " : choisissez-en un nouveau."
+	}
+	instruction += " Au moins 12 caractères de trois types (minuscules, majuscules, chiffres, caractères spéciaux), sans accent."
+	for attempt := 0; attempt < 3; attempt++ {
+		ans, err := client("Changement de mot de passe", instruction,
+			[]string{"Nouveau mot de passe : ", "Confirmation du nouveau mot de passe : "}, []bool{false, false})
+		if err != nil || len(ans) != 2 {
+			return nil, errors.New("keyboard-interactive aborted")
+		}
+		if ans[0] != ans[1] {
+			instruction = "Les deux saisies sont différentes. Recommencez."
+			continue
+		}
+		err = s.Auth.ChangePassword(ctx, conn.User(), current, ans[0])
+		if err == nil {
+			s.Logger.Info("password changed over ssh", "login", conn.User(), "ip", ip)
+			c.PasswordTemporary = false
+			return &ssh.Permissions{ExtraData: map[any]any{callerKey: c}}, nil
+		}
+		if pigp.ErrorCode(err) != pigp.EINVALID {
+			return nil, s.authError(conn, err)
+		}
+		instruction = pigp.ErrorMessage(err) + ". Recommencez."
+	}
+	return nil, &ssh.BannerError{Err: errors.New("password change failed"), Message: "Mot de passe non changé.\r\n"}
 }
 
 // publicKeyCallback approves a key the account holds; the session is scoped

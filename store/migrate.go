@@ -158,6 +158,26 @@ CREATE TABLE password_history (
 );
 CREATE INDEX password_history_account ON password_history (account_id, id);
 `},
+	{6, "lifecycle: expiry and notifications", `
+ALTER TABLE responses ADD COLUMN expired_at {{TS}};
+ALTER TABLE responses ADD COLUMN content_deleted_at {{TS}};
+ALTER TABLE accounts ADD COLUMN password_expired_at {{TS}};
+CREATE TABLE notifications (
+	id              {{ID}},
+	kind            VARCHAR(32) NOT NULL,
+	dedup_key       VARCHAR(200) NOT NULL UNIQUE,
+	recipient       VARCHAR(254) NOT NULL,
+	subject         VARCHAR(255) NOT NULL,
+	body            TEXT NOT NULL,
+	status          VARCHAR(16) NOT NULL,
+	attempts        INTEGER NOT NULL DEFAULT 0,
+	next_attempt_at {{TS}} NOT NULL,
+	last_error      VARCHAR(500) NOT NULL DEFAULT '',
+	created_at      {{TS}} NOT NULL,
+	sent_at         {{TS}}
+);
+CREATE INDEX notifications_due ON notifications (status, next_attempt_at);
+`},
 }
 
 // schemaMigration records an applied migration.

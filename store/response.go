@@ -11,19 +11,21 @@ import (
 )
 
 type responseRow struct {
-	ID              string `gorm:"primaryKey"`
-	Name            string
-	SIRET           string `gorm:"column:siret"`
-	DocType         string
-	Size            int64
-	SHA256          string `gorm:"column:sha256"`
-	DepositID       *string
-	State           string
-	AvailableAt     time.Time
-	ExpiresAt       time.Time
-	FirstDownloadAt *time.Time
-	RemovedAt       *time.Time
-	StorageKey      string
+	ID               string `gorm:"primaryKey"`
+	Name             string
+	SIRET            string `gorm:"column:siret"`
+	DocType          string
+	Size             int64
+	SHA256           string `gorm:"column:sha256"`
+	DepositID        *string
+	State            string
+	AvailableAt      time.Time
+	ExpiresAt        time.Time
+	FirstDownloadAt  *time.Time
+	RemovedAt        *time.Time
+	StorageKey       string
+	ExpiredAt        *time.Time
+	ContentDeletedAt *time.Time
 }
 
 func (responseRow) TableName() string { return "responses" }

@@ -16,6 +16,7 @@ import (
 	"github.com/pigp/pigp/blob"
 	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/exchange"
+	"github.com/pigp/pigp/lifecycle"
 	"github.com/pigp/pigp/places"
 	"github.com/pigp/pigp/processing"
 	"github.com/pigp/pigp/scheduler"
@@ -35,6 +36,7 @@ type App struct {
 	SFTP     *server.Server
 	Places   *places.Table
 	Process  *processing.Processor
+	Life     *lifecycle.Lifecycle
 	Jobs     *scheduler.Scheduler
 }
 
@@ -118,23 +120,60 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 		db.Close()
 		return nil, err
 	}
+	a.Life = lifecycle.New(db, a.Blobs, logger.With("component", "lifecycle"))
+	a.Life.ReminderDays = c.PasswordReminderDays
+	a.Life.PortalURL = c.PortalURL
+	if c.SMTP.Host != "" {
+		a.Life.Sender = &lifecycle.SMTPSender{Host: c.SMTP.Host, Port: c.SMTP.Port, Security: c.SMTP.Security,
+			Username: c.SMTP.Username, Password: c.SMTP.Password, From: c.SMTP.From}
+	}
 	a.Process = &processing.Processor{
 		Store: db, Blobs: a.Blobs, Places: a.Places, Logger: logger.With("component", "processing"),
 		Now: db.Now, Retention: c.Retention.Std(), StaleAfter: c.ProcessingStaleAfter.Std(),
+		Published: func(ctx context.Context, d *pigp.Deposit, r *pigp.Response, contact string) {
+			// Notifications never block processing: a failure is logged.
+			if err := a.Life.ResponseAvailable(ctx, db.Now(), d, r, contact); err != nil {
+				logger.Error("queue availability notice", "deposit", d.ID, "error", err)
+			}
+		},
 	}
 	return a, nil
 }
 
+// Job names.
+const (
+	jobProcessing   = "traitement"
+	jobExpiry       = "expiration-reponses"
+	jobPasswords    = "expiration-mots-de-passe"
+	jobNotify       = "notifications"
+	jobHousekeeping = "menage"
+)
+
 // jobs returns the scheduled jobs.
 func (a *App) jobs() []scheduler.Job {
-	return []scheduler.Job{{
-		Name:     "traitement",
-		Schedule: a.Config.ProcessingSchedule,
-		Run: func(ctx context.Context, _ time.Time) (scheduler.Counts, error) {
+	c := a.Config
+	return []scheduler.Job{
+		{Name: jobProcessing, Schedule: c.ProcessingSchedule, Run: func(ctx context.Context, _ time.Time) (scheduler.Counts, error) {
 			s, err := a.Process.Run(ctx)
 			return scheduler.Counts{"traites": s.Processed, "rejetes": s.Rejected, "echecs": s.Failed}, err
-		},
-	}}
+		}},
+		{Name: jobExpiry, Schedule: c.ExpirySchedule, Run: func(ctx context.Context, now time.Time) (scheduler.Counts, error) {
+			expired, deleted, err := a.Life.ExpireResponses(ctx, now)
+			return scheduler.Counts{"expires": expired, "supprimes": deleted}, err
+		}},
+		{Name: jobPasswords, Schedule: c.PasswordSchedule, Run: func(ctx context.Context, now time.Time) (scheduler.Counts, error) {
+			expired, reminded, err := a.Life.ExpirePasswords(ctx, now)
+			return scheduler.Counts{"expires": expired, "rappels": reminded}, err
+		}},
+		{Name: jobNotify, Schedule: c.NotifySchedule, Run: func(ctx context.Context, now time.Time) (scheduler.Counts, error) {
+			sent, failed, err := a.Life.SendNotifications(ctx, now)
+			return scheduler.Counts{"envoyes": sent, "echecs": failed}, err
+		}},
+		{Name: jobHousekeeping, Schedule: c.HousekeepingSchedule, Run: func(ctx context.Context, now time.Time) (scheduler.Counts, error) {
+			temps, orphans, err := a.Life.Housekeeping(ctx, now)
+			return scheduler.Counts{"temporaires": temps, "orphelins": orphans}, err
+		}},
+	}
 }
 
 // StartScheduler starts the periodic jobs.
@@ -155,6 +194,7 @@ func (a *App) StartSFTP() error {
 		HostKeys: keys,
 		Auth:     a.Exchange,
 		Logger:   log,
+		Now:      a.Exchange.Now,
 		NewFS: func(c *pigp.Caller) server.SessionFS {
 			return vfs.New(a.Exchange, c, log)
 		},

@@ -257,16 +257,18 @@ func (e *env) sftpBatch(login, password, batch string, dir string) (string, erro
 	e.t.Helper()
 	bf := filepath.Join(e.t.TempDir(), "batch")
 	os.WriteFile(bf, []byte(batch), 0o600)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	e.t.Cleanup(cancel)
 	var cmd *exec.Cmd
 	if password != "" {
 		args := append([]string{"-e", "sftp", "-oBatchMode=no"}, e.opensshArgs()...)
 		args = append(args, "-oPubkeyAuthentication=no", "-P", e.port, "-b", bf, login+"@"+e.host)
-		cmd = exec.Command("sshpass", args...)
+		cmd = exec.CommandContext(ctx, "sshpass", args...)
 		cmd.Env = append(os.Environ(), "SSHPASS="+password)
 	} else {
 		args := append(e.opensshArgs(), "-oIdentitiesOnly=yes", "-oPasswordAuthentication=no", "-i", e.keyFile,
 			"-P", e.port, "-b", bf, login+"@"+e.host)
-		cmd = exec.Command("sftp", args...)
+		cmd = exec.CommandContext(ctx, "sftp", args...)
 	}
 	cmd.Dir = dir
 	out, err := cmd.CombinedOutput()

@@ -45,6 +45,8 @@ var commands = map[string]command{
 	"response":    responseCommand{},
 	"referentiel": referentielCommand{},
 	"process":     processCommand{},
+	"jobs":        jobsCommand{},
+	"expire":      expireCommand{},
 	"version":     versionCommand{},
 }
 
@@ -63,6 +65,8 @@ Commands:
   referentiel import|generate
                         load fiscal reference data from CSV, or generate synthetic data
   process               answer every waiting deposit now, then exit
+  jobs                  list the scheduled jobs: schedule, last run, next run
+  expire [--at TIME]    run the expiry jobs once as of TIME and print the counts
   version               print the version
 
 Every command accepts --config FILE (YAML); PIGP_* environment variables win

@@ -1,0 +1,303 @@
+// Package lifecycle keeps the exchange within its rules over time: it
+// expires responses after the retention period and deletes their content,
+// marks expired passwords and sends reminders before expiry, notifies
+// départements by e-mail when an answer is available, and removes
+// abandoned uploads and orphaned content. Every job takes the time it runs
+// "as of", so tests move time instead of sleeping, and every job is
+// idempotent: killed half-way and run again, it finishes the work once.
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/apa"
+	"github.com/pigp/pigp/blob"
+)
+
+// Store is what the jobs need from the database.
+type Store interface {
+	ExpireResponses(ctx context.Context, now time.Time, limit int) ([]*pigp.Response, error)
+	ResponsesToPurge(ctx context.Context, limit int) ([]*pigp.Response, error)
+	MarkContentDeleted(ctx context.Context, id string, now time.Time) error
+	ExpirePasswords(ctx context.Context, now time.Time) ([]*pigp.Account, error)
+	AccountsExpiringBetween(ctx context.Context, from, to time.Time) ([]*pigp.Account, error)
+	StorageKeysInUse(ctx context.Context, keys []string) (map[string]bool, error)
+	PruneTicks(ctx context.Context, before time.Time) (int64, error)
+	FindAccountByID(ctx context.Context, id int64) (*pigp.Account, error)
+	CreateNotification(ctx context.Context, n *pigp.Notification) (bool, error)
+	DueNotifications(ctx context.Context, now time.Time, limit int) ([]*pigp.Notification, error)
+	UpdateNotification(ctx context.Context, n *pigp.Notification) error
+}
+
+// Sender delivers one e-mail. It is nil when no SMTP server is configured.
+type Sender interface {
+	Send(ctx context.Context, to, subject, body string) error
+}
+
+// Lifecycle holds the jobs' settings.
+type Lifecycle struct {
+	Store  Store
+	Blobs  *blob.Store
+	Sender Sender // nil: notifications are logged and recorded as not sent
+	Logger *slog.Logger
+
+	ReminderDays []int         // days before password expiry a reminder goes out (30, 7)
+	TempMaxAge   time.Duration // abandoned uploads older than this are removed (1 day)
+	OrphanMinAge time.Duration // stored content with no row older than this is removed
+	BatchSize    int           // rows per transaction
+	MaxAttempts  int           // sending attempts before a notification fails
+	PortalURL    string        // named in messages, when set
+}
+
+// New returns a Lifecycle with the default settings.
+func New(st Store, blobs *blob.Store, logger *slog.Logger) *Lifecycle {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Lifecycle{Store: st, Blobs: blobs, Logger: logger, ReminderDays: []int{30, 7},
+		TempMaxAge: 24 * time.Hour, OrphanMinAge: time.Hour, BatchSize: 200, MaxAttempts: 8}
+}
+
+// ExpireResponses hides the responses whose retention period is over and
+// deletes their content (and that of responses removed by their
+// département), in small batches: each row changes before its content is
+// deleted, so a run killed half-way is finished by the next one without
+// error and without deleting anything twice.
+func (l *Lifecycle) ExpireResponses(ctx context.Context, now time.Time) (expired, deleted int, err error) {
+	for {
+		batch, err := l.Store.ExpireResponses(ctx, now, l.BatchSize)
+		if err != nil {
+			return expired, deleted, err
+		}
+		for _, r := range batch {
+			l.Logger.Info("response expired", "response", r.ID, "name", r.Name, "siret", r.SIRET, "expires", r.ExpiresAt)
+		}
+		expired += len(batch)
+		if len(batch) < l.BatchSize {
+			break
+		}
+	}
+	for {
+		batch, err := l.Store.ResponsesToPurge(ctx, l.BatchSize)
+		if err != nil {
+			return expired, deleted, err
+		}
+		for _, r := range batch {
+			if err := l.Blobs.Remove(r.StorageKey); err != nil {
+				return expired, deleted, fmt.Errorf("delete content of %s: %w", r.ID, err)
+			}
+			if err := l.Store.MarkContentDeleted(ctx, r.ID, now); err != nil {
+				return expired, deleted, err
+			}
+			deleted++
+		}
+		if len(batch) < l.BatchSize {
+			return expired, deleted, ctx.Err()
+		}
+	}
+}
+
+// ExpirePasswords marks the passwords that expired at now and queues the
+// reminders due ReminderDays before expiry (each once per password).
+func (l *Lifecycle) ExpirePasswords(ctx context.Context, now time.Time) (expired, reminded int, err error) {
+	accounts, err := l.Store.ExpirePasswords(ctx, now)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, a := range accounts {
+		l.Logger.Info("password expired", "login", a.Login, "expired", a.PasswordExpiresAt)
+		key := fmt.Sprintf("pwd-expired-%d-%d", a.ID, a.PasswordExpiresAt.Unix())
+		if _, err := l.queue(ctx, now, pigp.NotifyPasswordExpired, key, a.Email, passwordExpiredMessage(a)); err != nil {
+			return len(accounts), reminded, err
+		}
+	}
+	for _, days := range l.ReminderDays {
+		// Accounts whose expiry falls within the reminder window; the
+		// dedup key sends each reminder once per password.
+		list, err := l.Store.AccountsExpiringBetween(ctx, now, now.AddDate(0, 0, days))
+		if err != nil {
+			return len(accounts), reminded, err
+		}
+		for _, a := range list {
+			if smaller := l.smallerWindow(days, a.PasswordExpiresAt.Sub(now)); smaller {
+				continue // a closer reminder is the one due
+			}
+			key := fmt.Sprintf("pwd-reminder-%d-%d-%d", days, a.ID, a.PasswordExpiresAt.Unix())
+			queued, err := l.queue(ctx, now, pigp.NotifyPasswordReminder, key, a.Email, passwordReminderMessage(a, l.PortalURL))
+			if err != nil {
+				return len(accounts), reminded, err
+			}
+			if queued {
+				reminded++
+				l.Logger.Info("password reminder queued", "login", a.Login, "days", days, "expires", a.PasswordExpiresAt)
+			}
+		}
+	}
+	return len(accounts), reminded, nil
+}
+
+// smallerWindow reports whether a reminder window smaller than days also
+// contains left, so that a 30-day reminder is not sent on the day the 7-day
+// one is due (a password set 10 days before expiry gets only the latter).
+func (l *Lifecycle) smallerWindow(days int, left time.Duration) bool {
+	for _, d := range l.ReminderDays {
+		if d < days && left <= time.Duration(d)*24*time.Hour {
+			return true
+		}
+	}
+	return false
+}
+
+// ResponseAvailable queues the notices that a response or report is
+// available: to the call file's contact address and to the depositing
+// account. The message names the file and its expiry date and nothing of
+// the file's content.
+func (l *Lifecycle) ResponseAvailable(ctx context.Context, now time.Time, d *pigp.Deposit, r *pigp.Response, contact string) error {
+	subject, body := responseMessage(r, l.PortalURL)
+	recipients := []string{}
+	if contact != "" {
+		recipients = append(recipients, contact)
+	}
+	if a, err := l.Store.FindAccountByID(ctx, d.AccountID); err == nil {
+		recipients = append(recipients, a.Email)
+	} else {
+		l.Logger.Warn("depositing account not found for notification", "deposit", d.ID, "error", err)
+	}
+	seen := map[string]bool{}
+	for _, to := range recipients {
+		to = strings.ToLower(strings.TrimSpace(to))
+		if to == "" || seen[to] {
+			continue
+		}
+		seen[to] = true
+		key := "resp-" + r.ID + "-" + to
+		if _, err := l.queue(ctx, now, pigp.NotifyResponseAvailable, key, to, message{subject, body}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type message struct{ subject, body string }
+
+// queue records a notification; without a sender it is logged and marked
+// not sent. It returns false when the notification existed already.
+func (l *Lifecycle) queue(ctx context.Context, now time.Time, kind, key, to string, m message) (bool, error) {
+	n := &pigp.Notification{Kind: kind, DedupKey: key, Recipient: to, Subject: m.subject, Body: m.body,
+		Status: pigp.NotificationPending, NextAttemptAt: now}
+	if l.Sender == nil {
+		n.Status = pigp.NotificationNotSent
+		n.LastError = "aucun serveur SMTP configuré"
+	}
+	created, err := l.Store.CreateNotification(ctx, n)
+	if err != nil {
+		return false, err
+	}
+	if created && l.Sender == nil {
+		l.Logger.Info("notification not sent: no SMTP server configured", "kind", kind, "to", to, "subject", m.subject)
+	}
+	return created, nil
+}
+
+// SendNotifications sends the due notifications. A failure is retried with
+// an exponential backoff (1, 2, 4… minutes, at most 6 hours) until
+// MaxAttempts; it never blocks other work.
+func (l *Lifecycle) SendNotifications(ctx context.Context, now time.Time) (sent, failed int, err error) {
+	if l.Sender == nil {
+		return 0, 0, nil
+	}
+	due, err := l.Store.DueNotifications(ctx, now, l.BatchSize)
+	if err != nil {
+		return 0, 0, err
+	}
+	for _, n := range due {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		serr := l.Sender.Send(sctx, n.Recipient, n.Subject, n.Body)
+		cancel()
+		n.Attempts++
+		if serr == nil {
+			t := now
+			n.Status, n.SentAt, n.LastError = pigp.NotificationSent, &t, ""
+			sent++
+		} else {
+			n.LastError = serr.Error()
+			backoff := time.Minute << min(n.Attempts-1, 9)
+			n.NextAttemptAt = now.Add(min(backoff, 6*time.Hour))
+			if n.Attempts >= l.MaxAttempts {
+				n.Status = pigp.NotificationFailed
+				failed++
+			}
+			l.Logger.Warn("notification not sent", "id", n.ID, "to", n.Recipient, "attempt", n.Attempts, "error", serr)
+		}
+		if err := l.Store.UpdateNotification(ctx, n); err != nil {
+			return sent, failed, err
+		}
+	}
+	return sent, failed, nil
+}
+
+// Housekeeping removes uploads abandoned for more than TempMaxAge, stored
+// content that no row refers to (a crash between the rename and the
+// commit) once older than OrphanMinAge, and old tick claims.
+func (l *Lifecycle) Housekeeping(ctx context.Context, now time.Time) (temps, orphans int, err error) {
+	if temps, err = l.Blobs.RemoveStaleTemps(now, l.TempMaxAge); err != nil {
+		return 0, 0, fmt.Errorf("remove stale uploads: %w", err)
+	}
+	root := filepath.Join(l.Blobs.Dir(), "objects")
+	var keys []string
+	modTimes := map[string]time.Time{}
+	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return nil
+		}
+		if now.Sub(info.ModTime()) < l.OrphanMinAge {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, p)
+		key := filepath.ToSlash(rel)
+		keys = append(keys, key)
+		modTimes[key] = info.ModTime()
+		return nil
+	})
+	if err != nil && !os.IsNotExist(err) {
+		return temps, 0, fmt.Errorf("walk content store: %w", err)
+	}
+	used, err := l.Store.StorageKeysInUse(ctx, keys)
+	if err != nil {
+		return temps, 0, err
+	}
+	for _, k := range keys {
+		if used[k] {
+			continue
+		}
+		if err := l.Blobs.Remove(k); err != nil {
+			return temps, orphans, fmt.Errorf("remove orphan %s: %w", k, err)
+		}
+		l.Logger.Warn("orphaned content removed", "key", k, "modified", modTimes[k])
+		orphans++
+	}
+	if _, err := l.Store.PruneTicks(ctx, now.Add(-7*24*time.Hour)); err != nil {
+		return temps, orphans, err
+	}
+	return temps, orphans, nil
+}
+
+// frenchDate writes t as "23 septembre 2027" in Europe/Paris.
+func frenchDate(t time.Time) string {
+	months := [...]string{"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
+		"septembre", "octobre", "novembre", "décembre"}
+	p := t.In(apa.Paris)
+	return fmt.Sprintf("%d %s %d", p.Day(), months[p.Month()-1], p.Year())
+}
