@@ -82,3 +82,17 @@ func (db *DB) CountJobRuns(ctx context.Context, job string) (int64, error) {
 	err := db.with(ctx).Model(&jobRunRow{}).Where("job = ?", job).Count(&n).Error
 	return n, err
 }
+
+// ListJobRuns returns the runs of job, oldest first.
+func (db *DB) ListJobRuns(ctx context.Context, job string) ([]*pigp.JobRun, error) {
+	var rows []jobRunRow
+	if err := db.with(ctx).Where("job = ?", job).Order("tick, id").Find(&rows).Error; err != nil {
+		return nil, fmt.Errorf("list job runs: %w", err)
+	}
+	out := make([]*pigp.JobRun, len(rows))
+	for i, r := range rows {
+		out[i] = &pigp.JobRun{Job: r.Job, Node: r.Node, Tick: r.Tick, StartedAt: r.StartedAt, FinishedAt: r.FinishedAt,
+			OK: r.OK, Message: r.Message, Counts: r.Counts}
+	}
+	return out, nil
+}
