@@ -41,18 +41,32 @@ type Upload struct {
 	temp   *blob.Temp
 	limit  int64
 
-	mu      sync.Mutex
-	hash    hash.Hash
-	hashed  int64           // bytes [0, hashed) are in hash
-	pending map[int64]int64 // written extents beyond hashed: start → end
-	dirty   bool            // the running hash cannot be trusted
-	failed  error
-	done    bool
+	mu       sync.Mutex
+	hash     hash.Hash
+	hashed   int64            // bytes [0, hashed) are written and in hash
+	buffered map[int64][]byte // chunks received ahead of hashed, not written yet
+	bufBytes int64            // total size of buffered
+	pending  map[int64]int64  // written extents beyond hashed: start → end
+	dirty    bool             // the running hash cannot be trusted
+	failed   error
+	done     bool
+	scratch  []byte // read-back buffer of catchUp
+	flushed  int64  // bytes [0, flushed) were handed to the disk's writeback
 }
+
+// writebackEvery is how often, in bytes of ordered progress, an upload asks
+// the kernel to start writing its data to disk.
+const writebackEvery = 8 << 20
 
 // maxPending bounds the out-of-order extents tracked before the running
 // hash gives up and the file is hashed again at commit.
 const maxPending = 4096
+
+// maxBuffered bounds the memory an upload uses to put out-of-order chunks
+// back in order (the SSH window keeps a client's writes within a few MiB).
+// Chunks beyond it go to the file directly and are read back when the
+// bytes before them arrive.
+const maxBuffered = 8 << 20
 
 // BeginDeposit checks name and opens a new upload for it.
 func (s *Service) BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (*Upload, error) {
@@ -66,7 +80,7 @@ func (s *Service) BeginDeposit(ctx context.Context, caller *pigp.Caller, name st
 	}
 	return &Upload{
 		svc: s, caller: caller, name: name, siret: n.SIRET, temp: t, limit: s.MaxUploadSize,
-		hash: sha256.New(), pending: map[int64]int64{},
+		hash: sha256.New(), pending: map[int64]int64{}, buffered: map[int64][]byte{},
 	}, nil
 }
 
@@ -77,8 +91,10 @@ func (u *Upload) tooLarge() error {
 	return pigp.Errorf(pigp.ETOOLARGE, "dépôt refusé : le fichier dépasse la taille maximale autorisée (%s)", FormatSize(u.limit))
 }
 
-// WriteAt writes p at off. It fails once the size limit is passed; the
-// upload then can only be aborted.
+// WriteAt writes p at off. Chunks arriving in order (the usual case, up to
+// the reordering of pkg/sftp's workers) are written and hashed in order,
+// under the lock: sequential writes, no read-back. It fails once the size
+// limit is passed; the upload then can only be aborted.
 func (u *Upload) WriteAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, pigp.Errorf(pigp.EINVALID, "position d'écriture négative")
@@ -88,46 +104,91 @@ func (u *Upload) WriteAt(p []byte, off int64) (int, error) {
 		u.fail(u.tooLarge())
 		return 0, u.tooLarge()
 	}
-	n, err := u.temp.WriteAt(p, off)
-	if err != nil {
-		u.fail(err)
-		return n, fmt.Errorf("write upload: %w", err)
-	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	switch {
-	case u.dirty:
-	case off < u.hashed: // overwrite of bytes already hashed
-		u.dirty = true
-	case off == u.hashed:
+	case off == u.hashed && !u.dirty:
+		if err := u.writeLocked(p, off); err != nil {
+			return 0, err
+		}
 		u.hash.Write(p)
 		u.hashed = end
 		u.catchUp()
+		if u.hashed-u.flushed >= writebackEvery {
+			u.temp.StartWriteback(u.flushed, u.hashed-u.flushed)
+			u.flushed = u.hashed
+		}
+	case off > u.hashed && !u.dirty && u.bufBytes+int64(len(p)) <= maxBuffered && !u.overlapsBuffered(off, end):
+		u.buffered[off] = append([]byte(nil), p...) // p is reused once WriteAt returns
+		u.bufBytes += int64(len(p))
 	default:
-		if len(u.pending) >= maxPending {
+		// Buffered chunks go to the file first, so that a later write over
+		// them wins.
+		if err := u.flushLocked(); err != nil {
+			return 0, err
+		}
+		if err := u.writeLocked(p, off); err != nil {
+			return 0, err
+		}
+		switch {
+		case u.dirty:
+		case off < u.hashed: // overwrite of bytes already hashed
 			u.dirty = true
-		} else if old, ok := u.pending[off]; !ok || end > old {
-			u.pending[off] = end
+		case len(u.pending) >= maxPending:
+			u.dirty = true
+		default:
+			u.pending[off] = max(u.pending[off], end)
 		}
 	}
-	return n, nil
+	return len(p), nil
 }
 
-// catchUp hashes the pending extents that now follow the hashed prefix,
-// reading them back from the file (they are in the page cache).
+// overlapsBuffered reports whether [off, end) meets a buffered chunk.
+func (u *Upload) overlapsBuffered(off, end int64) bool {
+	for o, b := range u.buffered {
+		if off < o+int64(len(b)) && o < end {
+			return true
+		}
+	}
+	return false
+}
+
+func (u *Upload) writeLocked(p []byte, off int64) error {
+	if _, err := u.temp.WriteAt(p, off); err != nil {
+		if u.failed == nil {
+			u.failed = err
+		}
+		return fmt.Errorf("write upload: %w", err)
+	}
+	return nil
+}
+
+// catchUp writes and hashes the buffered chunks that now follow the hashed
+// prefix, and hashes the extents already on disk that do, reading them
+// back (they are in the page cache).
 func (u *Upload) catchUp() {
-	buf := make([]byte, 0)
-	for {
+	for !u.dirty {
+		if b, ok := u.buffered[u.hashed]; ok {
+			delete(u.buffered, u.hashed)
+			u.bufBytes -= int64(len(b))
+			if err := u.writeLocked(b, u.hashed); err != nil {
+				u.dirty = true
+				return
+			}
+			u.hash.Write(b)
+			u.hashed += int64(len(b))
+			continue
+		}
 		end, ok := u.pending[u.hashed]
 		if !ok {
 			return
 		}
 		delete(u.pending, u.hashed)
-		if cap(buf) == 0 {
-			buf = make([]byte, 256<<10)
+		if u.scratch == nil {
+			u.scratch = make([]byte, 256<<10)
 		}
 		for u.hashed < end {
-			chunk := buf[:min(int64(len(buf)), end-u.hashed)]
+			chunk := u.scratch[:min(int64(len(u.scratch)), end-u.hashed)]
 			if _, err := u.temp.ReadAt(chunk, u.hashed); err != nil {
 				u.dirty = true
 				return
@@ -138,11 +199,42 @@ func (u *Upload) catchUp() {
 	}
 }
 
+// flushLocked writes the buffered chunks to the file, where they wait as
+// pending extents (or become part of a dirty upload).
+func (u *Upload) flushLocked() error {
+	for off, b := range u.buffered {
+		if err := u.writeLocked(b, off); err != nil {
+			return err
+		}
+		if !u.dirty {
+			if len(u.pending) >= maxPending {
+				u.dirty = true
+			} else {
+				u.pending[off] = max(u.pending[off], off+int64(len(b)))
+			}
+		}
+	}
+	clear(u.buffered)
+	u.bufBytes = 0
+	return nil
+}
+
 // ReadAt reads back what was written (clients that open read-write).
-func (u *Upload) ReadAt(p []byte, off int64) (int, error) { return u.temp.ReadAt(p, off) }
+func (u *Upload) ReadAt(p []byte, off int64) (int, error) {
+	u.mu.Lock()
+	err := u.flushLocked()
+	u.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	return u.temp.ReadAt(p, off)
+}
 
 // Size returns the current size of the upload.
 func (u *Upload) Size() int64 {
+	u.mu.Lock()
+	u.flushLocked()
+	u.mu.Unlock()
 	fi, err := u.temp.Stat()
 	if err != nil {
 		return 0
@@ -156,14 +248,17 @@ func (u *Upload) Truncate(size int64) error {
 		u.fail(u.tooLarge())
 		return u.tooLarge()
 	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if err := u.flushLocked(); err != nil {
+		return err
+	}
 	if err := u.temp.Truncate(size); err != nil {
 		return fmt.Errorf("truncate upload: %w", err)
 	}
-	u.mu.Lock()
 	if size < u.hashed || len(u.pending) > 0 {
 		u.dirty = true
 	}
-	u.mu.Unlock()
 	return nil
 }
 
@@ -180,6 +275,35 @@ func (u *Upload) Failed() error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.failed
+}
+
+// KeepWritten prepares an interrupted upload for a resume: the content is
+// cut back to the bytes written contiguously from the start, so that a
+// client resuming from the size leaves no hole. It reports false when that
+// prefix is unknown (bytes were overwritten or truncated) or the upload
+// failed; such an upload can only be aborted. No write may be in flight.
+func (u *Upload) KeepWritten() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.dirty || u.failed != nil || u.done {
+		return false
+	}
+	if err := u.temp.Truncate(u.hashed); err != nil {
+		return false
+	}
+	clear(u.pending)
+	clear(u.buffered)
+	u.bufBytes = 0
+	return true
+}
+
+// SetCaller records the session that goes on with the upload (a resume or
+// a rename from another connection of the same account): the deposit is
+// recorded with its address and protocol.
+func (u *Upload) SetCaller(caller *pigp.Caller) {
+	u.mu.Lock()
+	u.caller = caller
+	u.mu.Unlock()
 }
 
 // Abort discards the upload. Nothing is recorded.
@@ -241,6 +365,9 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 func (u *Upload) sum(size int64) (string, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	if err := u.flushLocked(); err != nil {
+		return "", err
+	}
 	if !u.dirty && len(u.pending) == 0 && u.hashed == size {
 		return hex.EncodeToString(u.hash.Sum(nil)), nil
 	}

@@ -373,12 +373,16 @@ func (s *Server) serveSFTP(ch ssh.Channel, caller *pigp.Caller, log *slog.Logger
 	defer s.sessions.Done()
 	fsys := s.NewFS(caller)
 	defer fsys.Close()
-	rs := sftp.NewRequestServer(ch, fsys.Handlers(),
+	rs := sftp.NewRequestServer(newSFTPConn(ch), fsys.Handlers(),
 		sftp.WithStartDirectory("/"),
-		sftp.WithRSMaxTxPacket(256<<10))
+		sftp.WithRSMaxTxPacket(limitRead),
+		sftp.WithRSAllocator())
 	if err := rs.Serve(); err != nil && !errors.Is(err, io.EOF) {
 		log.Debug("sftp session ended", "error", err)
 	}
+	// Like sftp-server, end with an exit status: OpenSSH's scp fails
+	// (exit 1) without one. It must go before the channel is closed.
+	ch.SendRequest("exit-status", false, ssh.Marshal(struct{ Status uint32 }{0}))
 	rs.Close()
 }
 

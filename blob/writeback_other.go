@@ -1,0 +1,7 @@
+//go:build !linux
+
+package blob
+
+// StartWriteback does nothing where sync_file_range does not exist; the
+// fsync at commit writes everything.
+func (t *Temp) StartWriteback(off, n int64) {}
