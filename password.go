@@ -13,10 +13,12 @@ const (
 	MinAlnumPasswordLength = 14
 )
 
-// CheckPassword applies the password policy that does not need history or a
-// strength estimator: length, printable ASCII, character classes, and not
-// containing the login, the name or a SIRET. Each refusal is an EINVALID
-// error that names the rule, in French.
+// CheckPassword applies the password policy that does not need history:
+// length, printable ASCII, character classes, not containing the login,
+// the name or a SIRET, and a strength of at least MinPasswordScore as
+// estimated by PasswordStrength (zxcvbn with French dictionaries). Each
+// refusal is an EINVALID error that names the rule, in French. It is the
+// one policy of the CLI, the exchange (SFTP) and the portal.
 func CheckPassword(password, login, name string, sirets []string) error {
 	if len(password) > MaxPasswordLength {
 		return Errorf(EINVALID, "mot de passe refusé : %d caractères au plus", MaxPasswordLength)
@@ -61,6 +63,11 @@ func CheckPassword(password, login, name string, sirets []string) error {
 		if s != "" && (strings.Contains(password, s) || len(s) == 14 && strings.Contains(password, s[:9])) {
 			return Errorf(EINVALID, "mot de passe refusé : il ne doit pas contenir le SIRET ni le SIREN")
 		}
+	}
+	if s := PasswordStrength(password, StrengthInputs(login, name, sirets)...); s.Score < MinPasswordScore {
+		return Errorf(EINVALID, "mot de passe refusé : trop facile à deviner (niveau de sécurité « %s », il faut au moins « %s ») ; "+
+			"évitez les mots du dictionnaire, les prénoms et les noms, les suites de caractères (abcd, 1234, azerty) et les dates",
+			s.Label(), strengthLabels[MinPasswordScore])
 	}
 	return nil
 }

@@ -260,7 +260,8 @@ func TestCheckPassword(t *testing.T) {
 		want     string // substring of the refusal, "" when accepted
 	}{
 		{"ThreeClasses12", "Abcdefgh1234", ""},
-		{"LowerDigitSpecial", "abcdefgh12-!", ""},
+		{"LowerDigitSpecial", "kdmwpqrz12-!", ""},
+		{"SequenceTooEasy", "abcdefgh12-!", "trop facile à deviner"},
 		{"FourClasses", "Tr0ub4dor&3x", ""},
 		{"SpaceIsSpecial", "abcd efgh 12", ""},
 		{"TooShort", "Abcdefg-123", "12 caractères au moins"},
@@ -268,8 +269,9 @@ func TestCheckPassword(t *testing.T) {
 		{"Empty", "", "12 caractères au moins"},
 		{"TwoClasses12", "abcdefgh1234", "trois types"},
 		{"TwoClasses13", "abcdefgh12345", "trois types"},
-		{"Alnum14", "abcdefgh123456", ""},
-		{"AlnumUpper14", "ABCDEFGH123456", ""},
+		{"Alnum14", "kdmwpqrzvt4817", ""},
+		{"AlnumUpper14", "KDMWPQRZVT4817", ""},
+		{"FrenchWord", "Mademoiselle1", "trop facile à deviner"},
 		{"LettersOnly14", "abcdefghijKLMN", "trois types"},
 		{"LettersOnly20", "abcdefghijklmnopqrst", "trois types"},
 		{"DigitsOnly14", "12345678901234", "trois types"},
@@ -285,7 +287,7 @@ func TestCheckPassword(t *testing.T) {
 		{"UnrelatedWords", "Xyz-abcde-2026", ""},
 		{"ContainsSIRET", "Ab-22940028800010", "SIRET"},
 		{"ContainsSIREN", "Ab-229400288-x", "SIREN"},
-		{"Max128", "Aa1-" + strings.Repeat("x", pigp.MaxPasswordLength-4), ""},
+		{"Max128", "Aa1-" + strings.Repeat("xq7Z", (pigp.MaxPasswordLength-4)/4), ""},
 		{"Over128", "Aa1-" + strings.Repeat("x", pigp.MaxPasswordLength-3), "128 caractères au plus"},
 	}
 	for _, tt := range tests {

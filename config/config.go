@@ -27,8 +27,14 @@ type Config struct {
 	DatabaseURL string `yaml:"database_url"`
 	// SFTPListen is the SSH/SFTP listen address.
 	SFTPListen string `yaml:"sftp_listen"`
-	// HTTPListen is the portal's listen address ("" disables it).
+	// HTTPListen is the portal's listen address ("" or "off" disables it).
 	HTTPListen string `yaml:"http_listen"`
+	// TLSCert and TLSKey are the portal's certificate and key (PEM files);
+	// without them the portal runs in plain HTTP and says so in the log.
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
+	// SessionIdle ends a portal session after this much inactivity.
+	SessionIdle Duration `yaml:"session_idle"`
 	// MaxUploadSize bounds one deposit, in bytes.
 	MaxUploadSize Size `yaml:"max_upload_size"`
 	// Retention is how long a response stays in /retrait.
@@ -138,6 +144,7 @@ func Default() Config {
 		HousekeepingSchedule:   "0 17 * * * *",
 		PasswordReminderDays:   []int{30, 7},
 		SMTP:                   SMTP{Port: 587, Security: "starttls", From: "APA <noreply@apa.invalid>"},
+		SessionIdle:            Duration(15 * time.Minute),
 		LogLevel:               "info",
 		LogFormat:              "text",
 	}
@@ -173,6 +180,13 @@ var envVars = []struct {
 	{"PIGP_DATABASE_URL", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
 	{"PIGP_SFTP_LISTEN", func(c *Config, v string) error { c.SFTPListen = v; return nil }},
 	{"PIGP_HTTP_LISTEN", func(c *Config, v string) error { c.HTTPListen = v; return nil }},
+	{"PIGP_TLS_CERT", func(c *Config, v string) error { c.TLSCert = v; return nil }},
+	{"PIGP_TLS_KEY", func(c *Config, v string) error { c.TLSKey = v; return nil }},
+	{"PIGP_SESSION_IDLE", func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		c.SessionIdle = Duration(d)
+		return err
+	}},
 	{"PIGP_MAX_UPLOAD_SIZE", func(c *Config, v string) error {
 		n, err := ParseSize(v)
 		c.MaxUploadSize = Size(n)
@@ -261,6 +275,15 @@ func (c Config) Validate() error {
 	}
 	if _, _, err := net.SplitHostPort(c.SFTPListen); err != nil {
 		return &ValidationError{"sftp_listen", c.SFTPListen, err}
+	}
+	if c.HTTPListen == "off" {
+		c.HTTPListen = ""
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return &ValidationError{"tls_cert", c.TLSCert, errors.New("tls_cert and tls_key go together")}
+	}
+	if c.SessionIdle <= 0 {
+		return &ValidationError{"session_idle", time.Duration(c.SessionIdle), errors.New("must be positive")}
 	}
 	if c.HTTPListen != "" {
 		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {

@@ -3,15 +3,17 @@ package vfs
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"io/fs"
 	"os"
 	"path"
-	"strings"
 	"sync"
+	"time"
 
 	"github.com/pkg/sftp"
 
+	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/exchange"
 )
 
@@ -72,14 +74,10 @@ func (fsys *FS) list(r *sftp.Request, dir string) ([]os.FileInfo, error) {
 	case "":
 		return []os.FileInfo{fsys.dirInfo(DirDepot), fsys.dirInfo(DirRetrait), fsys.dirInfo(DirHistorique)}, nil
 	case DirDepot:
+		// The deposits waiting for processing; staging uploads are not
+		// deposits and are not listed (they stay STAT-able).
 		var out []os.FileInfo
 		seen := map[string]bool{}
-		fsys.mu.Lock()
-		for name, u := range fsys.staging {
-			out = append(out, &fileInfo{name: name, size: u.Size(), mode: 0o644, mtime: fsys.svc.Now()})
-			seen[name] = true
-		}
-		fsys.mu.Unlock()
 		ds, err := fsys.svc.PendingDeposits(ctx, fsys.caller)
 		if err != nil {
 			return nil, err
@@ -133,15 +131,7 @@ func (fsys *FS) stat(r *sftp.Request, dir, name string) (os.FileInfo, error) {
 		return &fileInfo{name: name, size: int64(len(h.data)), mode: 0o444, mtime: h.at}, nil
 	}
 	if dir == DirDepot {
-		fsys.mu.Lock()
-		u := fsys.inflight[name]
-		if u == nil {
-			u = fsys.staging[name]
-		}
-		fsys.mu.Unlock()
-		if u != nil {
-			return &fileInfo{name: name, size: u.Size(), mode: 0o644, mtime: fsys.svc.Now()}, nil
-		}
+		return fsys.statDepot(ctxOf(r), name)
 	}
 	infos, err := fsys.list(r, dir)
 	if err != nil {
@@ -210,6 +200,71 @@ func (fsys *FS) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	return nil, errDepotRead
 }
 
+// statDepot answers STAT of a /depot name: an upload open in this
+// session, a staged upload of the account, or a deposit still pending or
+// made within DepositGrace (with the mtime a client set, if any).
+func (fsys *FS) statDepot(ctx context.Context, name string) (os.FileInfo, error) {
+	now := fsys.svc.Now()
+	fsys.mu.Lock()
+	u := fsys.inflight[name]
+	fsys.mu.Unlock()
+	if u != nil {
+		return &fileInfo{name: name, size: u.Size(), mode: 0o644, mtime: now}, nil
+	}
+	if _, ok := StagingTarget(name); ok {
+		if s := fsys.area.get(fsys.key(name)); s != nil {
+			return &fileInfo{name: name, size: s.u.Size(), mode: 0o644, mtime: s.lastTouched()}, nil
+		}
+		return nil, errNotFound
+	}
+	d, err := fsys.deposit(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	mtime := d.DepositedAt
+	if t, ok := fsys.area.mtimeOf(fsys.key(name), now); ok {
+		mtime = t
+	}
+	return &fileInfo{name: name, size: d.Size, mode: 0o444, mtime: mtime}, nil
+}
+
+// deposit returns the newest of the caller's deposits named name that is
+// recent (DepositGrace) or still pending.
+func (fsys *FS) deposit(ctx context.Context, name string) (*pigp.Deposit, error) {
+	recent, err := fsys.svc.Store.ListDeposits(ctx, pigp.DepositFilter{
+		SIRETs: fsys.caller.SIRETs, Since: fsys.svc.Now().Add(-DepositGrace),
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range recent { // newest first
+		if d.ExternalName == name {
+			return d, nil
+		}
+	}
+	pending, err := fsys.svc.PendingDeposits(ctx, fsys.caller)
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range pending {
+		if d.ExternalName == name {
+			return d, nil
+		}
+	}
+	return nil, errNotFound
+}
+
+func (fsys *FS) key(name string) accountName {
+	return accountName{account: fsys.caller.AccountID, name: name}
+}
+
+// LookupUserName shows the caller as the owner in listings' long names
+// (WinSCP treats files owned by someone else differently).
+func (fsys *FS) LookupUserName(string) string { return fsys.caller.Login }
+
+// LookupGroupName shows the caller as the group in listings' long names.
+func (fsys *FS) LookupGroupName(string) string { return fsys.caller.Login }
+
 // Filewrite opens an upload into /depot. The name is checked here, so that
 // every client sees the refusal at open.
 func (fsys *FS) Filewrite(r *sftp.Request) (io.WriterAt, error) {
@@ -232,45 +287,132 @@ func (fsys *FS) openUpload(r *sftp.Request) (*uploadFile, error) {
 		}
 		return nil, errWriteDepot
 	}
-	staging := strings.HasSuffix(name, StagingSuffix)
-	if staging {
-		fsys.mu.Lock()
-		u := fsys.staging[name]
-		delete(fsys.staging, name)
-		fsys.mu.Unlock()
-		if u != nil {
-			if !r.Pflags().Trunc { // resume: go on writing the same upload
-				fsys.track(name, u)
-				return &uploadFile{fsys: fsys, u: u, name: name, staging: name}, nil
-			}
-			u.Abort()
-		}
+	final, staging := StagingTarget(name)
+	if !staging {
+		final = name
 	}
-	u, err := fsys.svc.BeginDeposit(ctxOf(r), fsys.caller, strings.TrimSuffix(name, StagingSuffix))
-	if err != nil {
+	// The name comes first: a refused name gets its own message, whatever
+	// the open flags.
+	if _, err := fsys.svc.CheckDepositName(fsys.caller, final); err != nil {
 		fsys.log.Info("upload refused", "name", name, "reason", err)
 		return nil, fsys.toSFTP("open", r.Filepath, err)
 	}
-	f := &uploadFile{fsys: fsys, u: u, name: name}
 	if staging {
-		f.staging = name
+		return fsys.openStaging(ctxOf(r), name, final, r.Pflags())
+	}
+	return fsys.openDirect(ctxOf(r), name, r.Pflags())
+}
+
+// openDirect opens an upload under its final name; it becomes a deposit
+// when the handle is closed after a complete transfer. A deposit cannot be
+// resumed or appended to (that would deposit only the end of a file); EXCL
+// is refused when the name exists.
+func (fsys *FS) openDirect(ctx context.Context, name string, flags sftp.FileOpenFlags) (*uploadFile, error) {
+	resume := !flags.Trunc && (flags.Append || !flags.Creat)
+	if flags.Excl || resume {
+		_, err := fsys.statDepot(ctx, name)
+		if err != nil && !errors.Is(err, sftp.ErrSSHFxNoSuchFile) {
+			return nil, fsys.toSFTP("open", name, err)
+		}
+		exists := err == nil
+		switch {
+		case exists && flags.Excl:
+			return nil, errExists(name)
+		case exists && resume:
+			return nil, errNoResume(name)
+		case !exists && !flags.Creat:
+			return nil, errNotFound
+		}
+	}
+	u, err := fsys.svc.BeginDeposit(ctx, fsys.caller, name)
+	if err != nil {
+		fsys.log.Info("upload refused", "name", name, "reason", err)
+		return nil, fsys.toSFTP("open", name, err)
 	}
 	fsys.track(name, u)
+	return &uploadFile{fsys: fsys, u: u, name: name}, nil
+}
+
+// openStaging opens a staging upload. Without TRUNC, an existing staged
+// upload of the account is resumed (WinSCP, FileZilla without CREAT, with
+// or without APPEND: writes land at the offsets the client gives, from the
+// size it read); with TRUNC it starts again.
+func (fsys *FS) openStaging(ctx context.Context, name, final string, flags sftp.FileOpenFlags) (*uploadFile, error) {
+	a, key, now := fsys.area, fsys.key(name), fsys.svc.Now()
+	a.mu.Lock()
+	s := a.staged[key]
+	switch {
+	case s != nil && flags.Excl:
+		a.mu.Unlock()
+		return nil, errExists(name)
+	case s != nil && !flags.Trunc:
+		f := &uploadFile{fsys: fsys, u: s.u, name: name, stage: s}
+		if s.owner != nil { // a handle of a dropped connection not noticed yet
+			s.owner.detach()
+		}
+		s.owner = f
+		s.touch(now)
+		a.mu.Unlock()
+		s.u.SetCaller(fsys.caller)
+		fsys.log.Info("staged upload resumed", "name", name, "size", s.u.Size())
+		return f, nil
+	case s == nil && !flags.Creat:
+		a.mu.Unlock()
+		return nil, errNotFound
+	}
+	a.mu.Unlock()
+
+	u, err := fsys.svc.BeginDeposit(ctx, fsys.caller, final)
+	if err != nil {
+		fsys.log.Info("upload refused", "name", name, "reason", err)
+		return nil, fsys.toSFTP("open", name, err)
+	}
+	s = &staged{u: u}
+	s.touch(now)
+	f := &uploadFile{fsys: fsys, u: u, name: name, stage: s}
+	s.owner = f
+	a.mu.Lock()
+	old := a.staged[key]
+	a.staged[key] = s
+	if old != nil && old.owner != nil {
+		old.owner.detach()
+		old.owner = nil
+	}
+	a.mu.Unlock()
+	if old != nil {
+		old.u.Abort()
+	}
 	return f, nil
 }
 
 // uploadFile is an open upload handle.
 type uploadFile struct {
-	fsys    *FS
-	u       *exchange.Upload
-	name    string // the name it was opened under
-	staging string // the staging name, or "" for a direct upload
+	fsys  *FS
+	u     *exchange.Upload
+	name  string  // the name it was opened under
+	stage *staged // the staged upload, or nil for a direct upload
 
 	mu          sync.Mutex
 	transferErr error
+	detached    bool // another handle took the staged upload over
+}
+
+func (f *uploadFile) detach() {
+	f.mu.Lock()
+	f.detached = true
+	f.mu.Unlock()
 }
 
 func (f *uploadFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.stage != nil {
+		f.mu.Lock()
+		detached := f.detached
+		f.mu.Unlock()
+		if detached {
+			return 0, errTakenOver
+		}
+		defer f.stage.touch(f.fsys.svc.Now())
+	}
 	n, err := f.u.WriteAt(p, off)
 	return n, f.fsys.toSFTP("write", f.u.Name(), err)
 }
@@ -286,12 +428,16 @@ func (f *uploadFile) TransferError(err error) {
 }
 
 // Close ends the upload: a direct upload becomes a deposit now (the client
-// gets OK only once it is durable); a staging upload waits for its rename.
+// gets OK only once it is durable) or, if interrupted, is discarded; a
+// staging upload waits for its rename or, if interrupted, for a resume.
 func (f *uploadFile) Close() error {
 	f.mu.Lock()
 	terr := f.transferErr
 	f.mu.Unlock()
 	fsys := f.fsys
+	if f.stage != nil {
+		return f.closeStaged(terr)
+	}
 	fsys.untrack(f.name, f.u)
 	if terr != nil {
 		f.u.Abort()
@@ -302,17 +448,38 @@ func (f *uploadFile) Close() error {
 		f.u.Abort()
 		return fsys.toSFTP("close", f.u.Name(), err)
 	}
-	if f.staging != "" {
-		fsys.mu.Lock()
-		if old := fsys.staging[f.staging]; old != nil && old != f.u {
-			old.Abort()
-		}
-		fsys.staging[f.staging] = f.u
-		fsys.mu.Unlock()
-		return nil
-	}
 	if _, err := f.u.Commit(context.Background()); err != nil {
 		return fsys.toSFTP("close", f.u.Name(), err)
+	}
+	return nil
+}
+
+// closeStaged releases a staging upload. An interrupted one is kept, cut
+// back to what was written contiguously, for a resume.
+func (f *uploadFile) closeStaged(terr error) error {
+	fsys, a, key := f.fsys, f.fsys.area, f.fsys.key(f.name)
+	failed := f.u.Failed()
+	a.mu.Lock()
+	if f.stage.owner != f { // taken over, replaced or removed meanwhile
+		a.mu.Unlock()
+		return nil
+	}
+	f.stage.owner = nil
+	keep := failed == nil && (terr == nil || f.u.KeepWritten())
+	if !keep && a.staged[key] == f.stage {
+		delete(a.staged, key)
+	}
+	a.mu.Unlock()
+	f.stage.touch(fsys.svc.Now())
+	switch {
+	case failed != nil:
+		f.u.Abort()
+		return fsys.toSFTP("close", f.name, failed)
+	case terr != nil && keep:
+		fsys.log.Info("staged upload interrupted, kept for a resume", "name", f.name, "size", f.u.Size())
+	case terr != nil:
+		f.u.Abort()
+		fsys.log.Warn("staged upload interrupted, discarded", "name", f.name, "error", terr)
 	}
 	return nil
 }
@@ -334,57 +501,84 @@ func (fsys *FS) Filecmd(r *sftp.Request) error {
 	return errDenied // Mkdir, Rmdir, Symlink, Link
 }
 
-// PosixRename is Rename: a deposit name never replaces anything.
+// PosixRename is Rename: a staging file becomes the deposit it stands for.
 func (fsys *FS) PosixRename(r *sftp.Request) error { return fsys.Filecmd(r) }
 
+// upload returns the open or staged upload of a /depot name, or nil.
+func (fsys *FS) upload(name string) *exchange.Upload {
+	fsys.mu.Lock()
+	u := fsys.inflight[name]
+	fsys.mu.Unlock()
+	if u != nil {
+		return u
+	}
+	if s := fsys.area.get(fsys.key(name)); s != nil {
+		return s.u
+	}
+	return nil
+}
+
+// setstat accepts times and permissions on directories and on the caller's
+// uploads and deposits; it truncates uploads (scp's FSETSTAT(size)). The
+// time set on a deposit is shown by STAT during DepositGrace.
 func (fsys *FS) setstat(r *sftp.Request, dir, name string) error {
-	if dir != DirDepot || name == "" {
-		if name == "" {
-			return nil // directories: accepted without effect
-		}
+	if name == "" {
+		return nil // directories: accepted without effect
+	}
+	if dir != DirDepot {
 		return errReadOnly
 	}
-	if r.AttrFlags().Size {
-		fsys.mu.Lock()
-		u := fsys.staging[name]
-		if u == nil {
-			u = fsys.inflight[name]
+	flags, attrs := r.AttrFlags(), r.Attributes()
+	if u := fsys.upload(name); u != nil {
+		if flags.Size {
+			return fsys.toSFTP("truncate", name, u.Truncate(int64(attrs.Size)))
 		}
-		fsys.mu.Unlock()
-		if u != nil {
-			return fsys.toSFTP("truncate", name, u.Truncate(int64(r.Attributes().Size)))
+	} else {
+		fi, err := fsys.statDepot(ctxOf(r), name)
+		if err != nil {
+			return fsys.toSFTP("setstat", r.Filepath, err)
+		}
+		if flags.Size && int64(attrs.Size) != fi.Size() {
+			return &sftpError{sftp.ErrSSHFxPermissionDenied, "Modification refusée : un dépôt reçu ne peut pas être modifié"}
 		}
 	}
-	return nil // times and permissions of uploads: accepted without effect
+	if flags.Acmodtime {
+		now := fsys.svc.Now()
+		fsys.area.setMtime(fsys.key(name), time.Unix(int64(attrs.Mtime), 0).UTC(), now)
+	}
+	return nil
 }
 
 func (fsys *FS) rename(r *sftp.Request, dir, name string) error {
 	tdir, tname, err := split(r.Target)
-	if err != nil {
+	if err != nil || dir != DirDepot || tdir != DirDepot || name == "" || tname == "" {
 		return errDenied
 	}
-	if dir != DirDepot || tdir != DirDepot || name == "" || tname == "" {
-		return errDenied
+	if _, staging := StagingTarget(name); !staging {
+		if _, err := fsys.statDepot(ctxOf(r), name); err != nil {
+			return fsys.toSFTP("rename", r.Filepath, err)
+		}
+		return &sftpError{sftp.ErrSSHFxPermissionDenied, "Renommage refusé : un dépôt reçu ne peut pas être renommé"}
 	}
-	fsys.mu.Lock()
-	u := fsys.staging[name]
-	if u != nil {
-		delete(fsys.staging, name)
-	}
-	fsys.mu.Unlock()
-	if u == nil {
+	s, busy := fsys.area.take(fsys.key(name))
+	switch {
+	case busy:
+		return errBusy(name)
+	case s == nil:
 		return errNotFound
 	}
-	if tname != u.Name() {
-		u.Abort()
-		return &sftpError{sftp.ErrSSHFxPermissionDenied, "Renommage refusé : le fichier temporaire " + name + " ne peut être renommé qu'en " + u.Name()}
+	final := s.u.Name()
+	if tname != final {
+		s.u.Abort()
+		return &sftpError{sftp.ErrSSHFxPermissionDenied, "Renommage refusé : le fichier temporaire " + name + " ne peut être renommé qu'en " + final}
 	}
 	// The name is checked again at the rename that makes it final.
 	if _, err := fsys.svc.CheckDepositName(fsys.caller, tname); err != nil {
-		u.Abort()
+		s.u.Abort()
 		return fsys.toSFTP("rename", r.Target, err)
 	}
-	if _, err := u.Commit(ctxOf(r)); err != nil {
+	s.u.SetCaller(fsys.caller)
+	if _, err := s.u.Commit(ctxOf(r)); err != nil {
 		return fsys.toSFTP("rename", r.Target, err)
 	}
 	return nil
@@ -399,25 +593,37 @@ func (fsys *FS) remove(r *sftp.Request, dir, name string) error {
 	case dir == DirHistorique:
 		return errReadOnly
 	}
-	fsys.mu.Lock()
-	u := fsys.staging[name]
-	delete(fsys.staging, name)
-	fsys.mu.Unlock()
-	if u != nil {
-		u.Abort()
+	if _, staging := StagingTarget(name); staging {
+		a, key := fsys.area, fsys.key(name)
+		a.mu.Lock()
+		s := a.staged[key]
+		if s != nil {
+			delete(a.staged, key)
+			if s.owner != nil {
+				s.owner.detach()
+				s.owner = nil
+			}
+		}
+		a.mu.Unlock()
+		if s == nil {
+			return errNotFound
+		}
+		s.u.Abort()
+		fsys.log.Info("staged upload removed", "name", name)
 		return nil
 	}
 	// A deposit cannot be taken back; removing its name (WinSCP does so
-	// before renaming a staging file) is accepted and changes nothing.
-	if _, err := fsys.stat(r, dir, name); err != nil {
+	// before renaming a staging file) is answered OK and changes nothing.
+	if _, err := fsys.statDepot(ctxOf(r), name); err != nil {
 		return fsys.toSFTP("remove", r.Filepath, err)
 	}
-	fsys.log.Info("remove of a deposited name ignored", "name", name)
+	fsys.log.Info("remove of a deposited name answered OK, the deposit stands", "name", name,
+		"login", fsys.caller.Login, "ip", fsys.caller.RemoteIP)
 	return nil
 }
 
-// track records an open upload so that FSTAT and FSETSTAT, which pkg/sftp
-// turns into requests by path, find it.
+// track records an open direct upload so that FSTAT and FSETSTAT, which
+// pkg/sftp turns into requests by path, find it.
 func (fsys *FS) track(name string, u *exchange.Upload) {
 	fsys.mu.Lock()
 	fsys.inflight[name] = u

@@ -30,10 +30,6 @@ const (
 	DirHistorique = "historique"
 )
 
-// StagingSuffix marks WinSCP's temporary upload names: NAME.filepart is
-// committed as a deposit when it is renamed to NAME.
-const StagingSuffix = ".filepart"
-
 // historyTTL is how long a generated listing is reused within a session, so
 // that its size in a listing matches what a following download reads.
 const historyTTL = 10 * time.Second
@@ -45,9 +41,9 @@ type FS struct {
 	log    *slog.Logger
 	start  time.Time
 
+	area     *Shared // staged uploads and set mtimes, shared with the account's other sessions
 	mu       sync.Mutex
-	staging  map[string]*exchange.Upload // staging name → upload closed by the client, waiting for its rename
-	inflight map[string]*exchange.Upload // name → upload whose handle is open
+	inflight map[string]*exchange.Upload // direct upload name → upload whose handle is open
 	history  map[string]historyFile
 }
 
@@ -56,16 +52,19 @@ type historyFile struct {
 	at   time.Time
 }
 
-// New returns the file system of caller's session.
-func New(svc *exchange.Service, caller *pigp.Caller, log *slog.Logger) *FS {
+// New returns the file system of caller's session; shared is the state
+// the process's sessions share (see NewShared).
+func New(svc *exchange.Service, shared *Shared, caller *pigp.Caller, log *slog.Logger) *FS {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &FS{
-		svc: svc, caller: caller, start: svc.Now(),
-		log:     log.With("login", caller.Login, "ip", caller.RemoteIP),
-		staging: map[string]*exchange.Upload{}, inflight: map[string]*exchange.Upload{}, history: map[string]historyFile{},
+	fsys := &FS{
+		svc: svc, caller: caller, start: svc.Now(), area: shared,
+		log:      log.With("login", caller.Login, "ip", caller.RemoteIP),
+		inflight: map[string]*exchange.Upload{}, history: map[string]historyFile{},
 	}
+	fsys.area.sweep(fsys.start)
+	return fsys
 }
 
 // Handlers returns the pkg/sftp handlers of the session.
@@ -73,14 +72,11 @@ func (fsys *FS) Handlers() sftp.Handlers {
 	return sftp.Handlers{FileGet: fsys, FilePut: fsys, FileCmd: fsys, FileList: fsys}
 }
 
-// Close discards the uploads still staged when the session ends.
+// Close ends the session. Its direct uploads were already closed (and
+// discarded if interrupted) by pkg/sftp; its staged uploads stay for the
+// account's next session, for StagingTTL.
 func (fsys *FS) Close() {
-	fsys.mu.Lock()
-	defer fsys.mu.Unlock()
-	for name, u := range fsys.staging {
-		u.Abort()
-		delete(fsys.staging, name)
-	}
+	fsys.area.sweep(fsys.svc.Now())
 }
 
 // split resolves p (already cleaned and absolute) into its top directory
@@ -118,7 +114,20 @@ var (
 	errWriteDepot = &sftpError{sftp.ErrSSHFxPermissionDenied, "Opération refusée : seuls les dépôts de fichiers d'appel dans /depot sont autorisés"}
 	errDenied     = &sftpError{sftp.ErrSSHFxPermissionDenied, "Opération refusée"}
 	errDepotRead  = &sftpError{sftp.ErrSSHFxPermissionDenied, "Lecture refusée : /depot est une boîte de dépôt ; les réponses sont dans /retrait"}
+	errTakenOver  = &sftpError{sftp.ErrSSHFxFailure, "Envoi interrompu : le fichier temporaire a été repris par une autre connexion"}
 )
+
+func errExists(name string) error {
+	return &sftpError{sftp.ErrSSHFxFailure, "Le fichier " + name + " existe déjà"}
+}
+
+func errNoResume(name string) error {
+	return &sftpError{sftp.ErrSSHFxFailure, "Reprise impossible : " + name + " est déjà déposé ; un dépôt ne peut pas être complété, envoyez le fichier entier"}
+}
+
+func errBusy(name string) error {
+	return &sftpError{sftp.ErrSSHFxFailure, "Le fichier temporaire " + name + " est en cours d'envoi"}
+}
 
 // toSFTP maps an error to what the client sees: pigp codes to SFTP status
 // codes with their French message; anything else to a generic failure whose

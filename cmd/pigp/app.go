@@ -23,6 +23,7 @@ import (
 	"github.com/pigp/pigp/server"
 	"github.com/pigp/pigp/store"
 	"github.com/pigp/pigp/vfs"
+	"github.com/pigp/pigp/web"
 )
 
 // App is the wired program: configuration, database, content store,
@@ -34,6 +35,7 @@ type App struct {
 	Blobs    *blob.Store
 	Exchange *exchange.Service
 	SFTP     *server.Server
+	Web      *web.Server
 	Places   *places.Table
 	Process  *processing.Processor
 	Life     *lifecycle.Lifecycle
@@ -189,6 +191,7 @@ func (a *App) StartSFTP() error {
 		return err
 	}
 	log := a.Logger.With("component", "sftp")
+	shared := vfs.NewShared()
 	a.SFTP = &server.Server{
 		Addr:     a.Config.SFTPListen,
 		HostKeys: keys,
@@ -196,7 +199,7 @@ func (a *App) StartSFTP() error {
 		Logger:   log,
 		Now:      a.Exchange.Now,
 		NewFS: func(c *pigp.Caller) server.SessionFS {
-			return vfs.New(a.Exchange, c, log)
+			return vfs.New(a.Exchange, shared, c, log)
 		},
 	}
 	return a.SFTP.Open()
@@ -206,6 +209,11 @@ func (a *App) StartSFTP() error {
 // configured time) and closes the database.
 func (a *App) Close() error {
 	var errs []error
+	if a.Web != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
+		errs = append(errs, a.CloseWeb(ctx))
+		cancel()
+	}
 	if a.Jobs != nil {
 		errs = append(errs, a.Jobs.Shutdown())
 	}

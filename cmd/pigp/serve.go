@@ -31,6 +31,9 @@ func (serveCommand) Run(ctx context.Context, m *Main, args []string) error {
 	if err := a.StartSFTP(); err != nil {
 		return err
 	}
+	if err := a.StartWeb(); err != nil {
+		return err
+	}
 	if err := a.StartScheduler(); err != nil {
 		return err
 	}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+
+	"github.com/pigp/pigp/apa"
+	"github.com/pigp/pigp/docs"
+	"github.com/pigp/pigp/web"
+)
+
+// newWeb builds the portal from the configuration; the cahier des charges
+// and the XSDs are embedded in the binary.
+func (a *App) newWeb() *web.Server {
+	c := a.Config
+	return &web.Server{
+		Config: web.Config{
+			Addr:                   c.HTTPListen,
+			TLSCertFile:            c.TLSCert,
+			TLSKeyFile:             c.TLSKey,
+			SessionIdle:            c.SessionIdle.Std(),
+			MaxUploadSize:          int64(c.MaxUploadSize),
+			Retention:              c.Retention.Std(),
+			HistoryMonths:          c.HistoryMonths,
+			PasswordValidityMonths: c.PasswordValidityMonths,
+			Schemas:                apa.Schemas(),
+			Docs:                   docs.FS,
+			Now:                    a.Exchange.Now,
+			ShutdownTimeout:        c.ShutdownTimeout.Std(),
+		},
+		Exchange: a.Exchange,
+		History:  a.DB,
+		DB:       a.DB,
+		Logger:   a.Logger.With("component", "web"),
+	}
+}
+
+// StartWeb starts the portal on the configured HTTP address; an empty
+// address disables it.
+func (a *App) StartWeb() error {
+	if a.Config.HTTPListen == "" {
+		a.Logger.Info("portal disabled (empty http_listen)")
+		return nil
+	}
+	srv := a.newWeb()
+	if err := srv.Open(); err != nil {
+		return err
+	}
+	a.Web = srv
+	return nil
+}
+
+// CloseWeb stops the portal, letting requests in flight end within ctx.
+func (a *App) CloseWeb(ctx context.Context) error {
+	if a.Web == nil {
+		return nil
+	}
+	err := a.Web.Close(ctx)
+	a.Web = nil
+	return err
+}

@@ -1,0 +1,228 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/pigp/pigp"
+)
+
+// Password expiry thresholds: within changeSoon the login leads straight
+// to the change page; within warnSoon the application list warns.
+const (
+	changeSoon = 7 * 24 * time.Hour
+	warnSoon   = 30 * 24 * time.Hour
+)
+
+func (s *Server) home(w http.ResponseWriter, r *http.Request, sess *session) {
+	if sess != nil {
+		http.Redirect(w, r, "/applications", http.StatusSeeOther)
+		return
+	}
+	http.Redirect(w, r, "/connexion", http.StatusSeeOther)
+}
+
+type loginData struct {
+	Login string
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	if sess != nil {
+		http.Redirect(w, r, "/applications", http.StatusSeeOther)
+		return
+	}
+	p := &page{Title: "Connexion", Data: loginData{}}
+	switch {
+	case r.URL.Query().Get("session") == "expiree":
+		p.Error = fmt.Sprintf("Votre session a expiré après %s d'inactivité. Reconnectez-vous.", durationFR(s.Config.SessionIdle))
+	case r.URL.Query().Get("deconnexion") == "1":
+		p.Flash = "Vous êtes déconnecté. À bientôt sur le Portail de la Gestion Publique."
+	}
+	s.render(w, r, nil, http.StatusOK, "connexion.html", p)
+}
+
+func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
+	login := strings.ToLower(strings.TrimSpace(r.PostForm.Get("identifiant")))
+	password := r.PostForm.Get("motdepasse")
+	ip := clientIP(r)
+	p := &page{Title: "Connexion", Data: loginData{Login: login}}
+	if len(login) > 254 || len(password) > pigp.MaxPasswordLength {
+		p.Error = "Identifiant ou mot de passe incorrect."
+		s.render(w, r, nil, http.StatusUnauthorized, "connexion.html", p)
+		return
+	}
+	if wait := s.throttle.wait(ip, login); wait > 0 {
+		s.Logger.Warn("portal login throttled", "login", login, "ip", ip, "wait", wait)
+		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds()+0.999)))
+		p.Error = fmt.Sprintf("Trop de tentatives de connexion infructueuses. Réessayez dans %s.", durationFR(wait))
+		s.render(w, r, nil, http.StatusTooManyRequests, "connexion.html", p)
+		return
+	}
+	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, password, ip, pigp.ProtocolHTTP)
+	if err != nil {
+		status, msg := s.errorResponse(r, err)
+		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
+			s.throttle.failure(ip, login)
+			s.Logger.Info("portal login failed", "login", login, "ip", ip)
+		}
+		p.Error = msg
+		s.render(w, r, nil, status, "connexion.html", p)
+		return
+	}
+	s.throttle.success(login)
+	if c, err := r.Cookie(s.sessionCookieName()); err == nil {
+		s.sessions.delete(c.Value) // a new id at each login: no fixation
+	}
+	sess := s.sessions.create(caller)
+	s.setCookie(w, s.sessionCookieName(), sess.id, 0)
+	s.setCookie(w, s.preCookieName(), "", -1)
+	s.Logger.Info("portal login", "login", caller.Login, "ip", ip)
+	now := s.Config.Now()
+	switch {
+	case caller.PasswordTemporary:
+		s.sessions.update(sess, func(ss *session) {
+			ss.mustChange = true
+			ss.flash = "Votre mot de passe est provisoire : choisissez dès maintenant votre mot de passe personnel."
+		})
+		http.Redirect(w, r, "/mot-de-passe", http.StatusSeeOther)
+	case caller.PasswordExpiresAt.Sub(now) < changeSoon:
+		s.sessions.update(sess, func(ss *session) {
+			ss.flash = fmt.Sprintf("Votre mot de passe expire le %s : modifiez-le dès maintenant.", longDate(caller.PasswordExpiresAt))
+		})
+		http.Redirect(w, r, "/mot-de-passe", http.StatusSeeOther)
+	default:
+		http.Redirect(w, r, "/applications", http.StatusSeeOther)
+	}
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, sess *session) {
+	s.sessions.delete(sess.id)
+	s.setCookie(w, s.sessionCookieName(), "", -1)
+	s.Logger.Info("portal logout", "login", sess.caller.Login, "ip", clientIP(r))
+	http.Redirect(w, r, "/connexion?deconnexion=1", http.StatusSeeOther)
+}
+
+type applicationsData struct {
+	ExpiresAt time.Time
+	DaysLeft  int
+	Warn      bool
+}
+
+func (s *Server) applications(w http.ResponseWriter, r *http.Request, sess *session) {
+	left := sess.caller.PasswordExpiresAt.Sub(s.Config.Now())
+	d := applicationsData{ExpiresAt: sess.caller.PasswordExpiresAt, DaysLeft: int(left.Hours() / 24), Warn: left < warnSoon}
+	s.render(w, r, sess, http.StatusOK, "applications.html", &page{Title: "Applications", Data: d})
+}
+
+type passwordData struct {
+	Login     string
+	MinLength int
+	MinAlnum  int
+	MaxLength int
+	History   int
+	Months    int
+	MinLevel  string
+	Temporary bool
+}
+
+func (s *Server) passwordData(sess *session) passwordData {
+	return passwordData{Login: sess.caller.Login, MinLength: pigp.MinPasswordLength, MinAlnum: pigp.MinAlnumPasswordLength,
+		MaxLength: pigp.MaxPasswordLength, History: 5, Months: s.Config.PasswordValidityMonths,
+		MinLevel: pigp.Strength{Score: pigp.MinPasswordScore}.Label(), Temporary: sess.mustChange}
+}
+
+func (s *Server) passwordPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	s.render(w, r, sess, http.StatusOK, "mot-de-passe.html", &page{Title: "Changement de mot de passe", Data: s.passwordData(sess)})
+}
+
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *session) {
+	current, next, confirm := r.PostForm.Get("actuel"), r.PostForm.Get("nouveau"), r.PostForm.Get("confirmation")
+	ip, login := clientIP(r), sess.caller.Login
+	p := &page{Title: "Changement de mot de passe", Data: s.passwordData(sess)}
+	if wait := s.throttle.wait(ip, login); wait > 0 {
+		p.Error = fmt.Sprintf("Trop de tentatives infructueuses. Réessayez dans %s.", durationFR(wait))
+		s.render(w, r, sess, http.StatusTooManyRequests, "mot-de-passe.html", p)
+		return
+	}
+	err := error(nil)
+	if next != confirm {
+		err = errConfirmation
+	} else {
+		err = s.Exchange.ChangePassword(r.Context(), login, current, next)
+	}
+	if err != nil {
+		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
+			s.throttle.failure(ip, login)
+		}
+		status, msg := s.errorResponse(r, err)
+		p.Error = msg
+		s.render(w, r, sess, status, "mot-de-passe.html", p)
+		return
+	}
+	s.Logger.Info("portal password changed", "login", login, "ip", ip)
+	// The new expiry date and the end of a temporary password come from
+	// the account: authenticate again with the new password.
+	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, next, ip, pigp.ProtocolHTTP)
+	if err != nil {
+		s.fail(w, r, sess, err)
+		return
+	}
+	s.sessions.update(sess, func(ss *session) {
+		ss.caller = caller
+		ss.mustChange = false
+		ss.flash = fmt.Sprintf("Votre mot de passe a été modifié. Il est valable jusqu'au %s.", longDate(caller.PasswordExpiresAt))
+	})
+	http.Redirect(w, r, "/applications", http.StatusSeeOther)
+}
+
+// strengthReply is the answer of the live strength indicator.
+type strengthReply struct {
+	Score    int    `json:"score"`
+	Level    string `json:"niveau"`
+	Accepted bool   `json:"accepte"`
+	Message  string `json:"message"`
+}
+
+// passwordStrength evaluates a candidate password with the one policy of
+// pigp, for the indicator of the change page.
+func (s *Server) passwordStrength(w http.ResponseWriter, r *http.Request, sess *session) {
+	var req struct {
+		Password string `json:"motdepasse"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4<<10)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]any{"ok": false, "message": errBadRequest.Message})
+		return
+	}
+	c := sess.caller
+	st := pigp.PasswordStrength(req.Password, pigp.StrengthInputs(c.Login, c.Name, c.SIRETs)...)
+	rep := strengthReply{Score: st.Score, Level: st.Label(), Accepted: true}
+	if req.Password == "" {
+		rep.Level = ""
+	}
+	if err := pigp.CheckPassword(req.Password, c.Login, c.Name, c.SIRETs); err != nil {
+		rep.Accepted, rep.Message = false, pigp.ErrorMessage(err)
+	}
+	writeJSON(w, http.StatusOK, rep)
+}
+
+// durationFR writes d in French, rounded up: "15 minutes", "8 secondes".
+func durationFR(d time.Duration) string {
+	plural := func(n int, unit string) string {
+		if n > 1 {
+			return fmt.Sprintf("%d %ss", n, unit)
+		}
+		return fmt.Sprintf("%d %s", n, unit)
+	}
+	switch {
+	case d < time.Minute:
+		return plural(max(1, int((d+time.Second-1)/time.Second)), "seconde")
+	case d < time.Hour:
+		return plural(int((d+time.Minute-1)/time.Minute), "minute")
+	default:
+		return plural(int((d+time.Hour-1)/time.Hour), "heure")
+	}
+}

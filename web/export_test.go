@@ -1,0 +1,8 @@
+package web
+
+// Exported for the black-box tests.
+var (
+	LongDate  = longDate
+	ShortDate = shortDate
+	Markdown  = markdown
+)

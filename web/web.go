@@ -1,0 +1,227 @@
+// Package web is pigp's portal: the screens of the Portail de la Gestion
+// Publique for the APA exchange (connexion, applications, dépôt, retrait,
+// historiques, changement de mot de passe), built with the État's design
+// system (DSFR, embedded), on the same exchange service as SFTP.
+//
+// Everything a person reads is in French. Sessions live in memory and
+// expire after inactivity; every form carries a CSRF token; logins are
+// throttled per address and per identifier; uploads are streamed to the
+// exchange without being held in memory.
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/exchange"
+)
+
+// Exchange is what the portal needs from the exchange service.
+type Exchange interface {
+	// AuthenticatePassword returns the caller, or EUNAUTHORIZED (never
+	// saying whether the login exists) or EEXPIRED.
+	AuthenticatePassword(ctx context.Context, login, password, remoteIP, protocol string) (*pigp.Caller, error)
+	// ChangePassword applies the password policy: EINVALID naming the
+	// rule, EUNAUTHORIZED for a wrong current password, EEXPIRED.
+	ChangePassword(ctx context.Context, login, current, next string) error
+	// BeginDeposit checks the name (EINVALID, EFORBIDDEN) and opens an upload.
+	BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (*exchange.Upload, error)
+	// Responses lists the caller's /retrait.
+	Responses(ctx context.Context, caller *pigp.Caller) ([]*pigp.Response, error)
+	// OpenResponse opens a response; closing the reader after a full read
+	// records the download (ENOTFOUND when absent or expired).
+	OpenResponse(ctx context.Context, caller *pigp.Caller, name string) (*exchange.ResponseReader, error)
+}
+
+// History is what the portal needs from the store for the history pages.
+type History interface {
+	ListDeposits(ctx context.Context, f pigp.DepositFilter) ([]*pigp.Deposit, error)
+	CountDeposits(ctx context.Context, f pigp.DepositFilter) (int64, error)
+	ListDownloads(ctx context.Context, f pigp.HistoryFilter) ([]*pigp.Download, error)
+}
+
+// downloadCounter is an optional capability of History: without it the
+// download history is counted by listing it.
+type downloadCounter interface {
+	CountDownloads(ctx context.Context, f pigp.HistoryFilter) (int64, error)
+}
+
+// Pinger reports whether the database answers (for /readyz).
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Config holds the settings of the portal. Zero values take the defaults
+// given on each field.
+type Config struct {
+	// Addr is the listen address (":8080").
+	Addr string
+	// TLSCertFile and TLSKeyFile enable HTTPS when both are set.
+	TLSCertFile, TLSKeyFile string
+	// SessionIdle ends a session after this much inactivity (15 min).
+	SessionIdle time.Duration
+	// SessionMax ends a session this long after login whatever its use (8 h).
+	SessionMax time.Duration
+	// MaxUploadSize is the largest deposit, as in the exchange (100 Mio).
+	MaxUploadSize int64
+	// Retention is how long a response stays available (21 days).
+	Retention time.Duration
+	// HistoryMonths is the window of the history pages (12).
+	HistoryMonths int
+	// PasswordValidityMonths is shown in the help pages (12).
+	PasswordValidityMonths int
+	// Schemas holds the XSDs published on the portal (apa.Schemas()),
+	// as *.xsd files at its root.
+	Schemas fs.FS
+	// Docs holds the cahier des charges at "cahier-des-charges.md".
+	// Either may be nil or lack the file: the page then says so.
+	Docs fs.FS
+	// Now returns the current time (time.Now).
+	Now func() time.Time
+	// ShutdownTimeout bounds Close when its context has no deadline.
+	ShutdownTimeout time.Duration
+}
+
+// Server is the portal's HTTP(S) server.
+type Server struct {
+	Config   Config
+	Exchange Exchange
+	History  History
+	DB       Pinger
+	Logger   *slog.Logger
+
+	ln       net.Listener
+	srv      *http.Server
+	tls      bool
+	tmpl     map[string]*template.Template
+	sessions *sessionStore
+	throttle *throttle
+	csrfKey  []byte
+	wg       sync.WaitGroup
+}
+
+// Open validates the settings, binds the listener synchronously and starts
+// serving in a goroutine.
+func (s *Server) Open() error {
+	if s.Exchange == nil || s.History == nil {
+		return errors.New("web: exchange and history are required")
+	}
+	if s.Logger == nil {
+		s.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &s.Config
+	if c.Addr == "" {
+		c.Addr = ":8080"
+	}
+	if c.SessionIdle <= 0 {
+		c.SessionIdle = 15 * time.Minute
+	}
+	if c.SessionMax <= 0 {
+		c.SessionMax = 8 * time.Hour
+	}
+	if c.MaxUploadSize <= 0 {
+		c.MaxUploadSize = pigp.DefaultMaxUploadSize
+	}
+	if c.Retention <= 0 {
+		c.Retention = pigp.DefaultRetention
+	}
+	if c.HistoryMonths <= 0 {
+		c.HistoryMonths = 12
+	}
+	if c.PasswordValidityMonths <= 0 {
+		c.PasswordValidityMonths = pigp.DefaultPasswordValidity
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = 30 * time.Second
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return errors.New("web: both a TLS certificate and a key are needed")
+	}
+	tmpl, err := parseTemplates()
+	if err != nil {
+		return err
+	}
+	s.tmpl = tmpl
+	s.csrfKey = make([]byte, 32)
+	rand.Read(s.csrfKey)
+	s.sessions = newSessionStore(c.Now, c.SessionIdle, c.SessionMax)
+	s.throttle = newThrottle(c.Now)
+
+	var tlsConfig *tls.Config
+	if c.TLSCertFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.TLSCertFile, c.TLSKeyFile)
+		if err != nil {
+			return fmt.Errorf("web: load TLS certificate: %w", err)
+		}
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		s.tls = true
+	}
+	ln, err := net.Listen("tcp", c.Addr)
+	if err != nil {
+		return fmt.Errorf("web: listen on %s: %w", c.Addr, err)
+	}
+	if tlsConfig != nil {
+		ln = tls.NewListener(ln, tlsConfig)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           s.routes(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.Logger.Handler(), slog.LevelWarn),
+	}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.Logger.Error("portal stopped", "error", err)
+		}
+	}()
+	if s.tls {
+		s.Logger.Info("portal listening", "addr", ln.Addr().String(), "tls", true)
+	} else {
+		s.Logger.Warn("portal listening WITHOUT TLS: passwords and files cross the network in clear; "+
+			"configure a certificate and key, or put a TLS reverse proxy in front", "addr", ln.Addr().String())
+	}
+	return nil
+}
+
+// ListenAddr returns the bound address.
+func (s *Server) ListenAddr() net.Addr { return s.ln.Addr() }
+
+// TLS reports whether the portal serves HTTPS itself.
+func (s *Server) TLS() bool { return s.tls }
+
+// Close stops accepting requests and waits for those in flight (uploads
+// included) until ctx is done, then closes what remains.
+func (s *Server) Close(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.Config.ShutdownTimeout)
+		defer cancel()
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		s.srv.Close()
+	}
+	s.wg.Wait()
+	return err
+}
