@@ -66,6 +66,40 @@ type Config struct {
 	// LogLevel is debug, info, warn or error; LogFormat is text or json.
 	LogLevel  string `yaml:"log_level"`
 	LogFormat string `yaml:"log_format"`
+	// LoginGraceTime closes SSH connections not authenticated in time.
+	LoginGraceTime Duration `yaml:"login_grace_time"`
+	// MaxAuthTries bounds the authentication attempts of one SSH connection.
+	MaxAuthTries int `yaml:"max_auth_tries"`
+	// MaxConnections and MaxConnectionsPerIP bound the open SSH
+	// connections, in total and per client address.
+	MaxConnections      int `yaml:"max_connections"`
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// Throttle holds the brute-force thresholds (SSH and portal).
+	Throttle Throttle `yaml:"throttle"`
+}
+
+// Throttle holds the brute-force thresholds shared by SSH and the portal
+// (see docs/securite.md). Failures are counted over Forget.
+type Throttle struct {
+	// PairFreeFailures failures of one login from one address are free;
+	// each further one blocks the pair for BaseDelay, doubling up to MaxDelay.
+	PairFreeFailures int `yaml:"pair_free_failures"`
+	// IPFreeFailures failures from one address (any login) are free; then
+	// the address is blocked the same way.
+	IPFreeFailures int `yaml:"ip_free_failures"`
+	// IPBanAfter failures from one address ban it for BanTime on every node.
+	IPBanAfter int      `yaml:"ip_ban_after"`
+	BanTime    Duration `yaml:"ban_time"`
+	BaseDelay  Duration `yaml:"base_delay"`
+	MaxDelay   Duration `yaml:"max_delay"`
+	// AccountSlowAfter failures on one login (any address) make each
+	// further failed answer wait, from BaseTarpit doubling up to MaxTarpit.
+	// An account is never locked by others' failures.
+	AccountSlowAfter int      `yaml:"account_slow_after"`
+	BaseTarpit       Duration `yaml:"base_tarpit"`
+	MaxTarpit        Duration `yaml:"max_tarpit"`
+	// Forget resets a counter after this much quiet.
+	Forget Duration `yaml:"forget"`
 }
 
 // SMTP holds the mail server settings.
@@ -147,6 +181,16 @@ func Default() Config {
 		SessionIdle:            Duration(15 * time.Minute),
 		LogLevel:               "info",
 		LogFormat:              "text",
+		LoginGraceTime:         Duration(60 * time.Second),
+		MaxAuthTries:           4,
+		MaxConnections:         1000,
+		MaxConnectionsPerIP:    32,
+		Throttle: Throttle{
+			PairFreeFailures: 3, IPFreeFailures: 10, IPBanAfter: 30, BanTime: Duration(30 * time.Minute),
+			BaseDelay: Duration(2 * time.Second), MaxDelay: Duration(15 * time.Minute),
+			AccountSlowAfter: 10, BaseTarpit: Duration(250 * time.Millisecond), MaxTarpit: Duration(3 * time.Second),
+			Forget: Duration(time.Hour),
+		},
 	}
 }
 
@@ -221,6 +265,31 @@ var envVars = []struct {
 	{"PIGP_PORTAL_URL", func(c *Config, v string) error { c.PortalURL = v; return nil }},
 	{"PIGP_LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 	{"PIGP_LOG_FORMAT", func(c *Config, v string) error { c.LogFormat = v; return nil }},
+	{"PIGP_LOGIN_GRACE_TIME", func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		c.LoginGraceTime = Duration(d)
+		return err
+	}},
+	{"PIGP_MAX_AUTH_TRIES", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.MaxAuthTries = n
+		return err
+	}},
+	{"PIGP_MAX_CONNECTIONS", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.MaxConnections = n
+		return err
+	}},
+	{"PIGP_MAX_CONNECTIONS_PER_IP", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.MaxConnectionsPerIP = n
+		return err
+	}},
+	{"PIGP_BAN_TIME", func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		c.Throttle.BanTime = Duration(d)
+		return err
+	}},
 }
 
 func (c *Config) applyEnv(getenv func(string) string) error {
@@ -338,6 +407,40 @@ func (c Config) Validate() error {
 		if _, err := mail.ParseAddress(c.SMTP.From); err != nil {
 			return &ValidationError{"smtp.from", c.SMTP.From, err}
 		}
+	}
+	if c.LoginGraceTime < Duration(time.Second) {
+		return &ValidationError{"login_grace_time", time.Duration(c.LoginGraceTime), errors.New("must be at least 1s")}
+	}
+	if c.MaxAuthTries < 1 || c.MaxAuthTries > 20 {
+		return &ValidationError{"max_auth_tries", c.MaxAuthTries, errors.New("must be between 1 and 20")}
+	}
+	if c.MaxConnections < 1 {
+		return &ValidationError{"max_connections", c.MaxConnections, errors.New("must be positive")}
+	}
+	if c.MaxConnectionsPerIP < 1 || c.MaxConnectionsPerIP > c.MaxConnections {
+		return &ValidationError{"max_connections_per_ip", c.MaxConnectionsPerIP, errors.New("must be between 1 and max_connections")}
+	}
+	t := c.Throttle
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"throttle.pair_free_failures", t.PairFreeFailures}, {"throttle.ip_free_failures", t.IPFreeFailures},
+		{"throttle.ip_ban_after", t.IPBanAfter}, {"throttle.account_slow_after", t.AccountSlowAfter}} {
+		if f.v < 0 {
+			return &ValidationError{f.name, f.v, errors.New("must not be negative")}
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    Duration
+	}{{"throttle.ban_time", t.BanTime}, {"throttle.base_delay", t.BaseDelay}, {"throttle.max_delay", t.MaxDelay},
+		{"throttle.max_tarpit", t.MaxTarpit}, {"throttle.forget", t.Forget}} {
+		if f.v <= 0 {
+			return &ValidationError{f.name, time.Duration(f.v), errors.New("must be positive")}
+		}
+	}
+	if t.MaxTarpit > Duration(30*time.Second) {
+		return &ValidationError{"throttle.max_tarpit", time.Duration(t.MaxTarpit), errors.New("must be at most 30s")}
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

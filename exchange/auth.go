@@ -2,6 +2,7 @@ package exchange
 
 import (
 	"context"
+	"strings"
 
 	"github.com/pigp/pigp"
 )
@@ -18,21 +19,38 @@ const (
 // EUNAUTHORIZED error after the same work; an expired password gives
 // EEXPIRED, only once the password was proved.
 func (s *Service) AuthenticatePassword(ctx context.Context, login, password, remoteIP, protocol string) (*pigp.Caller, error) {
+	ev := &pigp.AuditEvent{Action: pigp.AuditLogin, Login: login, IP: remoteIP, Protocol: protocol, Detail: "mot de passe"}
 	a, err := s.Store.FindAccountByLogin(ctx, login)
 	if err != nil {
 		if pigp.ErrorCode(err) != pigp.ENOTFOUND {
 			return nil, err
 		}
 		pigp.VerifyPassword("", password) // same cost as a real check
+		ev.Outcome, ev.Detail = pigp.AuditFailed, "identifiant ou mot de passe incorrect"
+		s.audit(ctx, nil, ev)
 		return nil, pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
 	}
+	ev.SIRET = strings.Join(a.SIRETs, ",")
 	if !pigp.VerifyPassword(a.PasswordHash, password) || a.State != pigp.AccountActive {
+		ev.Outcome, ev.Detail = pigp.AuditFailed, "identifiant ou mot de passe incorrect"
+		s.audit(ctx, nil, ev)
 		return nil, pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
 	}
 	if a.PasswordExpired(s.now()) {
+		ev.Outcome, ev.Detail = pigp.AuditRefused, "mot de passe expiré"
+		s.audit(ctx, nil, ev)
 		return nil, pigp.Errorf(pigp.EEXPIRED, msgPasswordExpired)
 	}
-	return callerOf(a, remoteIP, protocol), nil
+	c := callerOf(a, remoteIP, protocol)
+	ev.Outcome = pigp.AuditOK
+	if a.PasswordTemporary {
+		ev.Detail = "mot de passe temporaire"
+	}
+	// Fail closed: no session without its audit row.
+	if err := s.audit(ctx, nil, ev); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // AuthenticateKey returns the caller for login when the public key with the
@@ -76,6 +94,15 @@ const PasswordHistory = 5
 // the paierie départementale resets it (EEXPIRED). Refusals are EINVALID
 // errors naming the rule; a wrong current password is EUNAUTHORIZED.
 func (s *Service) ChangePassword(ctx context.Context, login, current, next string) error {
+	err := s.changePassword(ctx, login, current, next)
+	if code := pigp.ErrorCode(err); code != "" && code != pigp.EINTERNAL {
+		s.audit(ctx, nil, &pigp.AuditEvent{Action: pigp.AuditPasswordChange, Outcome: pigp.AuditRefused, Login: login,
+			Detail: pigp.ErrorMessage(err)})
+	}
+	return err
+}
+
+func (s *Service) changePassword(ctx context.Context, login, current, next string) error {
 	a, err := s.Store.FindAccountByLogin(ctx, login)
 	if err != nil {
 		if pigp.ErrorCode(err) == pigp.ENOTFOUND {
@@ -114,5 +141,7 @@ func (s *Service) ChangePassword(ctx context.Context, login, current, next strin
 		return err
 	}
 	s.Logger.Info("password changed", "login", a.Login)
+	s.audit(ctx, nil, &pigp.AuditEvent{Action: pigp.AuditPasswordChange, Outcome: pigp.AuditOK, Login: a.Login,
+		SIRET: strings.Join(a.SIRETs, ",")})
 	return nil
 }

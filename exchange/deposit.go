@@ -18,15 +18,17 @@ import (
 // CheckDepositName checks that name is a valid call-file name (contract §1)
 // for a SIRET the caller may act for. Errors are EINVALID or EFORBIDDEN with
 // a French message saying why.
+// Every refusal is audited (the name is kept literally).
 func (s *Service) CheckDepositName(caller *pigp.Caller, name string) (apa.CallName, error) {
 	n, err := apa.ParseCallName(name, s.now())
+	if err == nil && !caller.MayActFor(n.SIRET) {
+		err = pigp.Errorf(pigp.EFORBIDDEN, "dépôt refusé : le compte %s n'est pas habilité pour le SIRET %s", caller.Login, n.SIRET)
+	}
 	if err != nil {
-		return n, err
+		s.audit(context.Background(), caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused,
+			Object: name, Detail: pigp.ErrorMessage(err)})
 	}
-	if !caller.MayActFor(n.SIRET) {
-		return n, pigp.Errorf(pigp.EFORBIDDEN, "dépôt refusé : le compte %s n'est pas habilité pour le SIRET %s", caller.Login, n.SIRET)
-	}
-	return n, nil
+	return n, err
 }
 
 // Upload is a deposit being received. WriteAt and ReadAt may be called
@@ -331,6 +333,8 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 	u.mu.Unlock()
 	if failed != nil {
 		u.temp.Abort()
+		u.svc.audit(ctx, u.caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused, Object: u.name,
+			SIRET: u.siret, Detail: pigp.ErrorMessage(failed)})
 		return nil, failed
 	}
 	size := u.Size()
@@ -356,6 +360,8 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 		}
 		return nil, fmt.Errorf("record deposit: %w", err)
 	}
+	u.svc.audit(ctx, u.caller, &pigp.AuditEvent{Action: pigp.AuditUpload, Outcome: pigp.AuditOK, Object: d.ExternalName,
+		SIRET: d.SIRET, SHA256: d.SHA256, Detail: "dépôt " + d.ID})
 	u.svc.Logger.Info("deposit received", "deposit", d.ID, "name", d.ExternalName, "siret", d.SIRET,
 		"login", d.Login, "size", d.Size, "sha256", d.SHA256, "ip", d.ClientIP, "protocol", d.Protocol)
 	return d, nil

@@ -40,6 +40,8 @@ type Service struct {
 	Blobs  *blob.Store
 	Now    pigp.Clock
 	Logger *slog.Logger
+	// Audit receives the audit trail's events (nil: none recorded).
+	Audit pigp.Auditor
 
 	MaxUploadSize int64         // bytes
 	Retention     time.Duration // how long a response stays available

@@ -178,6 +178,8 @@ func (rr *ResponseReader) Close() error {
 	if err := s.Store.RecordDownload(context.Background(), d); err != nil {
 		return fmt.Errorf("record download: %w", err)
 	}
+	s.audit(context.Background(), rr.caller, &pigp.AuditEvent{Action: pigp.AuditDownload, Outcome: pigp.AuditOK, Object: d.ResponseName,
+		SIRET: d.SIRET, SHA256: rr.resp.SHA256, Detail: "réponse " + d.ResponseID})
 	s.Logger.Info("response downloaded", "response", d.ResponseID, "name", d.ResponseName, "siret", d.SIRET,
 		"login", d.Login, "ip", d.ClientIP, "protocol", d.Protocol)
 	return nil
@@ -198,6 +200,8 @@ func (s *Service) RemoveResponse(ctx context.Context, caller *pigp.Caller, name 
 		// The row already hides the file; housekeeping removes orphans.
 		s.Logger.Error("delete removed response content", "response", resp.ID, "error", err)
 	}
+	s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditRemove, Outcome: pigp.AuditOK, Object: resp.Name,
+		SIRET: resp.SIRET, SHA256: resp.SHA256, Detail: "réponse " + resp.ID})
 	s.Logger.Info("response removed", "response", resp.ID, "name", resp.Name, "siret", resp.SIRET,
 		"login", caller.Login, "ip", caller.RemoteIP)
 	return nil

@@ -3,7 +3,6 @@ package fiscal_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"strings"
 	"testing"
 
@@ -72,32 +71,37 @@ func TestBirthDateMatches(t *testing.T) {
 // memLookup is an in-memory Lookup over a reference-data file.
 type memLookup struct{ data *fiscal.Data }
 
-func (m memLookup) FindPersons(_ context.Context, name, first, sex string) ([]pigp.Person, error) {
+func (m memLookup) FindPersonsByNames(_ context.Context, keys [][2]string) ([]pigp.Person, error) {
 	var out []pigp.Person
 	for _, p := range m.data.Persons {
-		if p.NameKey == name && p.FirstNameKey == first && p.Sex == sex {
-			out = append(out, p)
+		for _, k := range keys {
+			if p.NameKey == k[0] && p.FirstNameKey == k[1] {
+				out = append(out, p)
+			}
 		}
 	}
 	return out, nil
 }
 
-func (m memLookup) FindFoyer(_ context.Context, id string, year int) (*pigp.Foyer, error) {
-	f := &pigp.Foyer{ID: id}
-	for _, p := range m.data.Persons {
-		if p.FoyerID == id {
-			f.Declarants = append(f.Declarants, p)
+func (m memLookup) FindFoyers(_ context.Context, ids []string, year int) (map[string]*pigp.Foyer, error) {
+	out := map[string]*pigp.Foyer{}
+	for _, id := range ids {
+		f := &pigp.Foyer{ID: id}
+		for _, p := range m.data.Persons {
+			if p.FoyerID == id {
+				f.Declarants = append(f.Declarants, p)
+			}
+		}
+		for _, r := range m.data.Resources {
+			if r.FoyerID == id && r.Year == year {
+				f.Resources = append(f.Resources, r)
+			}
+		}
+		if len(f.Declarants) > 0 {
+			out[id] = f
 		}
 	}
-	for _, r := range m.data.Resources {
-		if r.FoyerID == id && r.Year == year {
-			f.Resources = append(f.Resources, r)
-		}
-	}
-	if len(f.Declarants) == 0 {
-		return nil, errors.New("no such foyer")
-	}
-	return f, nil
+	return out, nil
 }
 
 const sample = `foyer;rang;sexe;nom_naissance;nom_usage;prenoms;date_naissance;lieu_naissance;annee_revenus;tspr;bns;pvm;rcm;rcm_pfl;rf

@@ -55,6 +55,17 @@ type Lifecycle struct {
 	BatchSize    int           // rows per transaction
 	MaxAttempts  int           // sending attempts before a notification fails
 	PortalURL    string        // named in messages, when set
+	Audit        pigp.Auditor  // receives expiry events (nil: none)
+}
+
+// audit records e, logging a failure: the job's state change is done.
+func (l *Lifecycle) audit(ctx context.Context, e *pigp.AuditEvent) {
+	if l.Audit == nil {
+		return
+	}
+	if err := l.Audit.Audit(ctx, e); err != nil {
+		l.Logger.Error("audit", "action", e.Action, "error", err)
+	}
 }
 
 // New returns a Lifecycle with the default settings.
@@ -79,6 +90,8 @@ func (l *Lifecycle) ExpireResponses(ctx context.Context, now time.Time) (expired
 		}
 		for _, r := range batch {
 			l.Logger.Info("response expired", "response", r.ID, "name", r.Name, "siret", r.SIRET, "expires", r.ExpiresAt)
+			l.audit(ctx, &pigp.AuditEvent{Action: pigp.AuditExpiry, Outcome: pigp.AuditOK, SIRET: r.SIRET,
+				Protocol: "JOB", Object: r.Name, SHA256: r.SHA256, Detail: "réponse " + r.ID})
 		}
 		expired += len(batch)
 		if len(batch) < l.BatchSize {
@@ -114,6 +127,8 @@ func (l *Lifecycle) ExpirePasswords(ctx context.Context, now time.Time) (expired
 	}
 	for _, a := range accounts {
 		l.Logger.Info("password expired", "login", a.Login, "expired", a.PasswordExpiresAt)
+		l.audit(ctx, &pigp.AuditEvent{Action: pigp.AuditPasswordExpired, Outcome: pigp.AuditOK, Login: a.Login,
+			SIRET: strings.Join(a.SIRETs, ","), Protocol: "JOB"})
 		key := fmt.Sprintf("pwd-expired-%d-%d", a.ID, a.PasswordExpiresAt.Unix())
 		if _, err := l.queue(ctx, now, pigp.NotifyPasswordExpired, key, a.Email, passwordExpiredMessage(a)); err != nil {
 			return len(accounts), reminded, err

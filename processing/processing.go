@@ -47,6 +47,9 @@ type Processor struct {
 	Published func(ctx context.Context, d *pigp.Deposit, r *pigp.Response, contact string)
 }
 
+// matchBatch is how many requests are matched together.
+const matchBatch = 500
+
 // Outcome is what happened to one deposit.
 type Outcome struct {
 	Deposit  *pigp.Deposit
@@ -134,25 +137,56 @@ func (p *Processor) answer(ctx context.Context, out *Outcome) error {
 	defer scratch.Abort()
 	results := apa.NewResponseWriter(scratch)
 	year := name.Campaign - 1
-	visit := func(dm apa.Demande) error {
-		if dm.Rejected() {
-			return results.WriteResult(apa.RejectedResult(dm))
+	// Requests are matched in batches: a few queries per batch, memory
+	// bounded by the batch whatever the file size.
+	var batch []apa.Demande
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
 		}
-		place := dm.BirthCommune
-		if place == "" {
-			place = dm.BirthCountry
+		var reqs []fiscal.Request
+		for _, dm := range batch {
+			if !dm.Rejected() {
+				place := dm.BirthCommune
+				if place == "" {
+					place = dm.BirthCountry
+				}
+				reqs = append(reqs, fiscal.Request{Sex: dm.Sex, BirthName: dm.BirthName,
+					FirstNames: dm.FirstName, BirthDate: dm.BirthDate, BirthPlace: place})
+			}
 		}
-		m, err := fiscal.Match(ctx, p.Store, fiscal.Request{Sex: dm.Sex, BirthName: dm.BirthName,
-			FirstNames: dm.FirstName, BirthDate: dm.BirthDate, BirthPlace: place}, year)
+		matches, err := fiscal.MatchBatch(ctx, p.Store, reqs, year)
 		if err != nil {
 			return err
 		}
-		return results.WriteResult(resultOf(dm.Reference, m))
+		for _, dm := range batch {
+			r := apa.RejectedResult(dm)
+			if !dm.Rejected() {
+				r, matches = resultOf(dm.Reference, matches[0]), matches[1:]
+			}
+			if err := results.WriteResult(r); err != nil {
+				return err
+			}
+		}
+		batch = batch[:0]
+		return nil
+	}
+	visit := func(dm apa.Demande) error {
+		batch = append(batch, dm)
+		if len(batch) >= matchBatch {
+			return flush()
+		}
+		return nil
 	}
 	rep, err := apa.Validate(bufio.NewReaderSize(content, 256<<10), name,
 		apa.Options{Places: p.Places, Windows: p.Windows, DepositedAt: d.DepositedAt}, visit)
 	if err != nil {
 		return fmt.Errorf("validate: %w", err)
+	}
+	if !rep.Rejected() {
+		if err := flush(); err != nil {
+			return fmt.Errorf("match: %w", err)
+		}
 	}
 	out.Report = rep
 

@@ -33,6 +33,21 @@ type Authenticator interface {
 	AuthenticatePassword(ctx context.Context, login, password, remoteIP, protocol string) (*pigp.Caller, error)
 	AuthenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error)
 	ChangePassword(ctx context.Context, login, current, next string) error
+	// AuditKeyLogin records a public-key login once the key has signed.
+	AuditKeyLogin(ctx context.Context, caller *pigp.Caller, fingerprint string) error
+}
+
+// Guard throttles failed password logins (exchange.Guard, shared with the
+// portal).
+type Guard interface {
+	// Banned returns how long ip stays banned (0: not banned).
+	Banned(ctx context.Context, ip string) (time.Duration, error)
+	// Check returns how long an attempt for login from ip must wait.
+	Check(ctx context.Context, ip, login string) (time.Duration, error)
+	// Failure records a failure and returns how long to hold the answer.
+	Failure(ctx context.Context, ip, login, protocol string) time.Duration
+	// Success records a correct password.
+	Success(ctx context.Context, ip, login string)
 }
 
 // ChangeWindow is how long before expiry a password login asks for a new
@@ -77,6 +92,13 @@ type Server struct {
 	LoginGraceTime time.Duration
 	// MaxAuthTries bounds authentication attempts per connection.
 	MaxAuthTries int
+	// MaxConns and MaxConnsPerIP bound the open connections, in total and
+	// per client address; the connections beyond are refused with a line
+	// of text before the SSH version exchange.
+	MaxConns      int
+	MaxConnsPerIP int
+	// Guard throttles failed logins and refuses banned addresses (nil: none).
+	Guard Guard
 	// ServerVersion is the SSH identification string.
 	ServerVersion string
 	// Now returns the current time (tests move it).
@@ -88,6 +110,7 @@ type Server struct {
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
+	perIP    map[string]int
 	closing  bool
 	sessions sync.WaitGroup
 }
@@ -106,6 +129,12 @@ func (s *Server) Open() error {
 	if s.MaxAuthTries == 0 {
 		s.MaxAuthTries = 6
 	}
+	if s.MaxConns == 0 {
+		s.MaxConns = 1000
+	}
+	if s.MaxConnsPerIP == 0 {
+		s.MaxConnsPerIP = 32
+	}
 	if s.ServerVersion == "" {
 		s.ServerVersion = "SSH-2.0-pigp"
 	}
@@ -116,6 +145,7 @@ func (s *Server) Open() error {
 	}
 	s.ln = ln
 	s.conns = map[net.Conn]struct{}{}
+	s.perIP = map[string]int{}
 	s.wg.Add(1)
 	go s.serve()
 	s.Logger.Info("sftp server listening", "addr", ln.Addr().String())
@@ -168,10 +198,39 @@ func (s *Server) authError(conn ssh.ConnMetadata, err error) error {
 // msgMustChange tells a password-only client why it is refused.
 const msgMustChange = "Votre mot de passe est temporaire et doit être changé : connectez-vous avec un client interactif (saisie au clavier) ou sur le portail.\r\n"
 
-func (s *Server) passwordCallback(conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
-	c, err := s.Auth.AuthenticatePassword(context.Background(), conn.User(), string(password), remoteIP(conn.RemoteAddr()), pigp.ProtocolSFTP)
+// checkPassword authenticates a password through the guard: a blocked
+// address or (address, login) pair is refused without looking at the
+// password, and a failure is held back by the guard's tarpit.
+func (s *Server) checkPassword(ctx context.Context, conn ssh.ConnMetadata, password string) (*pigp.Caller, error) {
+	ip, login := remoteIP(conn.RemoteAddr()), conn.User()
+	if s.Guard != nil {
+		wait, err := s.Guard.Check(ctx, ip, login)
+		if err != nil {
+			return nil, s.authError(conn, err)
+		}
+		if wait > 0 {
+			s.Logger.Warn("ssh login throttled", "login", login, "ip", ip, "wait", wait)
+			return nil, &ssh.BannerError{Err: errors.New("throttled"),
+				Message: fmt.Sprintf("Trop de tentatives de connexion infructueuses. Réessayez dans %d s.\r\n", int(wait.Seconds()+0.999))}
+		}
+	}
+	c, err := s.Auth.AuthenticatePassword(ctx, login, password, ip, pigp.ProtocolSFTP)
 	if err != nil {
+		if s.Guard != nil && pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
+			tarpit(ctx, s.Guard.Failure(ctx, ip, login, pigp.ProtocolSFTP))
+		}
 		return nil, s.authError(conn, err)
+	}
+	if s.Guard != nil {
+		s.Guard.Success(ctx, ip, login)
+	}
+	return c, nil
+}
+
+func (s *Server) passwordCallback(conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+	c, err := s.checkPassword(context.Background(), conn, string(password))
+	if err != nil {
+		return nil, err
 	}
 	if c.PasswordTemporary {
 		return nil, &ssh.BannerError{Err: errors.New("password change required"), Message: msgMustChange}
@@ -191,9 +250,9 @@ func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardI
 	}
 	current := ans[0]
 	ip := remoteIP(conn.RemoteAddr())
-	c, err := s.Auth.AuthenticatePassword(ctx, conn.User(), current, ip, pigp.ProtocolSFTP)
+	c, err := s.checkPassword(ctx, conn, current)
 	if err != nil {
-		return nil, s.authError(conn, err)
+		return nil, err
 	}
 	now := time.Now
 	if s.Now != nil {
@@ -243,10 +302,31 @@ func (s *Server) publicKeyCallback(conn ssh.ConnMetadata, key ssh.PublicKey) (*s
 }
 
 func (s *Server) verifiedPublicKeyCallback(conn ssh.ConnMetadata, key ssh.PublicKey, p *ssh.Permissions, _ string) (*ssh.Permissions, error) {
-	if p == nil || p.Extensions["pubkey-fp"] != ssh.FingerprintSHA256(key) {
+	fp := ssh.FingerprintSHA256(key)
+	if p == nil || p.Extensions["pubkey-fp"] != fp {
 		return nil, errors.New("key mismatch")
 	}
+	c, _ := p.ExtraData[callerKey].(*pigp.Caller)
+	if c == nil || c.Login != conn.User() {
+		return nil, errors.New("key mismatch")
+	}
+	if err := s.Auth.AuditKeyLogin(context.Background(), c, fp); err != nil {
+		return nil, s.authError(conn, err)
+	}
 	return p, nil
+}
+
+// tarpit waits d or until ctx is done.
+func tarpit(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
 }
 
 func remoteIP(a net.Addr) string {
@@ -272,8 +352,16 @@ func (s *Server) serve() {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		if !s.track(conn) {
-			conn.Close()
+		if msg, ok := s.track(conn); !ok {
+			if msg != "" {
+				s.wg.Add(1)
+				go func() {
+					defer s.wg.Done()
+					refuse(conn, msg)
+				}()
+			} else {
+				conn.Close()
+			}
 			continue
 		}
 		s.wg.Add(1)
@@ -285,25 +373,69 @@ func (s *Server) serve() {
 	}
 }
 
-func (s *Server) track(c net.Conn) bool {
+// Messages of refused connections, sent before the SSH version exchange
+// (RFC 4253 §4.2 lets a server send lines of text first).
+const (
+	msgTooManyConns = "pigp : trop de connexions simultanées sur le serveur, réessayez dans quelques minutes.\r\n"
+	msgTooManyForIP = "pigp : trop de connexions simultanées depuis votre adresse, réessayez après la fin des transferts en cours.\r\n"
+	msgBanned       = "pigp : adresse temporairement bloquée après trop d'échecs de connexion, réessayez dans %d minute(s).\r\n"
+	msgUnavailable  = "pigp : service momentanément indisponible, réessayez plus tard.\r\n"
+)
+
+// track registers a new connection, or returns why it is refused.
+func (s *Server) track(c net.Conn) (string, bool) {
+	ip := remoteIP(c.RemoteAddr())
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closing {
-		return false
+	switch {
+	case s.closing:
+		return "", false
+	case len(s.conns) >= s.MaxConns:
+		s.Logger.Warn("connection refused: server full", "ip", ip, "max", s.MaxConns)
+		return msgTooManyConns, false
+	case s.perIP[ip] >= s.MaxConnsPerIP:
+		s.Logger.Warn("connection refused: too many from address", "ip", ip, "max", s.MaxConnsPerIP)
+		return msgTooManyForIP, false
 	}
 	s.conns[c] = struct{}{}
-	return true
+	s.perIP[ip]++
+	return "", true
 }
 
 func (s *Server) untrack(c net.Conn) {
+	ip := remoteIP(c.RemoteAddr())
 	s.mu.Lock()
 	delete(s.conns, c)
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
 	s.mu.Unlock()
+	c.Close()
+}
+
+// refuse writes msg and closes c, without reading anything from it.
+func refuse(c net.Conn, msg string) {
+	c.SetWriteDeadline(time.Now().Add(2 * time.Second))
+	io.WriteString(c, msg)
 	c.Close()
 }
 
 func (s *Server) handleConn(nc net.Conn) {
 	nc.SetDeadline(time.Now().Add(s.LoginGraceTime))
+	if s.Guard != nil {
+		ip := remoteIP(nc.RemoteAddr())
+		d, err := s.Guard.Banned(context.Background(), ip)
+		if err != nil {
+			s.Logger.Error("check ban", "ip", ip, "error", err)
+			io.WriteString(nc, msgUnavailable)
+			return
+		}
+		if d > 0 {
+			s.Logger.Info("connection refused: banned address", "ip", ip, "remaining", d)
+			io.WriteString(nc, fmt.Sprintf(msgBanned, int(d.Minutes())+1))
+			return
+		}
+	}
 	conn, chans, reqs, err := ssh.NewServerConn(nc, s.config)
 	if err != nil {
 		s.Logger.Debug("ssh handshake failed", "ip", remoteIP(nc.RemoteAddr()), "error", err)

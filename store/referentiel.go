@@ -109,51 +109,69 @@ func (db *DB) CountReferentiel(ctx context.Context) (persons, resources int64, e
 	return persons, resources, nil
 }
 
-// FindPersons returns the declarants with the given normalised birth name,
-// first first name and sex.
-func (db *DB) FindPersons(ctx context.Context, nameKey, firstNameKey, sex string) ([]pigp.Person, error) {
-	var rows []refPersonRow
-	if err := db.with(ctx).Where("name_key = ? AND first_name_key = ? AND sex = ?", nameKey, firstNameKey, sex).
-		Order("foyer_id, rank").Find(&rows).Error; err != nil {
-		return nil, fmt.Errorf("find persons: %w", err)
-	}
-	out := make([]pigp.Person, len(rows))
-	for i := range rows {
-		out[i] = rows[i].toPerson()
+// FindPersonsByNames returns the declarants whose normalised birth name
+// and first first name are one of the given pairs.
+func (db *DB) FindPersonsByNames(ctx context.Context, keys [][2]string) ([]pigp.Person, error) {
+	var out []pigp.Person
+	for start := 0; start < len(keys); start += 400 {
+		chunk := keys[start:min(start+400, len(keys))]
+		pairs := make([][]any, len(chunk))
+		for i, k := range chunk {
+			pairs[i] = []any{k[0], k[1]}
+		}
+		var rows []refPersonRow
+		if err := db.with(ctx).Where("(name_key, first_name_key) IN ?", pairs).
+			Order("foyer_id, rank").Find(&rows).Error; err != nil {
+			return nil, fmt.Errorf("find persons: %w", err)
+		}
+		for i := range rows {
+			out = append(out, rows[i].toPerson())
+		}
 	}
 	return out, nil
 }
 
-// FindFoyer returns a foyer's declarants and its resources of year.
-// ENOTFOUND if the foyer has no declarant.
-func (db *DB) FindFoyer(ctx context.Context, foyerID string, year int) (*pigp.Foyer, error) {
-	var prow []refPersonRow
-	if err := db.with(ctx).Where("foyer_id = ?", foyerID).Order("rank").Find(&prow).Error; err != nil {
-		return nil, fmt.Errorf("find foyer: %w", err)
-	}
-	if len(prow) == 0 {
-		return nil, pigp.Errorf(pigp.ENOTFOUND, "foyer %s inconnu", foyerID)
-	}
-	var rrow []refResourceRow
-	if err := db.with(ctx).Where("foyer_id = ? AND year = ?", foyerID, year).Find(&rrow).Error; err != nil {
-		return nil, fmt.Errorf("find resources: %w", err)
-	}
-	f := &pigp.Foyer{ID: foyerID}
-	for i := range prow {
-		f.Declarants = append(f.Declarants, prow[i].toPerson())
-	}
+// FindFoyers returns the foyers with the given ids, with their declarants
+// and their resources of year, in the contract's category order. Ids
+// without declarants are absent from the map.
+func (db *DB) FindFoyers(ctx context.Context, ids []string, year int) (map[string]*pigp.Foyer, error) {
+	out := map[string]*pigp.Foyer{}
 	order := map[string]int{}
 	for i, c := range pigp.Categories {
 		order[c] = i
 	}
-	sort.Slice(rrow, func(i, j int) bool {
-		if order[rrow[i].Category] != order[rrow[j].Category] {
-			return order[rrow[i].Category] < order[rrow[j].Category]
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		var prow []refPersonRow
+		if err := db.with(ctx).Where("foyer_id IN ?", chunk).Order("foyer_id, rank").Find(&prow).Error; err != nil {
+			return nil, fmt.Errorf("find foyers: %w", err)
 		}
-		return rrow[i].Beneficiary < rrow[j].Beneficiary
-	})
-	for _, r := range rrow {
-		f.Resources = append(f.Resources, pigp.Resource{FoyerID: r.FoyerID, Year: r.Year, Category: r.Category, Beneficiary: r.Beneficiary, Amount: r.Amount})
+		for i := range prow {
+			f := out[prow[i].FoyerID]
+			if f == nil {
+				f = &pigp.Foyer{ID: prow[i].FoyerID}
+				out[f.ID] = f
+			}
+			f.Declarants = append(f.Declarants, prow[i].toPerson())
+		}
+		var rrow []refResourceRow
+		if err := db.with(ctx).Where("foyer_id IN ? AND year = ?", chunk, year).Find(&rrow).Error; err != nil {
+			return nil, fmt.Errorf("find resources: %w", err)
+		}
+		sort.Slice(rrow, func(i, j int) bool {
+			if rrow[i].FoyerID != rrow[j].FoyerID {
+				return rrow[i].FoyerID < rrow[j].FoyerID
+			}
+			if order[rrow[i].Category] != order[rrow[j].Category] {
+				return order[rrow[i].Category] < order[rrow[j].Category]
+			}
+			return rrow[i].Beneficiary < rrow[j].Beneficiary
+		})
+		for _, r := range rrow {
+			if f := out[r.FoyerID]; f != nil {
+				f.Resources = append(f.Resources, pigp.Resource{FoyerID: r.FoyerID, Year: r.Year, Category: r.Category, Beneficiary: r.Beneficiary, Amount: r.Amount})
+			}
+		}
 	}
-	return f, nil
+	return out, nil
 }

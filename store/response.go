@@ -185,3 +185,20 @@ func (db *DB) ListDownloads(ctx context.Context, f pigp.HistoryFilter) ([]*pigp.
 	}
 	return out, nil
 }
+
+// CreateResponses records many responses in one transaction (bulk loads:
+// migrations of existing files, benchmarks). Contents must be durable.
+func (db *DB) CreateResponses(ctx context.Context, rs []*pigp.Response) error {
+	rows := make([]responseRow, len(rs))
+	for i, r := range rs {
+		rows[i] = responseRow{ID: r.ID, Name: r.Name, SIRET: r.SIRET, DocType: r.DocType, Size: r.Size, SHA256: r.SHA256,
+			State: r.State, AvailableAt: utc(r.AvailableAt), ExpiresAt: utc(r.ExpiresAt), StorageKey: r.StorageKey}
+		if r.DepositID != "" {
+			rows[i].DepositID = &rs[i].DepositID
+		}
+	}
+	if err := db.with(ctx).CreateInBatches(rows, 500).Error; err != nil {
+		return conflict(err, "réponse en double")
+	}
+	return nil
+}

@@ -55,7 +55,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 		s.render(w, r, nil, http.StatusUnauthorized, "connexion.html", p)
 		return
 	}
-	if wait := s.throttle.wait(ip, login); wait > 0 {
+	wait, err := s.Guard.Check(r.Context(), ip, login)
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	if wait > 0 {
 		s.Logger.Warn("portal login throttled", "login", login, "ip", ip, "wait", wait)
 		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds()+0.999)))
 		p.Error = fmt.Sprintf("Trop de tentatives de connexion infructueuses. Réessayez dans %s.", durationFR(wait))
@@ -66,14 +71,14 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 	if err != nil {
 		status, msg := s.errorResponse(r, err)
 		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
-			s.throttle.failure(ip, login)
+			holdBack(r.Context(), s.Guard.Failure(r.Context(), ip, login, pigp.ProtocolHTTP))
 			s.Logger.Info("portal login failed", "login", login, "ip", ip)
 		}
 		p.Error = msg
 		s.render(w, r, nil, status, "connexion.html", p)
 		return
 	}
-	s.throttle.success(login)
+	s.Guard.Success(r.Context(), ip, login)
 	if c, err := r.Cookie(s.sessionCookieName()); err == nil {
 		s.sessions.delete(c.Value) // a new id at each login: no fixation
 	}
@@ -143,7 +148,11 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *se
 	current, next, confirm := r.PostForm.Get("actuel"), r.PostForm.Get("nouveau"), r.PostForm.Get("confirmation")
 	ip, login := clientIP(r), sess.caller.Login
 	p := &page{Title: "Changement de mot de passe", Data: s.passwordData(sess)}
-	if wait := s.throttle.wait(ip, login); wait > 0 {
+	if wait, err := s.Guard.Check(r.Context(), ip, login); err != nil || wait > 0 {
+		if err != nil {
+			s.fail(w, r, sess, err)
+			return
+		}
 		p.Error = fmt.Sprintf("Trop de tentatives infructueuses. Réessayez dans %s.", durationFR(wait))
 		s.render(w, r, sess, http.StatusTooManyRequests, "mot-de-passe.html", p)
 		return
@@ -156,7 +165,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *se
 	}
 	if err != nil {
 		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
-			s.throttle.failure(ip, login)
+			holdBack(r.Context(), s.Guard.Failure(r.Context(), ip, login, pigp.ProtocolHTTP))
 		}
 		status, msg := s.errorResponse(r, err)
 		p.Error = msg

@@ -100,13 +100,15 @@ type Server struct {
 	History  History
 	DB       Pinger
 	Logger   *slog.Logger
+	// Guard throttles failed logins; it is the SSH server's (nil: a
+	// private one with the default thresholds and bans in memory).
+	Guard Guard
 
 	ln       net.Listener
 	srv      *http.Server
 	tls      bool
 	tmpl     map[string]*template.Template
 	sessions *sessionStore
-	throttle *throttle
 	csrfKey  []byte
 	wg       sync.WaitGroup
 }
@@ -159,7 +161,9 @@ func (s *Server) Open() error {
 	s.csrfKey = make([]byte, 32)
 	rand.Read(s.csrfKey)
 	s.sessions = newSessionStore(c.Now, c.SessionIdle, c.SessionMax)
-	s.throttle = newThrottle(c.Now)
+	if s.Guard == nil {
+		s.Guard = exchange.NewGuard(exchange.DefaultGuardPolicy(), nil, nil, c.Now, s.Logger)
+	}
 
 	var tlsConfig *tls.Config
 	if c.TLSCertFile != "" {

@@ -19,6 +19,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -38,11 +40,18 @@ func main() {
 	demandes := flag.Int("demandes", 100000, "requests in the call file")
 	persons := flag.Int("persons", 50000, "declarants in the reference data")
 	dsn := flag.String("postgres", "", "PostgreSQL URL (default: SQLite in a temporary directory)")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the processing phase to this file")
+	prepare := flag.String("prepare", "", "only prepare a data directory here (reference data and the deposit), "+
+		"for measuring `pigp process --data-dir DIR` in its own process")
 	flag.Parse()
 	ctx := context.Background()
-	dir, err := os.MkdirTemp("", "pigp-bench-process-")
-	check(err)
-	defer os.RemoveAll(dir)
+	dir := *prepare
+	if dir == "" {
+		var err error
+		dir, err = os.MkdirTemp("", "pigp-bench-process-")
+		check(err)
+		defer os.RemoveAll(dir)
+	}
 
 	dialect, path := store.SQLite, filepath.Join(dir, "pigp.db")
 	if *dsn != "" {
@@ -85,9 +94,15 @@ func main() {
 	check(db.CreateDeposit(ctx, &pigp.Deposit{ID: id, ExternalName: name.String(), InternalName: name.String() + "." + siret,
 		SIRET: siret, AccountID: acct.ID, Size: size, SHA256: hex.EncodeToString(h.Sum(nil)), Status: pigp.DepositReceived,
 		ClientIP: "127.0.0.1", Protocol: pigp.ProtocolCLI, DepositedAt: now, StorageKey: key}))
+	if *prepare != "" {
+		fmt.Printf("prepared %s: %d demandes (%.1f MB) waiting, %d declarants\n", dir, *demandes, mb(size), len(data.Persons))
+		return
+	}
 	runtime.GC()
 	fmt.Printf("call file: %d demandes, %.1f MB; reference data: %d declarants (%s)\n", *demandes, mb(size), len(data.Persons), dialect)
 	data, ref = nil, bytes.Buffer{}
+	resetPeak()
+	fmt.Printf("baseline RSS before the phases (places table, database connection, runtime): %.1f MiB\n", statusMiB("VmRSS:"))
 
 	// Phase 1: validation alone, one core.
 	prev := runtime.GOMAXPROCS(1)
@@ -107,12 +122,17 @@ func main() {
 	// Phase 2: the processing job: validation, matching, response.
 	p := &processing.Processor{Store: db, Blobs: blobs, Places: tab, Now: func() time.Time { return time.Now().UTC() },
 		Retention: pigp.DefaultRetention, StaleAfter: time.Hour}
-	runtime.GC()
 	resetPeak()
+	if *cpuprofile != "" {
+		pf, err := os.Create(*cpuprofile)
+		check(err)
+		check(pprof.StartCPUProfile(pf))
+	}
 	start = time.Now()
 	cpu0 = cpuTime()
 	out, err := p.ProcessNext(ctx)
 	check(err)
+	pprof.StopCPUProfile()
 	el, cpu = time.Since(start), cpuTime()-cpu0
 	fmt.Printf("processing: %.2f s, %.1f MB/s, %.0f records/s, CPU %.2f s, peak RSS %.1f MiB; %s %s (%.1f MB): %+v\n",
 		el.Seconds(), mb(size)/el.Seconds(), float64(*demandes)/el.Seconds(), cpu.Seconds(), peakMiB(),
@@ -127,19 +147,27 @@ func check(err error) {
 	}
 }
 
-// resetPeak resets the kernel's peak RSS counter of this process (VmHWM).
-func resetPeak() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
+// resetPeak returns freed memory to the system and resets the kernel's
+// peak RSS counter of this process (VmHWM), so that a phase's peak is its own.
+func resetPeak() {
+	runtime.GC()
+	debug.FreeOSMemory()
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
 
 // peakMiB returns VmHWM, the peak resident set size since the last reset.
-func peakMiB() float64 {
+func peakMiB() float64 { return statusMiB("VmHWM:") }
+
+// statusMiB returns a memory line of /proc/self/status in MiB.
+func statusMiB(key string) float64 {
 	b, err := os.ReadFile("/proc/self/status")
 	if err != nil {
 		return -1
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
+		if strings.HasPrefix(line, key) {
 			var kb float64
-			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), "%f", &kb)
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, key)), "%f", &kb)
 			return kb / 1024
 		}
 	}

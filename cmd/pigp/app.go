@@ -40,6 +40,8 @@ type App struct {
 	Process  *processing.Processor
 	Life     *lifecycle.Lifecycle
 	Jobs     *scheduler.Scheduler
+	// Guard throttles failed logins, for SSH and the portal alike.
+	Guard *exchange.Guard
 }
 
 // configFlags registers --config and the settings that can be given as flags.
@@ -118,6 +120,8 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	a.Exchange.Retention = c.Retention.Std()
 	a.Exchange.HistoryMonths = c.HistoryMonths
 	a.Exchange.PasswordValidityMonths = c.PasswordValidityMonths
+	a.Exchange.Audit = db
+	a.Guard = exchange.NewGuard(guardPolicy(c.Throttle), db, db, a.Exchange.Now, logger.With("component", "guard"))
 	if a.Places, err = places.Load(); err != nil {
 		db.Close()
 		return nil, err
@@ -125,6 +129,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	a.Life = lifecycle.New(db, a.Blobs, logger.With("component", "lifecycle"))
 	a.Life.ReminderDays = c.PasswordReminderDays
 	a.Life.PortalURL = c.PortalURL
+	a.Life.Audit = db
 	if c.SMTP.Host != "" {
 		a.Life.Sender = &lifecycle.SMTPSender{Host: c.SMTP.Host, Port: c.SMTP.Port, Security: c.SMTP.Security,
 			Username: c.SMTP.Username, Password: c.SMTP.Password, From: c.SMTP.From}
@@ -198,6 +203,12 @@ func (a *App) StartSFTP() error {
 		Auth:     a.Exchange,
 		Logger:   log,
 		Now:      a.Exchange.Now,
+		Guard:    a.Guard,
+
+		LoginGraceTime: a.Config.LoginGraceTime.Std(),
+		MaxAuthTries:   a.Config.MaxAuthTries,
+		MaxConns:       a.Config.MaxConnections,
+		MaxConnsPerIP:  a.Config.MaxConnectionsPerIP,
 		NewFS: func(c *pigp.Caller) server.SessionFS {
 			return vfs.New(a.Exchange, shared, c, log)
 		},
@@ -228,6 +239,16 @@ func (a *App) Close() error {
 	return errors.Join(errs...)
 }
 
+// guardPolicy converts the configured thresholds.
+func guardPolicy(t config.Throttle) exchange.GuardPolicy {
+	return exchange.GuardPolicy{
+		PairFree: t.PairFreeFailures, IPFree: t.IPFreeFailures, IPBanAfter: t.IPBanAfter,
+		BaseDelay: t.BaseDelay.Std(), MaxDelay: t.MaxDelay.Std(), BanTime: t.BanTime.Std(),
+		AccountSlowAfter: t.AccountSlowAfter, BaseTarpit: t.BaseTarpit.Std(), MaxTarpit: t.MaxTarpit.Std(),
+		Forget: t.Forget.Std(),
+	}
+}
+
 // withApp runs fn with an opened app and closes it afterwards.
 func withApp(ctx context.Context, m *Main, cf *configFlags, fn func(a *App) error) error {
 	c, err := cf.load(m)
@@ -240,7 +261,9 @@ func withApp(ctx context.Context, m *Main, cf *configFlags, fn func(a *App) erro
 		return err
 	}
 	defer a.Close()
-	return fn(a)
+	err = fn(a)
+	auditOperator(ctx, m, a, err)
+	return err
 }
 
 // splitList splits a comma-separated flag value.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/apa"
+	"github.com/pigp/pigp/fiscal"
 )
 
 type demoCommand struct{}
@@ -26,6 +28,7 @@ const (
 func (demoCommand) Run(ctx context.Context, m *Main, args []string) error {
 	fs := m.flagSet("demo")
 	listen := fs.String("sftp-listen", "", "SFTP listen address (default :2222, env PIGP_SFTP_LISTEN)")
+	httpListen := fs.String("http-listen", "", "portal listen address (default :8080, env PIGP_HTTP_LISTEN; off disables it)")
 	keep := fs.Bool("keep", false, "keep the temporary data directory on exit")
 	if err := parse(fs, args, 0); err != nil {
 		return err
@@ -42,6 +45,13 @@ func (demoCommand) Run(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *httpListen != "" {
+		c.HTTPListen = *httpListen
+		if c.HTTPListen == "off" {
+			c.HTTPListen = ""
+		}
+	}
+	c.ProcessingSchedule = "*/10 * * * * *" // answers within seconds in a demo
 	logger := newLogger(c, m.Stderr)
 	a, err := openApp(ctx, c, logger)
 	if err != nil {
@@ -69,13 +79,41 @@ func (demoCommand) Run(ctx context.Context, m *Main, args []string) error {
 	if _, err := a.Exchange.Publish(ctx, demoSIRET, respName, pigp.DocResponse, "", strings.NewReader(sampleResponse(paris))); err != nil {
 		return err
 	}
-	callName := apa.CallName{Campaign: paris.Year(), SIRET: demoSIRET, Timestamp: paris.Truncate(time.Second)}.String()
-	callPath := filepath.Join(dir, callName)
-	if err := os.WriteFile(callPath, []byte(sampleCall(paris)), 0o644); err != nil {
+	// A small synthetic reference set, and a call file about its people:
+	// once deposited, it gets real answers.
+	var ref bytes.Buffer
+	if _, err := fiscal.Generate(&ref, fiscal.GenerateOptions{Count: 200, Seed: 1, IncomeYear: paris.Year() - 1}); err != nil {
+		return err
+	}
+	data, err := fiscal.ReadCSV(&ref, nil)
+	if err != nil {
+		return err
+	}
+	if err := a.DB.ImportReferentiel(ctx, data.Persons, data.Resources); err != nil {
+		return err
+	}
+	call := apa.CallName{Campaign: paris.Year(), SIRET: demoSIRET, Timestamp: paris.Truncate(time.Second)}
+	callPath := filepath.Join(dir, call.String())
+	var callFile bytes.Buffer
+	if err := fiscal.GenerateCall(&callFile, data.Persons, fiscal.SampleAddresses,
+		fiscal.CallOptions{Name: call, Count: 12, Seed: 1, UnknownPc: 15, Contact: "demo@example.fr"}); err != nil {
+		return err
+	}
+	if err := os.WriteFile(callPath, callFile.Bytes(), 0o644); err != nil {
 		return err
 	}
 	if err := a.StartSFTP(); err != nil {
 		return err
+	}
+	if err := a.StartWeb(); err != nil {
+		return err
+	}
+	if err := a.StartScheduler(); err != nil {
+		return err
+	}
+	portal := "(portail désactivé)"
+	if a.Web != nil {
+		portal = "http://" + a.Web.ListenAddr().String() + "/"
 	}
 	_, port, _ := net.SplitHostPort(a.SFTP.ListenAddr().String())
 	fmt.Fprintf(m.Stdout, `
@@ -92,37 +130,15 @@ then, for example:
   ls /retrait
   get /retrait/%s
   put %s /depot/
+  (within 10 seconds the deposit is processed and its answer appears in /retrait)
   get /historique/depots.csv
 
+Portal: %s
+
 Press Ctrl-C to stop.
-`, dir, demoLogin, password, demoSIRET, port, demoLogin, respName, callPath)
+`, dir, demoLogin, password, demoSIRET, port, demoLogin, respName, callPath, portal)
 	<-ctx.Done()
 	return nil
-}
-
-// sampleCall returns a small call file for the demo account.
-func sampleCall(now time.Time) string {
-	return `<?xml version="1.0" encoding="UTF-8"?>
-<DemandeAPA version="1.0">
-  <Entete>
-    <Campagne>` + strconv.Itoa(now.Year()) + `</Campagne>
-    <SiretDeposant>` + demoSIRET + `</SiretDeposant>
-    <DateCreation>` + now.Format("2006-01-02T15:04:05") + `</DateCreation>
-    <CourrielContact>demo@example.fr</CourrielContact>
-    <Emetteur><Nom>Démonstration</Nom><Prenom>Agent</Prenom></Emetteur>
-    <NombreDemandes>1</NombreDemandes>
-  </Entete>
-  <Demande>
-    <ReferenceDossier>DOS-0001</ReferenceDossier>
-    <Sexe>F</Sexe>
-    <NomNaissance>Lefèvre</NomNaissance>
-    <Prenoms>Jeanne Marie</Prenoms>
-    <DateNaissance>1938-04-12</DateNaissance>
-    <LieuNaissance><CodeCommune>94028</CodeCommune><Libelle>Créteil</Libelle></LieuNaissance>
-    <Adresse><Ligne1>12 rue des Lilas</Ligne1><CodePostal>94000</CodePostal><Commune>Créteil</Commune></Adresse>
-  </Demande>
-</DemandeAPA>
-`
 }
 
 // sampleResponse returns a small response so that /retrait is not empty.

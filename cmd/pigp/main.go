@@ -29,6 +29,8 @@ type Main struct {
 	Stdout io.Writer
 	Stderr io.Writer
 	Getenv func(string) string
+
+	args []string // the command line being run, for the audit trail
 }
 
 // command is one subcommand.
@@ -48,6 +50,8 @@ var commands = map[string]command{
 	"jobs":        jobsCommand{},
 	"expire":      expireCommand{},
 	"version":     versionCommand{},
+	"audit":       auditCommand{},
+	"ban":         banCommand{},
 }
 
 const usage = `pigp — serveur d'échange APA (SFTP) entre départements et DGFiP
@@ -67,6 +71,8 @@ Commands:
   process               answer every waiting deposit now, then exit
   jobs                  list the scheduled jobs: schedule, last run, next run
   expire [--at TIME]    run the expiry jobs once as of TIME and print the counts
+  audit verify|export   check the audit trail's hash chain, or export it as CSV
+  ban list|remove       list or lift the address bans (brute force)
   version               print the version
 
 Every command accepts --config FILE (YAML); PIGP_* environment variables win
@@ -95,6 +101,7 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		fmt.Fprintf(m.Stderr, "pigp: unknown command %q\n\n%s", args[0], usage)
 		return 2
 	}
+	m.args = args
 	err := cmd.Run(ctx, m, args[1:])
 	var ue *usageError
 	switch {

@@ -1,0 +1,152 @@
+package pigp
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// Audit actions. They are stable identifiers stored in the audit trail and
+// shown to auditors; never change one, add new ones.
+const (
+	AuditLogin           = "connexion"
+	AuditUpload          = "depot"
+	AuditUploadRefused   = "depot_refuse"
+	AuditDownload        = "telechargement"
+	AuditRemove          = "suppression"
+	AuditExpiry          = "expiration"
+	AuditPasswordChange  = "changement_mot_de_passe"
+	AuditPasswordExpired = "expiration_mot_de_passe"
+	AuditBan             = "bannissement"
+	AuditOperator        = "action_operateur"
+)
+
+// Audit outcomes.
+const (
+	AuditOK      = "succes"
+	AuditFailed  = "echec"
+	AuditRefused = "refus"
+)
+
+// Field size limits of the audit trail: longer values (hostile names, for
+// instance) are cut, with a marker.
+const (
+	auditShortMax = 255
+	auditLongMax  = 1000
+)
+
+// AuditEvent is one append-only row of the audit trail. ID, PrevHash and
+// Hash are set by the store when the row is chained.
+type AuditEvent struct {
+	ID       int64
+	Time     time.Time
+	Action   string
+	Outcome  string
+	Login    string
+	SIRET    string // one SIRET, or several separated by commas
+	IP       string
+	Protocol string
+	Object   string // file name, IP, command line, …
+	SHA256   string
+	Detail   string
+	PrevHash string
+	Hash     string
+}
+
+// Auditor appends events to the audit trail.
+type Auditor interface {
+	Audit(ctx context.Context, e *AuditEvent) error
+}
+
+// Normalize makes the event storable: UTC time truncated to the
+// microsecond (what both databases keep), valid UTF-8 without control
+// characters (escaped as \xNN, so hostile names are kept literally but
+// cannot forge lines) and bounded lengths. It is applied before hashing.
+func (e *AuditEvent) Normalize() {
+	e.Time = e.Time.UTC().Truncate(time.Microsecond)
+	for _, f := range []struct {
+		p   *string
+		max int
+	}{
+		{&e.Action, 40}, {&e.Outcome, 16}, {&e.Login, auditShortMax}, {&e.SIRET, auditShortMax},
+		{&e.IP, 64}, {&e.Protocol, 16}, {&e.Object, auditLongMax}, {&e.SHA256, 64}, {&e.Detail, auditLongMax},
+	} {
+		*f.p = cleanAuditText(*f.p, f.max)
+	}
+}
+
+func cleanAuditText(s string, max int) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case r == '\\':
+			b.WriteString(`\\`)
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	out := b.String()
+	if utf8.RuneCountInString(out) > max {
+		r := []rune(out)
+		out = string(r[:max-1]) + "…"
+	}
+	return out
+}
+
+// Canonical returns the serialisation the hash covers: a JSON array of
+// strings in a fixed order ("pigp-audit-v1", id, time in RFC 3339 with
+// microseconds in UTC, action, outcome, login, SIRET, IP, protocol, object,
+// sha256, detail, previous hash). Go's JSON encoding of a string slice is
+// deterministic, so the same row always gives the same bytes.
+func (e *AuditEvent) Canonical() []byte {
+	b, _ := json.Marshal([]string{
+		"pigp-audit-v1", fmt.Sprint(e.ID), e.Time.UTC().Format("2006-01-02T15:04:05.000000Z"),
+		e.Action, e.Outcome, e.Login, e.SIRET, e.IP, e.Protocol, e.Object, e.SHA256, e.Detail, e.PrevHash,
+	})
+	return b
+}
+
+// ComputeHash returns the hex SHA-256 of the canonical serialisation.
+func (e *AuditEvent) ComputeHash() string {
+	s := sha256.Sum256(e.Canonical())
+	return hex.EncodeToString(s[:])
+}
+
+// AuditFilter selects audit rows by time (From inclusive, To exclusive;
+// zero values are open ends).
+type AuditFilter struct {
+	From, To time.Time
+}
+
+// AuditReport is the result of verifying the chain.
+type AuditReport struct {
+	Rows     int
+	LastID   int64
+	LastHash string
+	// Problems lists what breaks the chain, first ones only.
+	Problems []string
+}
+
+// OK reports whether the chain is intact.
+func (r *AuditReport) OK() bool { return len(r.Problems) == 0 }
+
+// Ban is a temporary refusal of every login from an address, shared by all
+// nodes through the database.
+type Ban struct {
+	IP       string
+	Reason   string
+	Failures int
+	BannedAt time.Time
+	Until    time.Time
+}

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"encoding/csv"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/apa"
+)
+
+type auditCommand struct{}
+
+func (auditCommand) Run(ctx context.Context, m *Main, args []string) error {
+	if len(args) == 0 {
+		return usagef("missing subcommand: verify or export")
+	}
+	switch args[0] {
+	case "verify":
+		return auditVerify(ctx, m, args[1:])
+	case "export":
+		return auditExport(ctx, m, args[1:])
+	}
+	return usagef("unknown subcommand %q: verify or export", args[0])
+}
+
+// auditVerify walks the hash chain; any break makes the command fail.
+func auditVerify(ctx context.Context, m *Main, args []string) error {
+	fs := m.flagSet("audit verify")
+	var cf configFlags
+	cf.register(fs, false)
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	return withApp(ctx, m, &cf, func(a *App) error {
+		rep, err := a.DB.VerifyAudit(ctx)
+		if err != nil {
+			return err
+		}
+		if !rep.OK() {
+			for _, p := range rep.Problems {
+				fmt.Fprintln(m.Stdout, p)
+			}
+			return pigp.Errorf(pigp.ECONFLICT, "journal d'audit altéré : %d anomalie(s) sur %d ligne(s)", len(rep.Problems), rep.Rows)
+		}
+		fmt.Fprintf(m.Stdout, "journal d'audit intègre : %d ligne(s), dernière empreinte %s\n", rep.Rows, rep.LastHash)
+		return nil
+	})
+}
+
+// auditHeader is the header of the auditors' CSV (contract §7 style: ";",
+// CRLF, ISO 8601 times with the Paris offset).
+var auditHeader = []string{"numero", "horodatage", "action", "resultat", "identifiant", "siret", "adresse_ip",
+	"protocole", "objet", "sha256", "detail", "empreinte_precedente", "empreinte"}
+
+func auditExport(ctx context.Context, m *Main, args []string) error {
+	fs := m.flagSet("audit export")
+	var cf configFlags
+	cf.register(fs, false)
+	from := fs.String("from", "", "first day or instant (2026-01-31 or RFC 3339), included")
+	to := fs.String("to", "", "last day (included) or instant (excluded)")
+	out := fs.String("out", "", "CSV file to write (default: standard output)")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	var f pigp.AuditFilter
+	var err error
+	if *from != "" {
+		if f.From, _, err = parseAuditTime(*from); err != nil {
+			return usagef("--from: %v", err)
+		}
+	}
+	if *to != "" {
+		var day bool
+		if f.To, day, err = parseAuditTime(*to); err != nil {
+			return usagef("--to: %v", err)
+		}
+		if day {
+			f.To = f.To.AddDate(0, 0, 1)
+		}
+	}
+	return withApp(ctx, m, &cf, func(a *App) error {
+		events, err := a.DB.ListAudit(ctx, f)
+		if err != nil {
+			return err
+		}
+		var w io.Writer = m.Stdout
+		if *out != "" {
+			file, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+			if err != nil {
+				return err
+			}
+			defer file.Close()
+			w = file
+		}
+		if err := writeAuditCSV(w, events); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stderr, "%d ligne(s) exportée(s)\n", len(events))
+		return nil
+	})
+}
+
+func writeAuditCSV(w io.Writer, events []*pigp.AuditEvent) error {
+	cw := csv.NewWriter(w)
+	cw.Comma = ';'
+	cw.UseCRLF = true
+	cw.Write(auditHeader)
+	for _, e := range events {
+		cw.Write([]string{fmt.Sprint(e.ID), e.Time.In(apa.Paris).Format("2006-01-02T15:04:05.000000-07:00"), e.Action, e.Outcome,
+			csvSafe(e.Login), e.SIRET, e.IP, e.Protocol, csvSafe(e.Object), e.SHA256, csvSafe(e.Detail), e.PrevHash, e.Hash})
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+// csvSafe keeps a spreadsheet from reading a client-chosen value as a
+// formula (CSV injection): such values get a leading apostrophe.
+func csvSafe(s string) string {
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// parseAuditTime parses a day (Paris time; day reports it) or an RFC 3339 instant.
+func parseAuditTime(s string) (t time.Time, day bool, err error) {
+	if t, err := time.ParseInLocation("2006-01-02", s, apa.Paris); err == nil {
+		return t, true, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, false, nil
+	}
+	return time.Time{}, false, fmt.Errorf("%q is neither a day (2006-01-02) nor an RFC 3339 time", s)
+}
+
+// operatorActions are the commands that change state: each run is an
+// audit row (its arguments, who ran it, the outcome).
+var operatorActions = map[string]bool{
+	"org add": true, "user add": true, "user disable": true, "user enable": true, "user reset-password": true,
+	"user key": true, "response publish": true, "referentiel import": true, "referentiel generate": true,
+	"process": true, "expire": true, "ban remove": true,
+}
+
+// auditOperator records the operator action m is running, if it is one.
+func auditOperator(ctx context.Context, m *Main, a *App, runErr error) {
+	if len(m.args) == 0 {
+		return
+	}
+	name := m.args[0]
+	if len(m.args) > 1 && !strings.HasPrefix(m.args[1], "-") {
+		name += " " + m.args[1]
+	}
+	if !operatorActions[name] {
+		return
+	}
+	e := &pigp.AuditEvent{Action: pigp.AuditOperator, Outcome: pigp.AuditOK, Protocol: pigp.ProtocolCLI,
+		Object: "pigp " + strings.Join(m.args, " "), Login: flagValue(m.args, "login"), SIRET: flagValue(m.args, "siret")}
+	operator := m.Getenv("SUDO_USER")
+	if operator == "" {
+		operator = m.Getenv("USER")
+	}
+	e.Detail = "opérateur " + operator
+	if runErr != nil {
+		e.Outcome = pigp.AuditFailed
+		e.Detail += " : " + pigp.ErrorMessage(runErr)
+	}
+	if err := a.DB.Audit(ctx, e); err != nil {
+		a.Logger.Error("audit operator action", "action", name, "error", err)
+	}
+}
+
+// flagValue returns the value of --name (or -name) in args.
+func flagValue(args []string, name string) string {
+	for i, a := range args {
+		a = strings.TrimLeft(a, "-")
+		if v, ok := strings.CutPrefix(a, name+"="); ok {
+			return v
+		}
+		if a == name && i+1 < len(args) && strings.HasPrefix(args[i], "-") {
+			return args[i+1]
+		}
+	}
+	return ""
+}

@@ -1,0 +1,43 @@
+package exchange
+
+import (
+	"context"
+	"strings"
+
+	"github.com/pigp/pigp"
+)
+
+// audit appends e to the audit trail, filling in the caller's identity.
+// A failing audit write is logged and returned.
+func (s *Service) audit(ctx context.Context, caller *pigp.Caller, e *pigp.AuditEvent) error {
+	if s.Audit == nil {
+		return nil
+	}
+	if caller != nil {
+		if e.Login == "" {
+			e.Login = caller.Login
+		}
+		if e.SIRET == "" {
+			e.SIRET = strings.Join(caller.SIRETs, ",")
+		}
+		if e.IP == "" {
+			e.IP = caller.RemoteIP
+		}
+		if e.Protocol == "" {
+			e.Protocol = caller.Protocol
+		}
+	}
+	e.Time = s.now()
+	if err := s.Audit.Audit(ctx, e); err != nil {
+		s.Logger.Error("audit", "action", e.Action, "error", err)
+		return err
+	}
+	return nil
+}
+
+// AuditKeyLogin records a successful public-key login; the SSH layer
+// calls it once the key has signed (a key offered as a query is not a
+// login). It fails closed: no session without its audit row.
+func (s *Service) AuditKeyLogin(ctx context.Context, caller *pigp.Caller, fingerprint string) error {
+	return s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditOK, Detail: "clé publique " + fingerprint})
+}
