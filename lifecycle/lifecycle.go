@@ -26,7 +26,7 @@ import (
 type Store interface {
 	ExpireResponses(ctx context.Context, now time.Time, limit int) ([]*pigp.Response, error)
 	ResponsesToPurge(ctx context.Context, limit int) ([]*pigp.Response, error)
-	MarkContentDeleted(ctx context.Context, id string, now time.Time) error
+	MarkContentDeleted(ctx context.Context, ids []string, now time.Time) error
 	ExpirePasswords(ctx context.Context, now time.Time) ([]*pigp.Account, error)
 	AccountsExpiringBetween(ctx context.Context, from, to time.Time) ([]*pigp.Account, error)
 	StorageKeysInUse(ctx context.Context, keys []string) (map[string]bool, error)
@@ -55,16 +55,21 @@ type Lifecycle struct {
 	BatchSize    int           // rows per transaction
 	MaxAttempts  int           // sending attempts before a notification fails
 	PortalURL    string        // named in messages, when set
-	Audit        pigp.Auditor  // receives expiry events (nil: none)
+	Audit        Auditor       // receives expiry events (nil: none)
 }
 
-// audit records e, logging a failure: the job's state change is done.
-func (l *Lifecycle) audit(ctx context.Context, e *pigp.AuditEvent) {
-	if l.Audit == nil {
+// Auditor appends events to the audit trail, several in one transaction.
+type Auditor interface {
+	AuditMany(ctx context.Context, events []*pigp.AuditEvent) error
+}
+
+// audit records events, logging a failure: the job's state change is done.
+func (l *Lifecycle) audit(ctx context.Context, events ...*pigp.AuditEvent) {
+	if l.Audit == nil || len(events) == 0 {
 		return
 	}
-	if err := l.Audit.Audit(ctx, e); err != nil {
-		l.Logger.Error("audit", "action", e.Action, "error", err)
+	if err := l.Audit.AuditMany(ctx, events); err != nil {
+		l.Logger.Error("audit", "action", events[0].Action, "events", len(events), "error", err)
 	}
 }
 
@@ -74,7 +79,7 @@ func New(st Store, blobs *blob.Store, logger *slog.Logger) *Lifecycle {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Lifecycle{Store: st, Blobs: blobs, Logger: logger, ReminderDays: []int{30, 7},
-		TempMaxAge: 24 * time.Hour, OrphanMinAge: time.Hour, BatchSize: 200, MaxAttempts: 8}
+		TempMaxAge: 24 * time.Hour, OrphanMinAge: time.Hour, BatchSize: 1000, MaxAttempts: 8}
 }
 
 // ExpireResponses hides the responses whose retention period is over and
@@ -88,11 +93,13 @@ func (l *Lifecycle) ExpireResponses(ctx context.Context, now time.Time) (expired
 		if err != nil {
 			return expired, deleted, err
 		}
+		events := make([]*pigp.AuditEvent, 0, len(batch))
 		for _, r := range batch {
 			l.Logger.Info("response expired", "response", r.ID, "name", r.Name, "siret", r.SIRET, "expires", r.ExpiresAt)
-			l.audit(ctx, &pigp.AuditEvent{Action: pigp.AuditExpiry, Outcome: pigp.AuditOK, SIRET: r.SIRET,
+			events = append(events, &pigp.AuditEvent{Action: pigp.AuditExpiry, Outcome: pigp.AuditOK, SIRET: r.SIRET,
 				Protocol: "JOB", Object: r.Name, SHA256: r.SHA256, Detail: "réponse " + r.ID})
 		}
+		l.audit(ctx, events...)
 		expired += len(batch)
 		if len(batch) < l.BatchSize {
 			break
@@ -103,15 +110,20 @@ func (l *Lifecycle) ExpireResponses(ctx context.Context, now time.Time) (expired
 		if err != nil {
 			return expired, deleted, err
 		}
-		for _, r := range batch {
-			if err := l.Blobs.Remove(r.StorageKey); err != nil {
-				return expired, deleted, fmt.Errorf("delete content of %s: %w", r.ID, err)
-			}
-			if err := l.Store.MarkContentDeleted(ctx, r.ID, now); err != nil {
-				return expired, deleted, err
-			}
-			deleted++
+		keys := make([]string, len(batch))
+		ids := make([]string, len(batch))
+		for i, r := range batch {
+			keys[i], ids[i] = r.StorageKey, r.ID
 		}
+		// Contents first, then the rows: killed in between, the next run
+		// finds the rows again and the deletions are no-ops.
+		if err := l.Blobs.RemoveMany(keys); err != nil {
+			return expired, deleted, fmt.Errorf("delete contents: %w", err)
+		}
+		if err := l.Store.MarkContentDeleted(ctx, ids, now); err != nil {
+			return expired, deleted, err
+		}
+		deleted += len(batch)
 		if len(batch) < l.BatchSize {
 			return expired, deleted, ctx.Err()
 		}

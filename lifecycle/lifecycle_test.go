@@ -154,7 +154,7 @@ func TestExpireKilledHalfway(t *testing.T) {
 	}
 	for _, r := range batch[:2] {
 		e.blobs.Remove(r.StorageKey)
-		e.db.MarkContentDeleted(ctx, r.ID, at)
+		e.db.MarkContentDeleted(ctx, []string{r.ID}, at)
 	}
 	e.blobs.Remove(batch[2].StorageKey) // deleted but not recorded: killed in between
 	// The next run finishes without error and without deleting anything twice.

@@ -55,10 +55,22 @@ func (r *auditRow) event() *pigp.AuditEvent {
 // Audit appends e to the audit trail and sets its ID, time (when zero),
 // PrevHash and Hash. It implements pigp.Auditor.
 func (db *DB) Audit(ctx context.Context, e *pigp.AuditEvent) error {
-	if e.Time.IsZero() {
-		e.Time = db.now()
+	return db.AuditMany(ctx, []*pigp.AuditEvent{e})
+}
+
+// AuditMany appends events to the audit trail in one transaction, in order,
+// chaining each to the previous one (batch jobs: one lock and one commit
+// for many rows).
+func (db *DB) AuditMany(ctx context.Context, events []*pigp.AuditEvent) error {
+	if len(events) == 0 {
+		return nil
 	}
-	e.Normalize()
+	for _, e := range events {
+		if e.Time.IsZero() {
+			e.Time = db.now()
+		}
+		e.Normalize()
+	}
 	err := db.with(ctx).Transaction(func(tx *gorm.DB) error {
 		// Lock first (write lock / row lock), then read the head.
 		if err := tx.Exec("UPDATE audit_head SET last_id = last_id WHERE id = 1").Error; err != nil {
@@ -68,20 +80,25 @@ func (db *DB) Audit(ctx context.Context, e *pigp.AuditEvent) error {
 		if err := tx.Where("id = ?", 1).Take(&head).Error; err != nil {
 			return err
 		}
-		e.ID = head.LastID + 1
-		e.PrevHash = head.LastHash
-		e.Hash = e.ComputeHash()
-		row := auditRow{ID: e.ID, At: e.Time, Action: e.Action, Outcome: e.Outcome, Login: e.Login, SIRET: e.SIRET,
-			IP: e.IP, Protocol: e.Protocol, Object: e.Object, SHA256: e.SHA256, Detail: e.Detail,
-			PrevHash: e.PrevHash, Hash: e.Hash}
-		if err := tx.Create(&row).Error; err != nil {
+		rows := make([]auditRow, len(events))
+		last, prev := head.LastID, head.LastHash
+		for i, e := range events {
+			last++
+			e.ID, e.PrevHash = last, prev
+			e.Hash = e.ComputeHash()
+			prev = e.Hash
+			rows[i] = auditRow{ID: e.ID, At: e.Time, Action: e.Action, Outcome: e.Outcome, Login: e.Login, SIRET: e.SIRET,
+				IP: e.IP, Protocol: e.Protocol, Object: e.Object, SHA256: e.SHA256, Detail: e.Detail,
+				PrevHash: e.PrevHash, Hash: e.Hash}
+		}
+		if err := tx.CreateInBatches(rows, 200).Error; err != nil {
 			return err
 		}
 		return tx.Model(&auditHeadRow{}).Where("id = ?", 1).
-			Updates(map[string]any{"last_id": e.ID, "last_hash": e.Hash}).Error
+			Updates(map[string]any{"last_id": last, "last_hash": prev}).Error
 	})
 	if err != nil {
-		return fmt.Errorf("append audit event: %w", err)
+		return fmt.Errorf("append audit events: %w", err)
 	}
 	return nil
 }

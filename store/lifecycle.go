@@ -58,9 +58,9 @@ func (db *DB) ResponsesToPurge(ctx context.Context, limit int) ([]*pigp.Response
 	return out, nil
 }
 
-// MarkContentDeleted records that a response's content is gone.
-func (db *DB) MarkContentDeleted(ctx context.Context, id string, now time.Time) error {
-	return db.with(ctx).Model(&responseRow{}).Where("id = ? AND content_deleted_at IS NULL", id).
+// MarkContentDeleted records that the content of the responses ids is gone.
+func (db *DB) MarkContentDeleted(ctx context.Context, ids []string, now time.Time) error {
+	return db.with(ctx).Model(&responseRow{}).Where("id IN ? AND content_deleted_at IS NULL", ids).
 		Update("content_deleted_at", utc(now)).Error
 }
 
@@ -120,7 +120,7 @@ func (db *DB) StorageKeysInUse(ctx context.Context, keys []string) (map[string]b
 			return nil, fmt.Errorf("find deposit keys: %w", err)
 		}
 		var resp []string
-		if err := db.with(ctx).Model(&responseRow{}).Where("storage_key IN ?", chunk).Pluck("storage_key", &resp).Error; err != nil {
+		if err := db.with(ctx).Model(&responseRow{}).Where("storage_key IN ? AND content_deleted_at IS NULL", chunk).Pluck("storage_key", &resp).Error; err != nil {
 			return nil, fmt.Errorf("find response keys: %w", err)
 		}
 		for _, k := range append(found, resp...) {
