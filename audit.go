@@ -24,6 +24,7 @@ const (
 	AuditPasswordExpired = "expiration_mot_de_passe"
 	AuditBan             = "bannissement"
 	AuditOperator        = "action_operateur"
+	AuditProcessing      = "traitement"
 )
 
 // Audit outcomes.

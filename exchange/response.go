@@ -207,7 +207,8 @@ func (s *Service) RemoveResponse(ctx context.Context, caller *pigp.Caller, name 
 	return nil
 }
 
-// FormatSize writes a size as the portal does: o, Ko, Mo, Go.
+// FormatSize writes a size as the portal does: o, Ko, Mo, Go, with a
+// French decimal comma (1,5 Mo).
 func FormatSize(n int64) string {
 	const unit = 1024
 	switch {
@@ -216,8 +217,13 @@ func FormatSize(n int64) string {
 	case n < unit*unit:
 		return fmt.Sprintf("%d Ko", (n+unit-1)/unit)
 	case n < unit*unit*unit:
-		return strings.Replace(fmt.Sprintf("%.1f Mo", float64(n)/(unit*unit)), ".0 ", " ", 1)
+		return decimalComma(fmt.Sprintf("%.1f Mo", float64(n)/(unit*unit)))
 	default:
-		return strings.Replace(fmt.Sprintf("%.1f Go", float64(n)/(unit*unit*unit)), ".0 ", " ", 1)
+		return decimalComma(fmt.Sprintf("%.1f Go", float64(n)/(unit*unit*unit)))
 	}
+}
+
+// decimalComma turns "1.5 Mo" into "1,5 Mo" and "100.0 Mo" into "100 Mo".
+func decimalComma(s string) string {
+	return strings.Replace(strings.Replace(s, ".0 ", " ", 1), ".", ",", 1)
 }

@@ -45,6 +45,8 @@ type Processor struct {
 	Windows    []apa.Window  // campaign windows (E008); empty: not enforced
 	// Published, if set, is called after an answer is committed.
 	Published func(ctx context.Context, d *pigp.Deposit, r *pigp.Response, contact string)
+	// Audit, if set, records each answered deposit in the audit trail.
+	Audit pigp.Auditor
 }
 
 // matchBatch is how many requests are matched together.
@@ -231,6 +233,18 @@ func (p *Processor) answer(ctx context.Context, out *Outcome) error {
 		return err
 	}
 	out.Response = resp
+	if p.Audit != nil {
+		outcome := pigp.AuditOK
+		if out.Status == pigp.DepositRejected {
+			outcome = pigp.AuditRefused
+		}
+		e := &pigp.AuditEvent{Action: pigp.AuditProcessing, Outcome: outcome, Login: d.Login, SIRET: d.SIRET,
+			Protocol: "JOB", Object: d.ExternalName, SHA256: resp.SHA256,
+			Detail: fmt.Sprintf("dépôt %s : %s, réponse %s (%s)", d.ID, out.Status, resp.Name, resp.DocType)}
+		if err := p.Audit.Audit(ctx, e); err != nil {
+			p.log().Error("audit processing", "deposit", d.ID, "error", err)
+		}
+	}
 	if p.Published != nil {
 		p.Published(ctx, d, resp, rep.Header.Contact)
 	}

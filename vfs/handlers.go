@@ -99,8 +99,14 @@ func (fsys *FS) list(r *sftp.Request, dir string) ([]os.FileInfo, error) {
 			out = append(out, &fileInfo{name: resp.Name, size: resp.Size, mode: 0o444, mtime: resp.AvailableAt})
 		}
 		return out, nil
-	case DirHistorique:
+	case DirDocumentation:
 		var out []os.FileInfo
+		for _, name := range fsys.area.documentNames() {
+			out = append(out, &fileInfo{name: name, size: int64(len(fsys.area.Documentation[name])), mode: 0o444, mtime: fsys.start})
+		}
+		return out, nil
+	case DirHistorique:
+		out := []os.FileInfo{fsys.dirInfo("documentation")}
 		for _, name := range []string{exchange.DepositsCSV, exchange.DownloadsCSV} {
 			h, err := fsys.historyFile(r, name)
 			if err != nil {
@@ -196,6 +202,12 @@ func (fsys *FS) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 			return nil, fsys.toSFTP("read", r.Filepath, err)
 		}
 		return bytes.NewReader(h.data), nil
+	case dir == DirDocumentation:
+		b, ok := fsys.area.Documentation[name]
+		if !ok {
+			return nil, errNotFound
+		}
+		return bytes.NewReader(b), nil
 	}
 	return nil, errDepotRead
 }
@@ -282,7 +294,7 @@ func (fsys *FS) openUpload(r *sftp.Request) (*uploadFile, error) {
 		return nil, errWriteDepot
 	}
 	if dir != DirDepot || name == "" {
-		if dir == DirRetrait || dir == DirHistorique {
+		if dir == DirRetrait || dir == DirHistorique || dir == DirDocumentation {
 			return nil, errReadOnly
 		}
 		return nil, errWriteDepot
@@ -590,7 +602,7 @@ func (fsys *FS) remove(r *sftp.Request, dir, name string) error {
 		return errDenied
 	case dir == DirRetrait:
 		return fsys.toSFTP("remove", r.Filepath, fsys.svc.RemoveResponse(ctxOf(r), fsys.caller, name))
-	case dir == DirHistorique:
+	case dir == DirHistorique, dir == DirDocumentation:
 		return errReadOnly
 	}
 	if _, staging := StagingTarget(name); staging {

@@ -1,6 +1,7 @@
 package vfs
 
 import (
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -72,6 +73,9 @@ func isHex8(s string) bool {
 // area is what the sessions of one exchange share: the staged uploads and
 // the modification times clients set on their deposits, per account.
 type Shared struct {
+	// Documentation is served read-only in /historique/documentation.
+	Documentation map[string][]byte
+
 	mu     sync.Mutex
 	staged map[accountName]*staged
 	mtimes map[accountName]mtime
@@ -104,7 +108,23 @@ func (s *staged) lastTouched() time.Time { return time.Unix(0, s.touched.Load())
 // modification times clients set. Its entries expire (StagingTTL,
 // DepositGrace).
 func NewShared() *Shared {
-	return &Shared{staged: map[accountName]*staged{}, mtimes: map[accountName]mtime{}}
+	return NewSharedWith(nil)
+}
+
+// NewSharedWith is NewShared with the read-only documents served in
+// /historique/documentation (file name → content).
+func NewSharedWith(documents map[string][]byte) *Shared {
+	return &Shared{staged: map[accountName]*staged{}, mtimes: map[accountName]mtime{}, Documentation: documents}
+}
+
+// documentNames returns the documents' names in order.
+func (a *Shared) documentNames() []string {
+	names := make([]string, 0, len(a.Documentation))
+	for n := range a.Documentation {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
 }
 
 // sweep drops the staged uploads untouched for StagingTTL and the

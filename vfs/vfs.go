@@ -28,6 +28,10 @@ const (
 	DirDepot      = "depot"
 	DirRetrait    = "retrait"
 	DirHistorique = "historique"
+	// DirDocumentation holds the contract's XSDs and the cahier des
+	// charges, read-only, under /historique (the root lists exactly
+	// depot, retrait and historique).
+	DirDocumentation = "historique/documentation"
 )
 
 // historyTTL is how long a generated listing is reused within a session, so
@@ -87,6 +91,15 @@ func split(p string) (dir, name string, err error) {
 		return "", "", nil
 	}
 	parts := strings.Split(p[1:], "/")
+	if len(parts) >= 2 && parts[0] == DirHistorique && parts[1] == "documentation" {
+		switch len(parts) {
+		case 2:
+			return DirDocumentation, "", nil
+		case 3:
+			return DirDocumentation, parts[2], nil
+		}
+		return "", "", errNotFound
+	}
 	switch {
 	case len(parts) > 2:
 		return "", "", errNotFound

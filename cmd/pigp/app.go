@@ -6,15 +6,19 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/apa"
 	"github.com/pigp/pigp/blob"
 	"github.com/pigp/pigp/config"
+	"github.com/pigp/pigp/docs"
 	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/lifecycle"
 	"github.com/pigp/pigp/places"
@@ -136,7 +140,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	}
 	a.Process = &processing.Processor{
 		Store: db, Blobs: a.Blobs, Places: a.Places, Logger: logger.With("component", "processing"),
-		Now: db.Now, Retention: c.Retention.Std(), StaleAfter: c.ProcessingStaleAfter.Std(),
+		Now: db.Now, Retention: c.Retention.Std(), StaleAfter: c.ProcessingStaleAfter.Std(), Audit: db,
 		Published: func(ctx context.Context, d *pigp.Deposit, r *pigp.Response, contact string) {
 			// Notifications never block processing: a failure is logged.
 			if err := a.Life.ResponseAvailable(ctx, db.Now(), d, r, contact); err != nil {
@@ -196,7 +200,11 @@ func (a *App) StartSFTP() error {
 		return err
 	}
 	log := a.Logger.With("component", "sftp")
-	shared := vfs.NewShared()
+	documents, err := documentation()
+	if err != nil {
+		return err
+	}
+	shared := vfs.NewSharedWith(documents)
 	a.SFTP = &server.Server{
 		Addr:     a.Config.SFTPListen,
 		HostKeys: keys,
@@ -275,4 +283,27 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// documentation returns the documents served read-only over SFTP in
+// /historique/documentation: the contract's XSDs and the cahier des charges.
+func documentation() (map[string][]byte, error) {
+	out := map[string][]byte{}
+	for _, src := range []fs.FS{apa.Schemas(), docs.FS} {
+		err := fs.WalkDir(src, ".", func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := fs.ReadFile(src, p)
+			if err != nil {
+				return err
+			}
+			out[path.Base(p)] = b
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("documentation: %w", err)
+		}
+	}
+	return out, nil
 }

@@ -144,6 +144,23 @@ F1;2;M;Martin;;Paul;1936-02-03;94028;2025;20100;;;;;
 	if !bytes.Contains(hb, []byte(";Fichier réponse APA;")) || !bytes.Contains(hb, []byte(";Compte rendu de rejet APA;")) {
 		t.Errorf("retraits.csv does not tell the document types apart:\n%s", hb)
 	}
+	// Both outcomes are in the audit trail, and the chain holds.
+	events, err := e.app.DB.ListAudit(ctx, pigp.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	outcomes := map[string]int{}
+	for _, ev := range events {
+		if ev.Action == pigp.AuditProcessing {
+			outcomes[ev.Outcome]++
+		}
+	}
+	if outcomes[pigp.AuditOK] != 1 || outcomes[pigp.AuditRefused] != 1 {
+		t.Errorf("processing audit events %v, want one success and one refusal", outcomes)
+	}
+	if rep, err := e.app.DB.VerifyAudit(ctx); err != nil || !rep.OK() {
+		t.Errorf("audit chain: %+v, %v", rep, err)
+	}
 	// /depot no longer lists processed deposits.
 	if left, _ := c.ReadDir("/depot"); len(left) != 0 {
 		t.Errorf("/depot still lists %d processed deposits", len(left))
