@@ -9,6 +9,7 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/crypto/argon2"
@@ -112,13 +113,15 @@ func HashPassword(password string) (string, error) {
 
 // dummyHash is verified against when an account does not exist, so that an
 // unknown login costs the same time as a known one.
-var dummyHash = func() string {
+// It is computed on first use, not at start-up: argon2id takes 19 MiB, which
+// commands that never check a password should not pay.
+var dummyHash = sync.OnceValue(func() string {
 	h, err := HashPassword("pigp-dummy-password-for-timing-parity")
 	if err != nil {
 		panic(err)
 	}
 	return h
-}()
+})
 
 // VerifyPassword reports whether password matches the PHC string hash. An
 // empty hash is verified against a dummy hash (same cost) and never matches.
@@ -127,7 +130,7 @@ func VerifyPassword(hash, password string) bool {
 		return false
 	}
 	if hash == "" {
-		verifyPHC(dummyHash, password)
+		verifyPHC(dummyHash(), password)
 		return false
 	}
 	return verifyPHC(hash, password)
