@@ -195,6 +195,9 @@ func (a *App) StartScheduler() error {
 
 // StartSFTP starts the SSH/SFTP listener.
 func (a *App) StartSFTP() error {
+	// Compute the dummy hash of unknown logins now, so that the first one
+	// does not take longer than a known one.
+	pigp.VerifyPassword("", "")
 	keys, err := server.LoadOrCreateHostKeys(filepath.Join(a.Config.DataDir, "hostkeys"))
 	if err != nil {
 		return err
