@@ -212,16 +212,3 @@ func (g *Guard) audit(ctx context.Context, e *pigp.AuditEvent) {
 		g.Logger.Error("audit", "action", e.Action, "error", err)
 	}
 }
-
-// Tarpit waits d or until ctx is done.
-func Tarpit(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}

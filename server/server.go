@@ -217,7 +217,7 @@ func (s *Server) checkPassword(ctx context.Context, conn ssh.ConnMetadata, passw
 	c, err := s.Auth.AuthenticatePassword(ctx, login, password, ip, pigp.ProtocolSFTP)
 	if err != nil {
 		if s.Guard != nil && pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
-			tarpit(ctx, s.Guard.Failure(ctx, ip, login, pigp.ProtocolSFTP))
+			pigp.Pause(ctx, s.Guard.Failure(ctx, ip, login, pigp.ProtocolSFTP))
 		}
 		return nil, s.authError(conn, err)
 	}
@@ -314,19 +314,6 @@ func (s *Server) verifiedPublicKeyCallback(conn ssh.ConnMetadata, key ssh.Public
 		return nil, s.authError(conn, err)
 	}
 	return p, nil
-}
-
-// tarpit waits d or until ctx is done.
-func tarpit(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
 }
 
 func remoteIP(a net.Addr) string {

@@ -158,6 +158,11 @@ func (db *DB) ListAccounts(ctx context.Context) ([]*pigp.Account, error) {
 	if err := db.with(ctx).Order("login").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("list accounts: %w", err)
 	}
+	return db.toAccounts(ctx, rows)
+}
+
+// toAccounts maps account rows, with their SIRETs.
+func (db *DB) toAccounts(ctx context.Context, rows []accountRow) ([]*pigp.Account, error) {
 	out := make([]*pigp.Account, 0, len(rows))
 	for i := range rows {
 		a, err := db.toAccount(ctx, db.gdb, &rows[i])

@@ -98,15 +98,7 @@ func (db *DB) AccountsExpiringBetween(ctx context.Context, from, to time.Time) (
 		pigp.AccountActive, utc(from), utc(to)).Order("id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("find expiring passwords: %w", err)
 	}
-	out := make([]*pigp.Account, 0, len(rows))
-	for i := range rows {
-		a, err := db.toAccount(ctx, db.gdb, &rows[i])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, nil
+	return db.toAccounts(ctx, rows)
 }
 
 // StorageKeysInUse returns which of keys belong to a deposit or a response

@@ -71,7 +71,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 	if err != nil {
 		status, msg := s.errorResponse(r, err)
 		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
-			holdBack(r.Context(), s.Guard.Failure(r.Context(), ip, login, pigp.ProtocolHTTP))
+			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, pigp.ProtocolHTTP))
 			s.Logger.Info("portal login failed", "login", login, "ip", ip)
 		}
 		p.Error = msg
@@ -165,7 +165,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *se
 	}
 	if err != nil {
 		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
-			holdBack(r.Context(), s.Guard.Failure(r.Context(), ip, login, pigp.ProtocolHTTP))
+			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, pigp.ProtocolHTTP))
 		}
 		status, msg := s.errorResponse(r, err)
 		p.Error = msg

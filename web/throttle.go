@@ -19,16 +19,3 @@ type Guard interface {
 	// Success records a correct password.
 	Success(ctx context.Context, ip, login string)
 }
-
-// holdBack waits d (the guard's tarpit) or until ctx is done.
-func holdBack(ctx context.Context, d time.Duration) {
-	if d <= 0 {
-		return
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-}
