@@ -45,22 +45,7 @@ type env struct {
 func newEnv(t *testing.T, kind string) *env {
 	t.Helper()
 	ctx := context.Background()
-	dialect, dsn := store.SQLite, filepath.Join(t.TempDir(), "pigp.db")
-	if kind == "postgres" {
-		dialect, dsn = store.Postgres, testutil.NewPostgresDB(t)
-	}
-	db, err := store.Open(ctx, dialect, dsn, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if _, err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := blob.Open(filepath.Join(t.TempDir(), "store"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, blobs := testutil.NewStore(t, kind)
 	data, err := fiscal.ReadCSV(strings.NewReader(reference), nil)
 	if err != nil {
 		t.Fatal(err)

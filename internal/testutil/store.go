@@ -1,0 +1,35 @@
+package testutil
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+
+	"github.com/pigp/pigp/blob"
+	"github.com/pigp/pigp/store"
+)
+
+// NewStore returns a migrated database of the given kind ("sqlite" or
+// "postgres", a fresh database either way) and a content store, both
+// cleaned up when the test ends.
+func NewStore(tb testing.TB, kind string) (*store.DB, *blob.Store) {
+	tb.Helper()
+	ctx := context.Background()
+	dialect, dsn := store.SQLite, filepath.Join(tb.TempDir(), "pigp.db")
+	if kind == "postgres" {
+		dialect, dsn = store.Postgres, NewPostgresDB(tb)
+	}
+	db, err := store.Open(ctx, dialect, dsn, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	if _, err := db.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	blobs, err := blob.Open(filepath.Join(tb.TempDir(), "store"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return db, blobs
+}
