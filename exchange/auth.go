@@ -58,6 +58,18 @@ func (s *Service) AuthenticatePassword(ctx context.Context, login, password, rem
 // yearly validity of the account's password also bounds key logins: it is
 // the habilitation's renewal.
 func (s *Service) AuthenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error) {
+	c, err := s.authenticateKey(ctx, login, fingerprint, remoteIP, protocol)
+	if code := pigp.ErrorCode(err); code == pigp.EUNAUTHORIZED || code == pigp.EEXPIRED {
+		// A refused key (unknown, or of a disabled or expired account) is a
+		// failed login attempt; the successful one is recorded once the
+		// client has signed (server's verified-key callback).
+		s.audit(ctx, nil, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditFailed, Login: login,
+			IP: remoteIP, Protocol: protocol, Detail: "clé publique " + fingerprint + " refusée : " + pigp.ErrorMessage(err)})
+	}
+	return c, err
+}
+
+func (s *Service) authenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error) {
 	a, err := s.Store.FindAccountByLogin(ctx, login)
 	if err != nil {
 		if pigp.ErrorCode(err) == pigp.ENOTFOUND {

@@ -50,3 +50,26 @@ func TestChangePassword(t *testing.T) {
 		t.Fatalf("change of an expired password: %v", err)
 	}
 }
+
+func TestRefusedKeyIsAudited(t *testing.T) {
+	e := MustOpen(t)
+	ctx := context.Background()
+	e.svc.Audit = e.db
+	if _, err := e.svc.AuthenticateKey(ctx, e.a.Login, "SHA256:unknown", "192.0.2.9", pigp.ProtocolSFTP); pigp.ErrorCode(err) != pigp.EUNAUTHORIZED {
+		t.Fatalf("unknown key: %v", err)
+	}
+	events, err := e.db.ListAudit(ctx, pigp.AuditFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, ev := range events {
+		if ev.Action == pigp.AuditLogin && ev.Outcome == pigp.AuditFailed && ev.Login == e.a.Login && ev.IP == "192.0.2.9" &&
+			strings.Contains(ev.Detail, "SHA256:unknown") {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("refused key not audited: %+v", events)
+	}
+}
