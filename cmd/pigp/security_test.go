@@ -335,9 +335,16 @@ func TestSecurityPublicKeyScope(t *testing.T) {
 		t.Fatalf("%d key logins audited, want 1", n)
 	}
 	for _, a := range evs {
-		if a.Action == pigp.AuditLogin && (a.Login != "alice-xt" || a.SIRET != siretA ||
+		if a.Action == pigp.AuditLogin && a.Outcome == pigp.AuditOK && (a.Login != "alice-xt" || a.SIRET != siretA ||
 			!strings.Contains(a.Detail, ssh.FingerprintSHA256(e.aliceKey.PublicKey()))) {
 			t.Fatalf("key login scoped wrongly: %+v", a)
 		}
+	}
+	// Bob's key offered for alice is recorded as a refused attempt.
+	bobFP := ssh.FingerprintSHA256(bobKey.PublicKey())
+	if n := countAudit(evs, func(a *pigp.AuditEvent) bool {
+		return a.Action == pigp.AuditLogin && a.Outcome == pigp.AuditFailed && a.Login == "alice-xt" && strings.Contains(a.Detail, bobFP)
+	}); n == 0 {
+		t.Fatal("bob's key offered for alice is not audited as a failed attempt")
 	}
 }
