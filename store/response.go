@@ -157,6 +157,19 @@ type downloadWithResponse struct {
 	Login   string
 }
 
+// CountDownloads returns how many downloads match f (ignoring Offset and Limit).
+func (db *DB) CountDownloads(ctx context.Context, f pigp.HistoryFilter) (int64, error) {
+	q := db.with(ctx).Model(&downloadRow{}).Where("siret IN ?", f.SIRETs)
+	if !f.Since.IsZero() {
+		q = q.Where("downloaded_at >= ?", utc(f.Since))
+	}
+	var n int64
+	if err := q.Count(&n).Error; err != nil {
+		return 0, fmt.Errorf("count downloads: %w", err)
+	}
+	return n, nil
+}
+
 // ListDownloads returns the downloads matching f, newest first.
 func (db *DB) ListDownloads(ctx context.Context, f pigp.HistoryFilter) ([]*pigp.Download, error) {
 	q := db.with(ctx).Table("downloads").

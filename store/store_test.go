@@ -241,6 +241,12 @@ func TestDepositsAndResponses(t *testing.T) {
 			!dls[0].DownloadedAt.Equal(base.Add(2*time.Hour)) {
 			t.Fatalf("ListDownloads = %+v, %v", dls, err)
 		}
+		if n, err := db.CountDownloads(ctx, pigp.HistoryFilter{SIRETs: []string{siretA}}); err != nil || n != 2 {
+			t.Fatalf("CountDownloads = %d, %v; want 2", n, err)
+		}
+		if n, _ := db.CountDownloads(ctx, pigp.HistoryFilter{SIRETs: []string{siretA}, Since: base.Add(90 * time.Minute)}); n != 1 {
+			t.Fatalf("CountDownloads since = %d, want 1", n)
+		}
 		if err := db.MarkResponseRemoved(ctx, r.ID, base.Add(3*time.Hour)); err != nil {
 			t.Fatal(err)
 		}

@@ -276,21 +276,10 @@ func (s *Server) depositHistory(w http.ResponseWriter, r *http.Request, sess *se
 func (s *Server) downloadHistory(w http.ResponseWriter, r *http.Request, sess *session) {
 	f := s.historySince()
 	f.SIRETs = sess.caller.SIRETs
-	var total int64
-	if dc, ok := s.History.(downloadCounter); ok {
-		n, err := dc.CountDownloads(r.Context(), f)
-		if err != nil {
-			s.fail(w, r, sess, err)
-			return
-		}
-		total = n
-	} else {
-		all, err := s.History.ListDownloads(r.Context(), f)
-		if err != nil {
-			s.fail(w, r, sess, err)
-			return
-		}
-		total = int64(len(all))
+	total, err := s.History.CountDownloads(r.Context(), f)
+	if err != nil {
+		s.fail(w, r, sess, err)
+		return
 	}
 	pg := newPager("/apa/historique-retraits", pageParam(r), total)
 	f.Offset, f.Limit = (pg.Page-1)*perPage, perPage

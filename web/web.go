@@ -49,11 +49,6 @@ type History interface {
 	ListDeposits(ctx context.Context, f pigp.DepositFilter) ([]*pigp.Deposit, error)
 	CountDeposits(ctx context.Context, f pigp.DepositFilter) (int64, error)
 	ListDownloads(ctx context.Context, f pigp.HistoryFilter) ([]*pigp.Download, error)
-}
-
-// downloadCounter is an optional capability of History: without it the
-// download history is counted by listing it.
-type downloadCounter interface {
 	CountDownloads(ctx context.Context, f pigp.HistoryFilter) (int64, error)
 }
 
