@@ -112,7 +112,7 @@ func Validate(r io.Reader, name CallName, opts Options, visit func(Demande) erro
 		visit: visit,
 		rep:   &Report{},
 		root:  requestModel(),
-		refs:  make(map[string]int32),
+		refs:  newRefSet(),
 	}
 	err := v.run()
 	v.rep.Encoding = v.sc.encoding
@@ -150,7 +150,7 @@ type validator struct {
 	nombreOK  bool
 
 	count int // Demande elements seen
-	refs  map[string]int32
+	refs  *refSet
 	rec   record
 }
 
@@ -482,6 +482,7 @@ func (v *validator) endSimple(f *frame) {
 	case fNombre:
 		h.Declared, _ = parsePositiveInteger(val)
 		v.nombre, v.nombreOK = *f, true
+		v.refs.expect(h.Declared)
 	default:
 		rec := &v.rec
 		start := len(rec.arena)
@@ -512,14 +513,9 @@ func (v *validator) checkWindow(campaign int, f *frame) {
 }
 
 func (v *validator) checkReference(val []byte, f *frame) {
-	if prev, dup := v.refs[string(val)]; dup {
-		v.rec.ref = string(val)
-		v.add(CodeDuplicateRef, fmt.Sprintf("ReferenceDossier en double : déjà utilisée par la demande n° %d", prev), f.line, f.col, v.path(""))
-		return
-	}
 	v.rec.ref = string(val)
-	if v.count <= MaxDemandes {
-		v.refs[v.rec.ref] = int32(v.count)
+	if prev, dup := v.refs.add(val, v.count); dup {
+		v.add(CodeDuplicateRef, fmt.Sprintf("ReferenceDossier en double : déjà utilisée par la demande n° %d", prev), f.line, f.col, v.path(""))
 	}
 }
 

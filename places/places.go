@@ -8,70 +8,89 @@ package places
 //go:generate go run ./gen
 
 import (
-	"bufio"
-	"bytes"
-	"compress/gzip"
 	_ "embed"
 	"fmt"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/pigp/pigp/fiscal"
 )
 
-//go:embed data.tsv.gz
-var data []byte
+//go:embed data.tsv
+var data string
 
-// GeneratedAt is the fixed timestamp written into the generated archive so
-// that regenerating it from the same packages gives the same bytes.
-var GeneratedAt = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-// Table answers the questions of apa.Places.
+// Table answers the questions of apa.Places. It reads the embedded table in
+// place: sorted lines "C\t<commune code>" and "P\t<postal code>\t<name>",
+// looked up by binary search, so that the table costs no heap (a few hundred
+// kilobytes of the binary are paged in as lookups touch them).
 type Table struct {
-	communes map[string]struct{}
-	postal   map[string]map[string]struct{} // postal code → normalised names
+	lines    string // the sorted lines, header removed
+	communes int
 }
 
-// Load parses the embedded table.
+// Load checks the embedded table: its lines are well formed and strictly
+// increasing, which the lookups rely on.
 func Load() (*Table, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("places: %w", err)
-	}
-	t := &Table{communes: map[string]struct{}{}, postal: map[string]map[string]struct{}{}}
-	sc := bufio.NewScanner(zr)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || line[0] == '#' {
-			continue
+	return parse(data)
+}
+
+func parse(text string) (*Table, error) {
+	if strings.HasPrefix(text, "#") {
+		i := strings.IndexByte(text, '\n')
+		if i < 0 {
+			return nil, fmt.Errorf("places: table without data")
 		}
-		parts := strings.Split(line, "\t")
-		switch {
-		case parts[0] == "C" && len(parts) == 2:
-			t.communes[parts[1]] = struct{}{}
-		case parts[0] == "P" && len(parts) == 3:
-			if t.postal[parts[1]] == nil {
-				t.postal[parts[1]] = map[string]struct{}{}
-			}
-			t.postal[parts[1]][parts[2]] = struct{}{}
+		text = text[i+1:]
+	}
+	if text == "" || text[len(text)-1] != '\n' {
+		return nil, fmt.Errorf("places: table must end with a newline")
+	}
+	t := &Table{lines: text}
+	prev := ""
+	for n, rest := 1, text; rest != ""; n++ {
+		i := strings.IndexByte(rest, '\n')
+		line := rest[:i]
+		rest = rest[i+1:]
+		switch f := strings.Split(line, "\t"); {
+		case f[0] == "C" && len(f) == 2 && len(f[1]) == 5:
+			t.communes++
+		case f[0] == "P" && len(f) == 3 && len(f[1]) == 5 && f[2] != "":
 		default:
-			return nil, fmt.Errorf("places: bad line %q", line)
+			return nil, fmt.Errorf("places: line %d: bad line %q", n, line)
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("places: %w", err)
+		if line <= prev {
+			return nil, fmt.Errorf("places: line %d: %q is not after %q", n, line, prev)
+		}
+		prev = line
 	}
 	return t, nil
 }
 
+// has reports whether line is one of the table's lines.
+func (t *Table) has(line string) bool {
+	lo, hi := 0, len(t.lines) // both always at the start of a line
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		start := strings.LastIndexByte(t.lines[:mid], '\n') + 1
+		end := start + strings.IndexByte(t.lines[start:], '\n')
+		switch c := strings.Compare(t.lines[start:end], line); {
+		case c == 0:
+			return true
+		case c < 0:
+			lo = end + 1
+		default:
+			hi = start
+		}
+	}
+	return false
+}
+
 // Communes returns the number of known commune codes.
-func (t *Table) Communes() int { return len(t.communes) }
+func (t *Table) Communes() int { return t.communes }
 
 // KnownCommune reports whether code is an INSEE commune code, current or former.
 func (t *Table) KnownCommune(code string) bool {
-	_, ok := t.communes[code]
-	return ok
+	return len(code) == 5 && t.has("C\t"+code)
 }
 
 // KnownCountry reports whether code is an INSEE code of a foreign country or
@@ -90,14 +109,13 @@ func (t *Table) KnownCountry(code string) bool {
 // PostalCodeMatches reports whether postalCode serves the commune named as
 // written in an address (accents, case, hyphens and "Saint"/"St" ignored).
 func (t *Table) PostalCodeMatches(postalCode, commune string) bool {
-	names, ok := t.postal[postalCode]
-	if !ok {
+	if len(postalCode) != 5 {
 		return false
 	}
 	key := fiscal.NormalizeName(commune)
 	key = strings.TrimSpace(strings.TrimSuffix(key, " CEDEX"))
 	for _, v := range NameVariants(key) {
-		if _, ok := names[v]; ok {
+		if t.has("P\t" + postalCode + "\t" + v) {
 			return true
 		}
 	}
