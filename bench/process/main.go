@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -41,9 +42,13 @@ func main() {
 	persons := flag.Int("persons", 50000, "declarants in the reference data")
 	dsn := flag.String("postgres", "", "PostgreSQL URL (default: SQLite in a temporary directory)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the processing phase to this file")
+	memprofile := flag.String("memprofile", "", "write a heap profile of the processing phase, taken when its live heap peaks, to this file")
 	prepare := flag.String("prepare", "", "only prepare a data directory here (reference data and the deposit), "+
 		"for measuring `pigp process --data-dir DIR` in its own process")
 	flag.Parse()
+	if *memprofile != "" {
+		runtime.MemProfileRate = 4096
+	}
 	ctx := context.Background()
 	dir := *prepare
 	if dir == "" {
@@ -128,15 +133,52 @@ func main() {
 		check(err)
 		check(pprof.StartCPUProfile(pf))
 	}
+	stopMem := func() {}
+	if *memprofile != "" {
+		stopMem = profileLivePeak(*memprofile)
+	}
 	start = time.Now()
 	cpu0 = cpuTime()
 	out, err := p.ProcessNext(ctx)
 	check(err)
 	pprof.StopCPUProfile()
+	stopMem()
 	el, cpu = time.Since(start), cpuTime()-cpu0
 	fmt.Printf("processing: %.2f s, %.1f MB/s, %.0f records/s, CPU %.2f s, peak RSS %.1f MiB; %s %s (%.1f MB): %+v\n",
 		el.Seconds(), mb(size)/el.Seconds(), float64(*demandes)/el.Seconds(), cpu.Seconds(), peakMiB(),
 		out.Status, out.Response.Name, mb(out.Response.Size), out.Counts)
+}
+
+// profileLivePeak samples the live heap after each collection and writes a
+// heap profile to path each time it reaches a new maximum, so that the file
+// ends up describing the moment of the phase's largest live heap. The
+// returned function stops the sampling.
+func profileLivePeak(path string) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		var peak uint64
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+			metrics.Read(sample)
+			if live := sample[0].Value.Uint64(); live > peak {
+				peak = live
+				f, err := os.Create(path)
+				check(err)
+				check(pprof.Lookup("heap").WriteTo(f, 0))
+				check(f.Close())
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 func mb(n int64) float64 { return float64(n) / 1e6 }
