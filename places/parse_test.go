@@ -13,17 +13,19 @@ func TestParseRejectsMalformedTables(t *testing.T) {
 		"unknown kind":     "X\t01001\n",
 		"short code":       "C\t0100\n",
 		"postal no name":   "P\t94000\t\n",
+		"France a country": "K\t99100\n",
+		"not a country":    "K\t94028\n",
 		"unsorted":         "C\t01002\nC\t01001\n",
 		"duplicate":        "C\t01001\nC\t01001\n",
 	} {
-		if _, err := parse(text); err == nil {
-			t.Errorf("%s: parse(%q) accepted", name, text)
+		if _, err := Parse(text); err == nil {
+			t.Errorf("%s: Parse(%q) accepted", name, text)
 		}
 	}
 }
 
 func TestLookupEdges(t *testing.T) {
-	tab, err := parse("# h\nC\t01001\nC\t2A004\nC\t97411\nP\t13001\tMARSEILLE\nP\t94000\tCRETEIL\nP\t94000\tCRETEIL CEDEX\n")
+	tab, err := Parse("# h\nC\t01001\nC\t2A004\nC\t97411\nP\t13001\tMARSEILLE\nP\t94000\tCRETEIL\nP\t94000\tCRETEIL CEDEX\n")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,19 +22,24 @@ var data string
 // Table answers the questions of apa.Places. It reads the embedded table in
 // place: sorted lines "C\t<commune code>" and "P\t<postal code>\t<name>",
 // looked up by binary search, so that the table costs no heap (a few hundred
-// kilobytes of the binary are paged in as lookups touch them).
+// kilobytes of the binary are paged in as lookups touch them). Lines
+// "K\t<country code>" are there when INSEE's country files were given to
+// the generator (see gen/pays.go).
 type Table struct {
-	lines    string // the sorted lines, header removed
-	communes int
+	lines     string // the sorted lines, header removed
+	communes  int
+	countries int
 }
 
 // Load checks the embedded table: its lines are well formed and strictly
 // increasing, which the lookups rely on.
 func Load() (*Table, error) {
-	return parse(data)
+	return Parse(data)
 }
 
-func parse(text string) (*Table, error) {
+// Parse reads a table in the format of the embedded one (the generator
+// checks its output with it).
+func Parse(text string) (*Table, error) {
 	if strings.HasPrefix(text, "#") {
 		i := strings.IndexByte(text, '\n')
 		if i < 0 {
@@ -54,6 +59,8 @@ func parse(text string) (*Table, error) {
 		switch f := strings.Split(line, "\t"); {
 		case f[0] == "C" && len(f) == 2 && len(f[1]) == 5:
 			t.communes++
+		case f[0] == "K" && len(f) == 2 && len(f[1]) == 5 && strings.HasPrefix(f[1], "99") && f[1] != "99100":
+			t.countries++
 		case f[0] == "P" && len(f) == 3 && len(f[1]) == 5 && f[2] != "":
 		default:
 			return nil, fmt.Errorf("places: line %d: bad line %q", n, line)
@@ -93,14 +100,22 @@ func (t *Table) KnownCommune(code string) bool {
 	return len(code) == 5 && t.has("C\t"+code)
 }
 
+// Countries returns the number of country codes of the table: 0 when it was
+// generated without INSEE's country files.
+func (t *Table) Countries() int { return t.countries }
+
 // KnownCountry reports whether code is an INSEE code of a foreign country or
-// territory: 99 followed by a zone digit from 1 (Europe) to 5 (Oceania) and
-// two digits, France itself (99100) excluded. No package of the registries
-// this project uses publishes the COG country list, so this is a check of
-// the code's structure, not of a list.
+// territory, France itself (99100) excluded: one of INSEE's list when the
+// table has it, otherwise any code of the list's structure (99, a zone digit
+// from 1, Europe, to 5, Oceania, and two digits). The registries this
+// project's table is generated from do not publish INSEE's country list;
+// gen/pays.go takes its files when they are downloaded from INSEE.
 func (t *Table) KnownCountry(code string) bool {
 	if len(code) != 5 || !strings.HasPrefix(code, "99") || code == "99100" {
 		return false
+	}
+	if t.countries > 0 {
+		return t.has("K\t" + code)
 	}
 	n, err := strconv.Atoi(code[2:])
 	return err == nil && n >= 101 && n <= 599
