@@ -1,6 +1,7 @@
 package apa_test
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"runtime"
@@ -13,11 +14,13 @@ import (
 // generator streams a valid call file of n Demande elements without holding
 // it in memory; each record is about 600 bytes, as a real file would be.
 type generator struct {
-	n, i    int
-	buf     []byte
-	off     int
-	header  bool
-	trailer bool
+	n, i     int
+	ref      func(i int) int // the number in request i's reference; nil: i
+	declared string          // NombreDemandes as written; "": n
+	buf      []byte
+	off      int
+	header   bool
+	trailer  bool
 }
 
 func newGenerator(n int) *generator { return &generator{n: n} }
@@ -39,13 +42,17 @@ func (g *generator) Read(p []byte) (int, error) {
       <Nom>DURAND</Nom>
       <Prenom>Claire</Prenom>
     </Emetteur>
-    <NombreDemandes>%d</NombreDemandes>
+    <NombreDemandes>%s</NombreDemandes>
   </Entete>
-`, g.n)
+`, cmp.Or(g.declared, strconv.Itoa(g.n)))
 		case g.i < g.n:
 			g.i++
 			g.buf = append(g.buf, "  <Demande>\n    <ReferenceDossier>APA-2026-"...)
-			g.buf = strconv.AppendInt(g.buf, int64(g.i), 10)
+			ref := g.i
+			if g.ref != nil {
+				ref = g.ref(g.i)
+			}
+			g.buf = strconv.AppendInt(g.buf, int64(ref), 10)
 			g.buf = append(g.buf, `</ReferenceDossier>
     <Sexe>F</Sexe>
     <NomNaissance>MARTIN-DELACROIX</NomNaissance>

@@ -148,6 +148,9 @@ type validator struct {
 	createdOK bool
 	nombre    frame // position of NombreDemandes, when valid
 	nombreOK  bool
+	// nombreText is NombreDemandes's digits when over MaxDemandes (where
+	// Header.Declared stops counting).
+	nombreText string
 
 	count int // Demande elements seen
 	refs  *refSet
@@ -482,6 +485,9 @@ func (v *validator) endSimple(f *frame) {
 	case fNombre:
 		h.Declared, _ = parsePositiveInteger(val)
 		v.nombre, v.nombreOK = *f, true
+		if h.Declared > MaxDemandes { // kept as written, to compare with a count over the limit
+			v.nombreText = strings.TrimLeft(strings.TrimPrefix(string(trimSpace(val)), "+"), "0")
+		}
 		v.refs.expect(h.Declared)
 	default:
 		rec := &v.rec
@@ -615,7 +621,8 @@ func (v *validator) birthDateProblem(b []byte) string {
 }
 
 func (v *validator) endRoot() {
-	if !v.nombreOK || v.rep.Header.Declared == v.count {
+	if !v.nombreOK || v.rep.Header.Declared == v.count && v.count <= MaxDemandes ||
+		v.count > MaxDemandes && v.nombreText == strconv.Itoa(v.count) {
 		return
 	}
 	declared := strconv.Itoa(v.rep.Header.Declared)

@@ -432,6 +432,94 @@ func TestValidateTooMany(t *testing.T) {
 	}
 }
 
+// TestValidateDuplicateReferences checks that E009 names the request that
+// first used the reference, for every later use.
+func TestValidateDuplicateReferences(t *testing.T) {
+	head := readFile(t, "testdata/valide-minimal.xml")
+	start := strings.Index(head, "  <Demande>")
+	end := strings.Index(head, "</DemandeAPA>")
+	var b strings.Builder
+	b.WriteString(strings.Replace(head[:start], "<NombreDemandes>1<", "<NombreDemandes>6<", 1))
+	for _, ref := range []string{"R1", "R2", "R3", "R2", "R1", "R2"} {
+		b.WriteString(strings.Replace(head[start:end], "APA-2026-000001", ref, 1))
+	}
+	b.WriteString("</DemandeAPA>\n")
+	rep := validateString(t, b.String(), nil)
+	want := map[string]string{"/DemandeAPA/Demande[4]/ReferenceDossier": "n° 2", "/DemandeAPA/Demande[5]/ReferenceDossier": "n° 1",
+		"/DemandeAPA/Demande[6]/ReferenceDossier": "n° 2"}
+	if len(rep.Anomalies) != len(want) {
+		t.Fatalf("got %d anomalies (%+v), want %d E009", len(rep.Anomalies), rep.Anomalies, len(want))
+	}
+	for _, a := range rep.Anomalies {
+		if a.Code != apa.CodeDuplicateRef || want[a.Path] == "" || !strings.HasSuffix(a.Label, "demande "+want[a.Path]) {
+			t.Errorf("got %s %q at %s, want E009 naming the %s", a.Code, a.Label, a.Path, want[a.Path])
+		}
+	}
+}
+
+// TestValidateDuplicatePastLimit: past MaxDemandes (E006) references are
+// no longer kept, but a reuse of an earlier one is still reported.
+func TestValidateDuplicatePastLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("60 MB file")
+	}
+	g := newGenerator(apa.MaxDemandes + 2)
+	g.ref = func(i int) int {
+		if i == apa.MaxDemandes+2 {
+			return 7
+		}
+		return i
+	}
+	rep, err := apa.Validate(g, mustName(t, defaultCallName), apa.Options{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := sortedCodes(rep); !slices.Equal(got, []string{"E006", "E009"}) {
+		t.Fatalf("got %v, want [E006 E009]", got)
+	}
+	for _, a := range rep.Anomalies {
+		if a.Code == apa.CodeDuplicateRef && (a.Path != "/DemandeAPA/Demande[100002]/ReferenceDossier" || !strings.HasSuffix(a.Label, "n° 7")) {
+			t.Errorf("got %q at %s", a.Label, a.Path)
+		}
+	}
+}
+
+// TestValidateCountOverLimit: over MaxDemandes (E006), NombreDemandes is
+// still compared with the real count as written (E005 only if they differ).
+func TestValidateCountOverLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("60 MB files")
+	}
+	for declared, want := range map[string][]string{
+		"100002":      {"E006"},
+		"+0100002":    {"E006"},
+		"100001":      {"E005", "E006"},
+		"99999999999": {"E005", "E006"},
+	} {
+		g := newGenerator(apa.MaxDemandes + 2)
+		g.declared = declared
+		rep, err := apa.Validate(g, mustName(t, defaultCallName), apa.Options{}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := sortedCodes(rep); !slices.Equal(got, want) {
+			t.Errorf("NombreDemandes %s for %d requests: got %v, want %v", declared, apa.MaxDemandes+2, got, want)
+		}
+	}
+}
+
+// TestValidateCountAfterRequests: a NombreDemandes out of place (after the
+// requests) is a structure error and does not disturb duplicate detection.
+func TestValidateCountAfterRequests(t *testing.T) {
+	doc := readFile(t, "testdata/e009-reference-double.xml")
+	i := strings.Index(doc, "</DemandeAPA>")
+	doc = doc[:i] + "<NombreDemandes>100000</NombreDemandes>\n" + doc[i:]
+	rep := validateString(t, doc, nil)
+	if got := sortedCodes(rep); !slices.Contains(got, "E003") || !slices.Contains(got, "E009") {
+		t.Errorf("got %v, want E003 and E009", got)
+	}
+}
+
 // personalElements hold personal values that no label may repeat.
 var personalElements = regexp.MustCompile(`<(NomNaissance|NomUsage|Prenoms|DateNaissance|Libelle|Ligne[123]|Commune|CodePostal|CodeCommune|CodePays)>([^<]+)<`)
 

@@ -14,6 +14,9 @@ func TestParseRejectsMalformedTables(t *testing.T) {
 		"short code":       "C\t0100\n",
 		"postal no name":   "P\t94000\t\n",
 		"France a country": "K\t99100\n",
+		"letters in code":  "K\t99ABC\n",
+		"commune letters":  "C\t2C004\n",
+		"postal two names": "P\t94000\tA\tB\n",
 		"not a country":    "K\t94028\n",
 		"unsorted":         "C\t01002\nC\t01001\n",
 		"duplicate":        "C\t01001\nC\t01001\n",
@@ -21,6 +24,26 @@ func TestParseRejectsMalformedTables(t *testing.T) {
 		if _, err := Parse(text); err == nil {
 			t.Errorf("%s: Parse(%q) accepted", name, text)
 		}
+	}
+}
+
+func TestParseErrorLineNumbers(t *testing.T) {
+	for text, want := range map[string]string{
+		"# header\nC\t01001\nC\t0100\n": "line 3",
+		"C\t01002\nC\t01001\n":          "line 2",
+		"# header\n":                    "without data",
+		"# header":                      "without data",
+	} {
+		_, err := Parse(text)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Parse(%q) = %v, want an error with %q", text, err, want)
+		}
+	}
+}
+
+func TestParseAllocatesNothingButTheTable(t *testing.T) {
+	if n := testing.AllocsPerRun(3, func() { Load() }); n > 1 {
+		t.Errorf("Load makes %.0f allocations, want 1", n)
 	}
 }
 

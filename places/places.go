@@ -21,11 +21,11 @@ import (
 var data string
 
 // Table answers the questions of apa.Places. It reads the embedded table in
-// place: sorted lines "C\t<commune code>" and "P\t<postal code>\t<name>",
-// looked up by binary search, so that the table costs no heap (a few hundred
-// kilobytes of the binary are paged in as lookups touch them). Lines
-// "K\t<country code>" are there when INSEE's country files were given to
-// the generator (see gen/pays.go).
+// place: sorted lines "C\t<commune code>", "K\t<country code>" (only when
+// INSEE's country files were given to the generator, see gen/pays.go) and
+// "P\t<postal code>\t<name>", looked up by binary search. The table is
+// part of the binary's read-only data (1.2 MB, paged in once by Load's
+// check), not of the Go heap.
 type Table struct {
 	lines     string // the sorted lines, header removed
 	communes  int
@@ -39,30 +39,32 @@ func Load() (*Table, error) {
 }
 
 // Parse reads a table in the format of the embedded one (the generator
-// checks its output with it).
+// checks its output with it). It allocates nothing but the Table.
 func Parse(text string) (*Table, error) {
+	n := 1 // line number in text, for errors
 	if strings.HasPrefix(text, "#") {
-		i := strings.IndexByte(text, '\n')
-		if i < 0 {
+		_, rest, ok := strings.Cut(text, "\n")
+		if !ok || rest == "" {
 			return nil, fmt.Errorf("places: table without data")
 		}
-		text = text[i+1:]
+		text, n = rest, 2
 	}
 	if text == "" || text[len(text)-1] != '\n' {
 		return nil, fmt.Errorf("places: table must end with a newline")
 	}
 	t := &Table{lines: text}
 	prev := ""
-	for n, rest := 1, text; rest != ""; n++ {
-		i := strings.IndexByte(rest, '\n')
-		line := rest[:i]
-		rest = rest[i+1:]
-		switch f := strings.Split(line, "\t"); {
-		case f[0] == "C" && len(f) == 2 && len(f[1]) == 5:
+	for rest := text; rest != ""; n++ {
+		line, after, _ := strings.Cut(rest, "\n")
+		rest = after
+		kind, key, _ := strings.Cut(line, "\t")
+		code, name, hasName := strings.Cut(key, "\t")
+		switch {
+		case kind == "C" && !hasName && communeCode(code):
 			t.communes++
-		case f[0] == "K" && len(f) == 2 && len(f[1]) == 5 && strings.HasPrefix(f[1], "99") && f[1] != "99100":
+		case kind == "K" && !hasName && digits(code) && strings.HasPrefix(code, "99") && code != "99100":
 			t.countries++
-		case f[0] == "P" && len(f) == 3 && len(f[1]) == 5 && f[2] != "":
+		case kind == "P" && hasName && digits(code) && name != "" && !strings.Contains(name, "\t"):
 		default:
 			return nil, fmt.Errorf("places: line %d: bad line %q", n, line)
 		}
@@ -72,6 +74,25 @@ func Parse(text string) (*Table, error) {
 		prev = line
 	}
 	return t, nil
+}
+
+// digits reports whether s is five ASCII digits.
+func digits(s string) bool {
+	if len(s) != 5 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// communeCode reports whether s has the form of an INSEE commune code: five
+// digits, or 2A/2B and three digits (Corsica).
+func communeCode(s string) bool {
+	return digits(s) || len(s) == 5 && (s[:2] == "2A" || s[:2] == "2B") && digits("00"+s[2:])
 }
 
 // has reports whether line is one of the table's lines.

@@ -13,9 +13,9 @@ import (
 
 // TestStartupAllocations guards the memory every command pays before it
 // does anything: package initialisation of the whole binary. zxcvbn's
-// dictionaries (10 MB) and the places table used to be built there; they are
-// now built on first use or read in place, which keeps `pigp process` under
-// its memory target (bench/RESULTS.md). GODEBUG=inittrace=1 makes the
+// dictionaries and word lists (11.5 MB) used to be built there; they are now
+// built on first use (third_party/zxcvbn/PIGP.md), which helps keep
+// `pigp process` under its memory target (bench/RESULTS.md). GODEBUG=inittrace=1 makes the
 // runtime print the bytes each package allocates while initialising.
 func TestStartupAllocations(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "pigp")

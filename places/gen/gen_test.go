@@ -10,10 +10,10 @@ import (
 	"github.com/pigp/pigp/places"
 )
 
-// The fixtures in testdata/ have the shape of the real inputs: the two npm
-// packages' JSON files, INSEE's country file of the year (its published
-// header) and a historical file whose layout (COG_AV/COG_AP, semicolons,
-// byte order mark) exercises the reader's rules.
+// The fixtures in testdata/ have the shape of the real inputs, with few
+// rows: the two npm packages' JSON files and INSEE's two country files
+// (their published headers; the historical file has a row per period of a
+// code, so 99102 appears twice). Other layouts are in TestReadCountryCodes.
 
 func TestGenerate(t *testing.T) {
 	out, err := generate(filepath.Join("testdata", "modules"), filepath.Join("testdata", "insee"))
@@ -28,8 +28,8 @@ func TestGenerate(t *testing.T) {
 		!strings.Contains(out, "INSEE v_pays_territoire_2026.csv (sha256 ") {
 		t.Errorf("header does not name the sources: %q", strings.SplitN(out, "\n", 2)[0])
 	}
-	if tab.Communes() != 5 || tab.Countries() != 7 {
-		t.Errorf("got %d communes and %d countries, want 5 (with a former code and one from codes-postaux) and 7",
+	if tab.Communes() != 5 || tab.Countries() != 8 {
+		t.Errorf("got %d communes and %d countries, want 5 (with a former code and one from codes-postaux) and 8",
 			tab.Communes(), tab.Countries())
 	}
 	for code, want := range map[string]bool{"94028": true, "2A004": true, "20004": true, "94080": true, "94999": false} {
@@ -89,6 +89,9 @@ func TestReadCountryCodes(t *testing.T) {
 		"tab, France":       {"cog\tlibcog\n99100\tFrance\n99109\tAllemagne\n", []string{"99109"}},
 		"quoted, blank":     {"\"COG\";\"LIBCOG\"\n\"99134\";\"Espagne\"\n;\"Sans code\"\n", []string{"99134"}},
 		"two cog columns":   {"COG_AV,COG_AP\n99115,99116\n99115,99117\n", []string{"99115", "99116", "99117"}},
+		"repeated code":     {"COG,DATE_DEBUT\n99102,1943-01-01\n99102,1944-06-17\n99101,1943-01-01\n", []string{"99102", "99101"}},
+		"bom, semicolons":   {"\ufeffCOG;LIBCOG\n99134;Espagne\n", []string{"99134"}},
+		"header spacing":    {" cog ,libcog\n99134,Espagne\n", []string{"99134"}},
 		"windows line ends": {"COG,LIBCOG\r\n99134,Espagne\r\n", []string{"99134"}},
 	} {
 		got, err := readCountryCodes(strings.NewReader(tc.text), name)

@@ -34,10 +34,12 @@ func countryFiles(dir string) ([]string, error) {
 }
 
 // readCountryCodes returns the foreign-country codes of an INSEE COG
-// country file: the values of every column named COG or COG_… (the
-// historical file has the code before and after each change), with 99100
-// left out. Separators (comma, semicolon, tab), quoting and a UTF-8 byte
-// order mark are handled as INSEE has published them over the years.
+// country file, each once, in the order of the file: the values of the COG
+// column (and of any column named COG_…, should a layout split it), with
+// 99100 left out. The year's file has one row a country; the historical
+// one (COG,CRPAY,LIBCOG,LIBENR,DATE_DEBUT,DATE_FIN) a row per period of a
+// code, so codes repeat. Comma, semicolon or tab separators, quoting and a
+// UTF-8 byte order mark are accepted, as INSEE's files have had them.
 func readCountryCodes(r io.Reader, name string) ([]string, error) {
 	b, err := io.ReadAll(r)
 	if err != nil {

@@ -1,11 +1,11 @@
 package matching
 
 import (
-	"sync"
 	"github.com/trustelem/zxcvbn/adjacency"
 	"github.com/trustelem/zxcvbn/frequency"
 	"github.com/trustelem/zxcvbn/match"
 	"regexp"
+	"sync"
 )
 
 func Omnimatch(password string, userInputs []string) (matches []*match.Match) {
