@@ -1,6 +1,7 @@
 package apa
 
 import (
+	"math"
 	"unicode/utf8"
 )
 
@@ -284,8 +285,8 @@ func isPositiveInteger(v []byte) bool {
 	return ok
 }
 
-// parsePositiveInteger returns the value of an xs:positiveInteger, capped
-// at MaxDemandes+1 (any larger value is just "too many").
+// parsePositiveInteger returns the value of an xs:positiveInteger,
+// saturated at math.MaxInt (more than any file can hold).
 func parsePositiveInteger(v []byte) (int, bool) {
 	v = trimSpace(v)
 	if len(v) > 0 && v[0] == '+' {
@@ -296,10 +297,11 @@ func parsePositiveInteger(v []byte) (int, bool) {
 	}
 	n := 0
 	for _, c := range v {
-		n = n*10 + int(c-'0')
-		if n > MaxDemandes {
-			n = MaxDemandes + 1
+		d := int(c - '0')
+		if n > (math.MaxInt-d)/10 {
+			return math.MaxInt, true
 		}
+		n = n*10 + d
 	}
 	return n, n > 0
 }

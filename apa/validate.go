@@ -19,7 +19,7 @@ type Header struct {
 	Contact         string    // CourrielContact: where to notify the département
 	SenderName      string    // Emetteur/Nom
 	SenderFirstName string    // Emetteur/Prenom
-	Declared        int       // NombreDemandes; MaxDemandes+1 stands for any larger value
+	Declared        int       // NombreDemandes; math.MaxInt stands for any larger value
 }
 
 // Demande is one request record of a call file, with the values as written
@@ -148,9 +148,6 @@ type validator struct {
 	createdOK bool
 	nombre    frame // position of NombreDemandes, when valid
 	nombreOK  bool
-	// nombreText is NombreDemandes's digits when over MaxDemandes (where
-	// Header.Declared stops counting).
-	nombreText string
 
 	count int // Demande elements seen
 	refs  *refSet
@@ -485,9 +482,6 @@ func (v *validator) endSimple(f *frame) {
 	case fNombre:
 		h.Declared, _ = parsePositiveInteger(val)
 		v.nombre, v.nombreOK = *f, true
-		if h.Declared > MaxDemandes { // kept as written, to compare with a count over the limit
-			v.nombreText = strings.TrimLeft(strings.TrimPrefix(string(trimSpace(val)), "+"), "0")
-		}
 		v.refs.expect(h.Declared)
 	default:
 		rec := &v.rec
@@ -621,8 +615,7 @@ func (v *validator) birthDateProblem(b []byte) string {
 }
 
 func (v *validator) endRoot() {
-	if !v.nombreOK || v.rep.Header.Declared == v.count && v.count <= MaxDemandes ||
-		v.count > MaxDemandes && v.nombreText == strconv.Itoa(v.count) {
+	if !v.nombreOK || v.rep.Header.Declared == v.count {
 		return
 	}
 	declared := strconv.Itoa(v.rep.Header.Declared)
