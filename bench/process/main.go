@@ -159,8 +159,15 @@ func main() {
 // be up to two collections old (runtime/pprof). The returned function stops
 // the sampling, writing a profile if none was.
 func profileLivePeak(path string) (stop func()) {
+	write := func() {
+		f, err := os.Create(path)
+		check(err)
+		check(pprof.Lookup("heap").WriteTo(f, 0))
+		check(f.Close())
+	}
 	done := make(chan struct{})
 	finished := make(chan struct{})
+	written := false
 	go func() {
 		defer close(finished)
 		sample := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
@@ -176,21 +183,16 @@ func profileLivePeak(path string) (stop func()) {
 			metrics.Read(sample)
 			if live := sample[0].Value.Uint64(); live > peak {
 				peak = live
-				f, err := os.Create(path)
-				check(err)
-				check(pprof.Lookup("heap").WriteTo(f, 0))
-				check(f.Close())
+				write()
+				written = true
 			}
 		}
 	}()
 	return func() {
 		close(done)
 		<-finished
-		if _, err := os.Stat(path); os.IsNotExist(err) {
-			f, err := os.Create(path)
-			check(err)
-			check(pprof.Lookup("heap").WriteTo(f, 0))
-			check(f.Close())
+		if !written {
+			write()
 		}
 	}
 }
