@@ -39,5 +39,9 @@ func (s *Service) audit(ctx context.Context, caller *pigp.Caller, e *pigp.AuditE
 // calls it once the key has signed (a key offered as a query is not a
 // login). It fails closed: no session without its audit row.
 func (s *Service) AuditKeyLogin(ctx context.Context, caller *pigp.Caller, fingerprint string) error {
-	return s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditOK, Detail: "clé publique " + fingerprint})
+	if err := s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditOK, Detail: "clé publique " + fingerprint}); err != nil {
+		return err
+	}
+	s.countLogin(caller.Protocol, "success")
+	return nil
 }

@@ -27,6 +27,7 @@ func (s *Service) CheckDepositName(caller *pigp.Caller, name string) (apa.CallNa
 	if err != nil {
 		s.audit(context.Background(), caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused,
 			Object: name, Detail: pigp.ErrorMessage(err)})
+		s.countDeposit("refused", 0)
 	}
 	return n, err
 }
@@ -335,12 +336,18 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 		u.temp.Abort()
 		u.svc.audit(ctx, u.caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused, Object: u.name,
 			SIRET: u.siret, Detail: pigp.ErrorMessage(failed)})
+		if pigp.ErrorCode(failed) != pigp.EINTERNAL {
+			u.svc.countDeposit("refused", 0)
+		} else {
+			u.svc.countDeposit("error", 0)
+		}
 		return nil, failed
 	}
 	size := u.Size()
 	sum, err := u.sum(size)
 	if err != nil {
 		u.temp.Abort()
+		u.svc.countDeposit("error", 0)
 		return nil, err
 	}
 	d := &pigp.Deposit{
@@ -352,14 +359,17 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 	d.StorageKey = "depots/" + d.ID[:2] + "/" + d.ID
 	if err := u.temp.Commit(d.StorageKey); err != nil {
 		u.temp.Abort()
+		u.svc.countDeposit("error", 0)
 		return nil, fmt.Errorf("store deposit: %w", err)
 	}
 	if err := u.svc.Store.CreateDeposit(ctx, d); err != nil {
 		if rmErr := u.svc.Blobs.Remove(d.StorageKey); rmErr != nil {
 			u.svc.Logger.Error("remove content of failed deposit", "key", d.StorageKey, "error", rmErr)
 		}
+		u.svc.countDeposit("error", 0)
 		return nil, fmt.Errorf("record deposit: %w", err)
 	}
+	u.svc.countDeposit("accepted", d.Size)
 	u.svc.audit(ctx, u.caller, &pigp.AuditEvent{Action: pigp.AuditUpload, Outcome: pigp.AuditOK, Object: d.ExternalName,
 		SIRET: d.SIRET, SHA256: d.SHA256, Detail: "dépôt " + d.ID})
 	u.svc.Logger.Info("deposit received", "deposit", d.ID, "name", d.ExternalName, "siret", d.SIRET,

@@ -178,6 +178,9 @@ func (rr *ResponseReader) Close() error {
 	if err := s.Store.RecordDownload(context.Background(), d); err != nil {
 		return fmt.Errorf("record download: %w", err)
 	}
+	if s.Metrics != nil {
+		s.Metrics.Download()
+	}
 	s.audit(context.Background(), rr.caller, &pigp.AuditEvent{Action: pigp.AuditDownload, Outcome: pigp.AuditOK, Object: d.ResponseName,
 		SIRET: d.SIRET, SHA256: rr.resp.SHA256, Detail: "réponse " + d.ResponseID})
 	s.Logger.Info("response downloaded", "response", d.ResponseID, "name", d.ResponseName, "siret", d.SIRET,

@@ -21,6 +21,7 @@ import (
 	"github.com/pigp/pigp/docs"
 	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/lifecycle"
+	"github.com/pigp/pigp/metrics"
 	"github.com/pigp/pigp/places"
 	"github.com/pigp/pigp/processing"
 	"github.com/pigp/pigp/scheduler"
@@ -46,6 +47,9 @@ type App struct {
 	Jobs     *scheduler.Scheduler
 	// Guard throttles failed logins, for SSH and the portal alike.
 	Guard *exchange.Guard
+	// Metrics and MetricsServer are set by StartMetrics (nil: no metrics).
+	Metrics       *metrics.Metrics
+	MetricsServer *metrics.Server
 }
 
 // configFlags registers --config and the settings that can be given as flags.
@@ -190,6 +194,9 @@ func (a *App) jobs() []scheduler.Job {
 // StartScheduler starts the periodic jobs.
 func (a *App) StartScheduler() error {
 	a.Jobs = &scheduler.Scheduler{Jobs: a.jobs(), Store: a.DB, Logger: a.Logger.With("component", "scheduler")}
+	if a.Metrics != nil {
+		a.Jobs.Metrics = a.Metrics
+	}
 	return a.Jobs.Start()
 }
 
@@ -224,6 +231,9 @@ func (a *App) StartSFTP() error {
 			return vfs.New(a.Exchange, shared, c, log)
 		},
 	}
+	if a.Metrics != nil {
+		a.SFTP.Metrics = a.Metrics
+	}
 	return a.SFTP.Open()
 }
 
@@ -242,6 +252,11 @@ func (a *App) Close() error {
 	if a.SFTP != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
 		errs = append(errs, a.SFTP.Close(ctx))
+		cancel()
+	}
+	if a.MetricsServer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
+		errs = append(errs, a.closeMetrics(ctx))
 		cancel()
 	}
 	if a.DB != nil {
