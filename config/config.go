@@ -338,6 +338,15 @@ var envVars = []struct {
 	}},
 }
 
+// EnvNames lists the environment variables Load reads, in order.
+func EnvNames() []string {
+	out := make([]string, len(envVars))
+	for i, e := range envVars {
+		out[i] = e.name
+	}
+	return out
+}
+
 func (c *Config) applyEnv(getenv func(string) string) error {
 	for _, e := range envVars {
 		if v := getenv(e.name); v != "" {
