@@ -113,7 +113,9 @@ func exposedMetrics(t *testing.T) map[string]bool {
 
 type statsFunc func() *pigp.Stats
 
-func (f statsFunc) Stats(context.Context, time.Time, []int, []string) (*pigp.Stats, error) { return f(), nil }
+func (f statsFunc) Stats(context.Context, time.Time, []int, []string) (*pigp.Stats, error) {
+	return f(), nil
+}
 
 var metricName = regexp.MustCompile(`\b(?:pigp|go|process)_[a-z0-9_]+\b`)
 
