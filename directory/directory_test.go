@@ -48,10 +48,10 @@ func newFixture(t *testing.T, opt slapdtest.Options) *fixture {
 	sophie := s.AddPerson("sophie.leroy", password, "Sophie Leroy", "")
 	lucie := s.AddPerson("lucie.bernard", password, "Lucie Bernard", "lucie.bernard@dgfip.test")
 	s.AddGroup("pigp-siret-"+siretA, jean)
-	s.AddGroup("informatique", paul)                     // maps to nothing
-	s.AddGroup("pigp-siret-"+siretUnknown, lucie)        // names no organisation
+	s.AddGroup("informatique", paul)                      // maps to nothing
+	s.AddGroup("pigp-siret-"+siretUnknown, lucie)         // names no organisation
 	controle := s.AddGroup("Controle Paierie 94", sophie) // mapped below
-	s.AddGroup("pigp-siret-"+siretB+"-bis", paul)        // not the pattern
+	s.AddGroup("pigp-siret-"+siretB+"-bis", paul)         // not the pattern
 	_, _, err := db.SaveGroupMappings(ctx, []*pigp.GroupMapping{
 		{GroupDN: controle, GroupKey: mustKey(t, controle), SIRET: siretA, Role: pigp.RoleAuditeur},
 		{GroupDN: controle, GroupKey: mustKey(t, controle), SIRET: siretB, Role: pigp.RoleAuditeur},

@@ -83,13 +83,13 @@ func TestCanonicalDN(t *testing.T) {
 
 func TestAutoSIRET(t *testing.T) {
 	for dn, want := range map[string]string{
-		"cn=pigp-siret-22940028800010,ou=groups,dc=x": "22940028800010",
+		"cn=pigp-siret-22940028800010,ou=groups,dc=x":  "22940028800010",
 		"CN=PIGP-SIRET-22940028800010,OU=Groupes,DC=x": "22940028800010",
-		"cn=pigp-siret-22940028800011,ou=groups,dc=x": "", // Luhn
-		"cn=pigp-siret-2294002880001,ou=groups,dc=x":  "",
-		"ou=pigp-siret-22940028800010,dc=x":           "",
-		"cn=x,cn=pigp-siret-22940028800010,dc=x":      "",
-		"cn=pigp-siret-22940028800010+uid=x,dc=x":     "",
+		"cn=pigp-siret-22940028800011,ou=groups,dc=x":  "", // Luhn
+		"cn=pigp-siret-2294002880001,ou=groups,dc=x":   "",
+		"ou=pigp-siret-22940028800010,dc=x":            "",
+		"cn=x,cn=pigp-siret-22940028800010,dc=x":       "",
+		"cn=pigp-siret-22940028800010+uid=x,dc=x":      "",
 	} {
 		d, err := ldap.ParseDN(dn)
 		if err != nil {
