@@ -22,10 +22,14 @@ if ((${#need[@]})); then
   apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# A packaged slapd that a previous install configured and started would hold
-# :389 for nothing; the tests do not need it.
-if pidof slapd >/dev/null 2>&1 && [ -f /etc/ldap/slapd.d/cn=config.ldif -o -f /etc/ldap/slapd.conf ]; then
-  if command -v invoke-rc.d >/dev/null; then invoke-rc.d slapd stop >/dev/null 2>&1 || true; fi
+# A packaged slapd that an earlier install configured and started would hold
+# :389 for nothing: stop that one (by its pid file), never the tests' own.
+if [ -s /var/run/slapd/slapd.pid ]; then
+  pid=$(cat /var/run/slapd/slapd.pid)
+  if kill -0 "$pid" 2>/dev/null; then
+    echo "ci: stopping the packaged slapd (pid $pid)"
+    kill "$pid" || true
+  fi
 fi
 
 for bin in /usr/sbin/slapd /usr/sbin/slapadd /usr/bin/ldapsearch /usr/bin/ldapadd; do
