@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/internal/slapdtest"
 )
 
@@ -132,4 +133,37 @@ func TestLDAPCheckAndUserSource(t *testing.T) {
 
 	s.Stop()
 	c.fails(t, 1, "Connexion à l'annuaire impossible", "", "ldap", "check")
+}
+
+// TestReadyzDirectory: the portal of a pigp with a directory reports it
+// degraded (200) while slapd is stopped and ready again once it is back,
+// without a restart; local logins work meanwhile.
+func TestReadyzDirectory(t *testing.T) {
+	s := slapdtest.Start(t, slapdtest.Options{})
+	e := startEnv(t, "sqlite", func(c *config.Config) {
+		c.HTTPListen = "127.0.0.1:0"
+		c.LDAP.URL, c.LDAP.StartTLS = s.URL, false
+		c.LDAP.BindDN, c.LDAP.BindPassword, c.LDAP.BaseDN = slapdtest.ServiceDN, slapdtest.ServicePassword, slapdtest.BaseDN
+	})
+	if err := e.app.StartWeb(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.app.CloseWeb(context.Background()) })
+	p := newPortal(t, "http://"+e.app.Web.ListenAddr().String())
+	ready := func(want string) {
+		t.Helper()
+		if status, body := p.get("/readyz"); status != 200 || strings.TrimSpace(body) != want {
+			t.Fatalf("readyz: %d %q; want 200 %q", status, body, want)
+		}
+	}
+	ready("ready")
+	s.Stop()
+	ready("degraded: directory unavailable")
+	// A local (-xt) account still logs in over SFTP.
+	c, _ := e.dialSFTP("alice-xt", e.alice)
+	if _, err := c.ReadDir("/retrait"); err != nil {
+		t.Fatalf("local login with the directory down: %v", err)
+	}
+	s.Restart()
+	ready("ready")
 }
