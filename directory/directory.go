@@ -202,6 +202,9 @@ func (c *Client) Authenticate(ctx context.Context, login, password string) (*pig
 		strings.IndexFunc(login, unicode.IsControl) >= 0 {
 		return nil, refused(ErrUnknownLogin)
 	}
+	if c.IsLocal(login) { // the caller routes; never send a local login's password to the directory
+		return nil, refused(ErrUnknownLogin)
+	}
 	var acct *pigp.DirectoryAccount
 	err := c.withConn(ctx, func(cn *conn) error {
 		entry, err := c.findUser(cn, login)

@@ -189,6 +189,9 @@ func TestEmptyPasswordSendsNothing(t *testing.T) {
 	}
 	_, err = c.Authenticate(context.Background(), "jean.dupont", "")
 	refusedBecause(t, err, directory.ErrEmptyPassword)
+	// Nor does a local login's password ever reach the directory.
+	_, err = c.Authenticate(context.Background(), "pmartin-xt", "x")
+	refusedBecause(t, err, directory.ErrUnknownLogin)
 	_, err = c.Authenticate(context.Background(), "jean.dupont", "x")
 	if pigp.ErrorCode(err) != pigp.EDIRECTORY {
 		t.Fatalf("with a password: %v; want EDIRECTORY", err)
