@@ -18,6 +18,7 @@ import (
 	"github.com/pigp/pigp/apa"
 	"github.com/pigp/pigp/blob"
 	"github.com/pigp/pigp/config"
+	"github.com/pigp/pigp/directory"
 	"github.com/pigp/pigp/docs"
 	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/lifecycle"
@@ -50,6 +51,9 @@ type App struct {
 	// Metrics and MetricsServer are set by StartMetrics (nil: no metrics).
 	Metrics       *metrics.Metrics
 	MetricsServer *metrics.Server
+	// Directory authenticates internal agents (nil: no ldap.url, every
+	// login is local).
+	Directory *directory.Client
 }
 
 // configFlags registers --config and the settings that can be given as flags.
@@ -129,6 +133,14 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	a.Exchange.HistoryMonths = c.HistoryMonths
 	a.Exchange.PasswordValidityMonths = c.PasswordValidityMonths
 	a.Exchange.Audit = db
+	if c.LDAP.Enabled() {
+		// No connection yet: a directory down at start-up must not keep
+		// local accounts from working.
+		if a.Directory, err = directory.New(c.LDAP.Directory(), db, logger.With("component", "directory")); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	a.Guard = exchange.NewGuard(guardPolicy(c.Throttle), db, db, a.Exchange.Now, logger.With("component", "guard"))
 	if a.Places, err = places.Load(); err != nil {
 		db.Close()
@@ -258,6 +270,9 @@ func (a *App) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
 		errs = append(errs, a.closeMetrics(ctx))
 		cancel()
+	}
+	if a.Directory != nil {
+		errs = append(errs, a.Directory.Close())
 	}
 	if a.DB != nil {
 		errs = append(errs, a.DB.Close())

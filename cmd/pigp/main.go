@@ -56,6 +56,7 @@ var commands = map[string]command{
 	"restore":     restoreCommand{},
 	"audit":       auditCommand{},
 	"ban":         banCommand{},
+	"ldap":        ldapCommand{},
 }
 
 const usage = `pigp — serveur d'échange APA (SFTP) entre départements et DGFiP
@@ -77,6 +78,8 @@ Commands:
   expire [--at TIME]    run the expiry jobs once as of TIME and print the counts
   audit verify|export   check the audit trail's hash chain, or export it as CSV
   ban list|remove       list or lift the address bans (brute force)
+  ldap map|map list|map remove|check
+                        map directory groups to SIRETs and roles; test the directory
   healthcheck [--sftp]  exit 0 when the local node is ready (/readyz, SSH banner)
   backup --out DIR      copy the embedded database and contents, with a SHA-256 manifest
   restore --from DIR --data-dir NEW
