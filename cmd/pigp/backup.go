@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/store"
 )
 
@@ -99,7 +100,7 @@ func (backupCommand) Run(ctx context.Context, m *Main, args []string) error {
 		if err := db.CheckSchema(ctx); err != nil {
 			return err
 		}
-		meta, err := writeBackup(ctx, c.DataDir, db, *out, m.Stderr)
+		meta, err := writeBackup(ctx, c.DataDir, auditKeyPath(c), db, *out, m.Stderr)
 		if err != nil {
 			return err
 		}
@@ -114,6 +115,12 @@ func (backupCommand) Run(ctx context.Context, m *Main, args []string) error {
 	}
 	auditOperator(ctx, m, &App{DB: db, Logger: logger}, err)
 	return err
+}
+
+// auditKeyPath is where the audit trail's key file is: DATA_DIR/audit.key.
+// A backup always holds it as audit.key, which restore puts back there.
+func auditKeyPath(c config.Config) string {
+	return filepath.Join(c.DataDir, auditKeyFile)
 }
 
 // prepareEmptyDir creates dir, or checks that it is an empty directory.
@@ -149,7 +156,7 @@ const snapshotAttempts = 3
 // writeBackup snapshots the database into out, then copies the contents
 // the snapshot refers to, the host keys and the audit key, then writes
 // backup.json and the manifest.
-func writeBackup(ctx context.Context, dataDir string, db *store.DB, out string, warn io.Writer) (*backupMeta, error) {
+func writeBackup(ctx context.Context, dataDir, auditKey string, db *store.DB, out string, warn io.Writer) (*backupMeta, error) {
 	sums := map[string]string{} // backup-relative path → hex SHA-256
 	meta := &backupMeta{Format: backupFormat, Version: pigp.Version, Commit: pigp.BuildCommit(), GoVersion: runtime.Version(),
 		CreatedAt: time.Now().UTC()}
@@ -236,7 +243,7 @@ func writeBackup(ctx context.Context, dataDir string, db *store.DB, out string, 
 			return nil, err
 		}
 	}
-	sums[auditKeyFile], _, err = copyFile(filepath.Join(dataDir, auditKeyFile), filepath.Join(out, auditKeyFile), nil)
+	sums[auditKeyFile], _, err = copyFile(auditKey, filepath.Join(out, auditKeyFile), nil)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		delete(sums, auditKeyFile)

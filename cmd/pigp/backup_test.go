@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/apa"
 	"github.com/pigp/pigp/config"
 )
 
@@ -59,6 +60,13 @@ func TestBackupRestore(t *testing.T) {
 		acks   []ack
 		failed []error
 	)
+	// Names from one fixed instant, a distinct second each: callName
+	// reads the clock, and two writers could otherwise pick the same name.
+	base := time.Now().In(apa.Paris).Add(-time.Hour).Truncate(time.Second)
+	nameAt := func(n int) string {
+		ts := base.Add(-time.Duration(n) * time.Second)
+		return apa.CallName{Campaign: ts.Year(), SIRET: siretA, Timestamp: ts}.String()
+	}
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for w := 0; w < 3; w++ {
@@ -72,7 +80,7 @@ func TestBackupRestore(t *testing.T) {
 					return
 				default:
 				}
-				name := callName(siretA, -(20000*w + i + 1)) // distinct, in the past
+				name := nameAt(20000*w + i + 1)
 				data := randomBytes(1000 + 997*i%20000)
 				f, err := c.Create("/depot/" + name)
 				if err == nil {
@@ -95,7 +103,7 @@ func TestBackupRestore(t *testing.T) {
 	t.Cleanup(stopWriters)
 	// An upload in flight across the whole backup: acknowledged after it.
 	c, _ := e.dialSFTP("alice-xt", e.alice)
-	lateName := callName(siretA, -99999)
+	lateName := nameAt(99999)
 	late, err := c.Create("/depot/" + lateName)
 	if err != nil {
 		t.Fatal(err)
@@ -133,6 +141,9 @@ func TestBackupRestore(t *testing.T) {
 	all := map[string]string{lateName: ""}
 	for _, a := range acks {
 		all[a.name] = a.sum
+	}
+	if len(all) != len(acks)+1 {
+		t.Fatalf("%d names for %d deposits: the test reused a name", len(all), len(acks)+1)
 	}
 	mu.Unlock()
 

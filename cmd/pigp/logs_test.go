@@ -245,6 +245,9 @@ func TestLogsFullRun(t *testing.T) {
 				t.Fatalf("line without %q: %q", k, scan.Text())
 			}
 		}
+		if ts, _ := rec["time"].(string); !strings.HasSuffix(ts, "Z") {
+			t.Fatalf("time not in UTC: %q", scan.Text())
+		}
 		for k := range rec {
 			if !documented[k] {
 				undocumented[k] = true
