@@ -35,9 +35,15 @@ var imageBuildArgs = []string{"build", "-trimpath", "-buildvcs=false", "-ldflags
 // buildStatic builds pigp as the Dockerfile does (CGO_ENABLED=0, -trimpath,
 // stamped version) and checks that the result is a static executable.
 func buildStatic(t *testing.T, dir string) string {
+	return buildStaticIn(t, ".", dir)
+}
+
+// buildStaticIn builds the main package in pkgDir into dir.
+func buildStaticIn(t *testing.T, pkgDir, dir string) string {
 	t.Helper()
 	bin := filepath.Join(dir, "pigp")
 	cmd := exec.Command("go", append(imageBuildArgs, "-o", bin, ".")...)
+	cmd.Dir = pkgDir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -175,7 +181,8 @@ func listenAddrs(log string) map[string]string {
 	return out
 }
 
-// TestImageRoot builds the static binary and runs `pigp serve` and `pigp
+// TestImageRoot builds the static binary (twice, to show the build is
+// reproducible) and runs `pigp serve` and `pigp
 // healthcheck` in a root holding nothing but the binary and a data
 // directory, as the numeric user of the image: it serves SFTP, the portal
 // and the metrics, the health check passes, then fails once the server is
@@ -185,6 +192,14 @@ func TestImageRoot(t *testing.T) {
 		t.Skip("builds a release binary")
 	}
 	bin := buildStatic(t, t.TempDir())
+	// Reproducible: the same sources built in another directory give the
+	// same bytes (-trimpath, no VCS stamp, no build id).
+	src := filepath.Join(t.TempDir(), "src")
+	copySources(t, filepath.Join("..", ".."), src)
+	again := buildStaticIn(t, filepath.Join(src, "cmd", "pigp"), t.TempDir())
+	if a, b := fileSum(t, bin), fileSum(t, again); a != b {
+		t.Fatalf("two builds of the same sources differ: %s, %s", a, b)
+	}
 	root := newEmptyRoot(t, bin)
 	base := []string{"PIGP_DATA_DIR=/data", "PIGP_LOG_FORMAT=json"}
 
@@ -309,4 +324,42 @@ func TestImageRoot(t *testing.T) {
 	if len(lines) < 5 {
 		t.Fatalf("only %d log lines:\n%s", len(lines), logs.String())
 	}
+}
+
+// copySources copies the module's files (not .git, node_modules or build
+// outputs) from root to dst.
+func copySources(t *testing.T, root, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		if d.IsDir() {
+			if d.Name() == ".git" || d.Name() == "node_modules" || rel == "data" || rel == filepath.Join("bench", "out") {
+				return filepath.SkipDir
+			}
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fileSum(t *testing.T, p string) string {
+	t.Helper()
+	s, err := hashFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
