@@ -15,11 +15,14 @@ import (
 // Version is the build version, set by the linker in release builds.
 var Version = "dev"
 
-// Protocols through which a file can be deposited or downloaded.
+// Protocols through which a file can be deposited or downloaded, as
+// recorded in the history and the audit trail. The portal records HTTP or
+// HTTPS according to the scheme the client actually used.
 const (
-	ProtocolSFTP = "SFTP"
-	ProtocolHTTP = "HTTPS"
-	ProtocolCLI  = "CLI"
+	ProtocolSFTP  = "SFTP"
+	ProtocolHTTP  = "HTTP"
+	ProtocolHTTPS = "HTTPS"
+	ProtocolCLI   = "CLI"
 )
 
 // NewID returns a new 32-character lowercase hexadecimal identifier from
@@ -106,6 +109,7 @@ type Clock func() time.Time
 type Caller struct {
 	AccountID int64
 	Login     string
+	Civility  string // "MR", "MME" or "" (shown before the name)
 	Name      string
 	SIRETs    []string
 	RemoteIP  string

@@ -21,6 +21,7 @@ func (organisationRow) TableName() string { return "organisations" }
 type accountRow struct {
 	ID                int64 `gorm:"primaryKey"`
 	Login             string
+	Civility          string
 	Name              string
 	Email             string
 	PasswordHash      string
@@ -105,7 +106,7 @@ func (db *DB) CreateAccount(ctx context.Context, a *pigp.Account) error {
 			}
 		}
 		row := accountRow{
-			Login: a.Login, Name: a.Name, Email: a.Email, PasswordHash: a.PasswordHash,
+			Login: a.Login, Civility: a.Civility, Name: a.Name, Email: a.Email, PasswordHash: a.PasswordHash,
 			PasswordSetAt: utc(a.PasswordSetAt), PasswordExpiresAt: utc(a.PasswordExpiresAt),
 			PasswordTemporary: a.PasswordTemporary, State: a.State, CreatedAt: now, UpdatedAt: now,
 		}
@@ -128,7 +129,7 @@ func (db *DB) toAccount(ctx context.Context, tx *gorm.DB, r *accountRow) (*pigp.
 		return nil, fmt.Errorf("read account sirets: %w", err)
 	}
 	return &pigp.Account{
-		ID: r.ID, Login: r.Login, Name: r.Name, Email: r.Email, SIRETs: sirets,
+		ID: r.ID, Login: r.Login, Civility: r.Civility, Name: r.Name, Email: r.Email, SIRETs: sirets,
 		PasswordHash: r.PasswordHash, PasswordSetAt: r.PasswordSetAt, PasswordExpiresAt: r.PasswordExpiresAt,
 		PasswordTemporary: r.PasswordTemporary, State: r.State, CreatedAt: r.CreatedAt,
 	}, nil

@@ -209,6 +209,17 @@ CREATE TABLE bans (
 	until     {{TS}} NOT NULL
 );
 `},
+	{8, "accounts: civility", `
+ALTER TABLE accounts ADD COLUMN civility VARCHAR(8) NOT NULL DEFAULT '';
+`},
+	{9, "campaign windows", `
+CREATE TABLE campaign_windows (
+	year       INTEGER PRIMARY KEY,
+	opens      VARCHAR(10) NOT NULL,
+	closes     VARCHAR(10) NOT NULL,
+	updated_at {{TS}} NOT NULL
+);
+`},
 }
 
 // schemaMigration records an applied migration.

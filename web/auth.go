@@ -67,11 +67,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 		s.render(w, r, nil, http.StatusTooManyRequests, "connexion.html", p)
 		return
 	}
-	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, password, ip, pigp.ProtocolHTTP)
+	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, password, ip, requestProtocol(r))
 	if err != nil {
 		status, msg := s.errorResponse(r, err)
 		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
-			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, pigp.ProtocolHTTP))
+			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, requestProtocol(r)))
 			s.Logger.Info("portal login failed", "login", login, "ip", ip)
 		}
 		p.Error = msg
@@ -165,7 +165,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *se
 	}
 	if err != nil {
 		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
-			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, pigp.ProtocolHTTP))
+			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, requestProtocol(r)))
 		}
 		status, msg := s.errorResponse(r, err)
 		p.Error = msg
@@ -175,7 +175,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *se
 	s.Logger.Info("portal password changed", "login", login, "ip", ip)
 	// The new expiry date and the end of a temporary password come from
 	// the account: authenticate again with the new password.
-	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, next, ip, pigp.ProtocolHTTP)
+	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, next, ip, requestProtocol(r))
 	if err != nil {
 		s.fail(w, r, sess, err)
 		return

@@ -192,12 +192,24 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
-// callerFor returns the session's caller for this request: the portal's
+// requestProtocol is the one place that says which protocol a request
+// came by, as recorded in the history and the audit trail: HTTPS when the
+// client's connection was TLS, HTTP otherwise. A portal behind a TLS
+// reverse proxy will decide here, from the proxy's header, once the proxy
+// is trusted.
+func requestProtocol(r *http.Request) string {
+	if r.TLS != nil {
+		return pigp.ProtocolHTTPS
+	}
+	return pigp.ProtocolHTTP
+}
+
+// callerFor returns the session's caller for this request: the request's
 // protocol and the current client address.
 func callerFor(r *http.Request, sess *session) *pigp.Caller {
 	c := *sess.caller
 	c.RemoteIP = clientIP(r)
-	c.Protocol = pigp.ProtocolHTTP
+	c.Protocol = requestProtocol(r)
 	return &c
 }
 
