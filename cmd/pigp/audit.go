@@ -11,6 +11,7 @@ import (
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/apa"
+	"github.com/pigp/pigp/exchange"
 )
 
 type auditCommand struct{}
@@ -106,6 +107,9 @@ func auditExport(ctx context.Context, m *Main, args []string) error {
 }
 
 func writeAuditCSV(w io.Writer, events []*pigp.AuditEvent) error {
+	if _, err := io.WriteString(w, exchange.BOM); err != nil { // contract §7, as the history files
+		return err
+	}
 	cw := csv.NewWriter(w)
 	cw.Comma = ';'
 	cw.UseCRLF = true
