@@ -12,10 +12,11 @@ import (
 )
 
 // Password expiry thresholds: within changeSoon the login leads straight
-// to the change page; within warnSoon the application list warns.
+// to the change page; warnDays calendar days before the expiry day, the
+// application list warns.
 const (
 	changeSoon = 7 * 24 * time.Hour
-	warnSoon   = 30 * 24 * time.Hour
+	warnDays   = 30
 )
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -118,8 +119,11 @@ type applicationsData struct {
 }
 
 func (s *Server) applications(w http.ResponseWriter, r *http.Request, sess *session) {
-	left := sess.caller.PasswordExpiresAt.Sub(s.Config.Now())
-	d := applicationsData{ExpiresAt: sess.caller.PasswordExpiresAt, DaysLeft: int(left.Hours() / 24), Warn: left < warnSoon}
+	// The warning counts whole calendar days in Paris, as the date shown
+	// beside it: a password expiring on the 20th is "dans 19 jours" on the 1st.
+	now, expires := s.Config.Now(), sess.caller.PasswordExpiresAt
+	d := applicationsData{ExpiresAt: expires, DaysLeft: pigp.DaysUntil(now, expires)}
+	d.Warn = d.DaysLeft <= warnDays
 	s.render(w, r, sess, http.StatusOK, "applications.html", &page{Title: "Applications", Data: d})
 }
 

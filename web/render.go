@@ -20,15 +20,8 @@ import (
 //go:embed templates/*.html
 var templateFiles embed.FS
 
-// monthNames are the French month names, for "23 septembre 2027".
-var monthNames = [...]string{"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-	"septembre", "octobre", "novembre", "décembre"}
-
-// longDate writes t as "23 septembre 2027" in Paris time.
-func longDate(t time.Time) string {
-	t = t.In(apa.Paris)
-	return fmt.Sprintf("%d %s %d", t.Day(), monthNames[t.Month()-1], t.Year())
-}
+// longDate writes t as "23 septembre 2027" ("1er décembre 2027"), in Paris time.
+func longDate(t time.Time) string { return pigp.FrenchDate(t) }
 
 // shortDate writes t as the portal does: 25-07-2018, in Paris time.
 func shortDate(t time.Time) string { return t.In(apa.Paris).Format("02-01-2006") }

@@ -641,7 +641,8 @@ func TestPortalTemporaryAndExpiringPasswords(t *testing.T) {
 	if r := b.login("avertir-xt", warn); r.header.Get("Location") != "/applications" {
 		t.Fatalf("password expiring in 20 days: %q", r.header.Get("Location"))
 	}
-	mustContain(t, "applications", b.get("/applications").body, "Votre mot de passe expire bientôt", "expire dans 20 jours")
+	days := pigp.DaysUntil(f.clock.Now(), f.clock.Now().Add(20*24*time.Hour)) // 20, or 21 across a DST change at night
+	mustContain(t, "applications", b.get("/applications").body, "Votre mot de passe expire bientôt", fmt.Sprintf("expire dans %d jours", days))
 
 	// An expired password says so, once proved.
 	f.clock.Add(400 * 24 * time.Hour)
@@ -731,5 +732,39 @@ func TestPortalMarkdownEscapes(t *testing.T) {
 	}
 	if strings.Contains(got, `href="javascript`) || strings.Contains(got, "<script>") {
 		t.Errorf("unsafe markdown output:\n%s", got)
+	}
+}
+
+// TestPortalExpiryCalendarDays: the reminder on the applications page
+// counts whole calendar days in Paris to the expiry date it shows beside
+// it, around the first of a month and the daylight-saving changes.
+func TestPortalExpiryCalendarDays(t *testing.T) {
+	p := func(y int, m time.Month, d, hh, mm int) time.Time { return time.Date(y, m, d, hh, mm, 0, 0, apa.Paris) }
+	for _, tt := range []struct {
+		now, expires time.Time
+		want         []string
+	}{
+		// 19 days and 23 hours: the 1st of December is 20 calendar days away.
+		{p(2027, 11, 11, 8, 0), p(2027, 12, 1, 7, 0), []string{"expire dans 20 jours, le 1er décembre 2027", "Expiration de votre mot de passe le 1er décembre 2027"}},
+		{p(2027, 11, 1, 0, 1), p(2027, 11, 20, 23, 59), []string{"expire dans 19 jours, le 20 novembre 2027", "Expiration de votre mot de passe le 20 novembre 2027"}},
+		// Across the end of summer time (31 October 2027), late at night.
+		{p(2027, 10, 24, 23, 30), p(2027, 11, 1, 0, 10), []string{"expire dans 8 jours, le 1er novembre 2027"}},
+		// Across the start of summer time (28 March 2027): a 23-hour day.
+		{p(2027, 3, 27, 23, 30), p(2027, 4, 1, 0, 10), []string{"expire dans 5 jours, le 1er avril 2027"}},
+		{p(2027, 3, 31, 23, 59), p(2027, 4, 1, 0, 10), []string{"expire demain, le 1er avril 2027"}},
+		{p(2027, 4, 1, 0, 1), p(2027, 4, 1, 23, 10), []string{"expire aujourd'hui, le 1er avril 2027"}},
+	} {
+		f := newFixture(t, nil)
+		f.clock.mu.Lock()
+		f.clock.t = tt.now.UTC()
+		f.clock.mu.Unlock()
+		pw := f.addAccount("calendrier-xt", false, tt.expires)
+		b := f.browser()
+		b.login("calendrier-xt", pw)
+		r := b.get("/applications")
+		if r.status != 200 {
+			t.Fatalf("now %s: /applications %d", tt.now, r.status)
+		}
+		mustContain(t, fmt.Sprintf("applications at %s", tt.now), r.body, tt.want...)
 	}
 }
