@@ -477,7 +477,9 @@ func TestHousekeeping(t *testing.T) {
 func TestPasswordReminderCalendarDays(t *testing.T) {
 	e := newEnv(t, "sqlite")
 	ctx := context.Background()
-	p := func(y int, m time.Month, d, hh, mm int) time.Time { return time.Date(y, m, d, hh, mm, 0, 0, pigp.Paris) }
+	p := func(y int, m time.Month, d, hh, mm int) time.Time {
+		return time.Date(y, m, d, hh, mm, 0, 0, pigp.Paris)
+	}
 	// Expires late on 1 December 2027; the job runs at 06:00 Paris.
 	expires := p(2027, 12, 1, 23, 0)
 	e.db.SetPassword(ctx, e.acct.Login, "y", expires.AddDate(-1, 0, 0), expires, false)
