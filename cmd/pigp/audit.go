@@ -147,7 +147,7 @@ func parseAuditTime(s string) (t time.Time, day bool, err error) {
 var operatorActions = map[string]bool{
 	"org add": true, "user add": true, "user disable": true, "user enable": true, "user reset-password": true,
 	"user key": true, "response publish": true, "referentiel import": true, "referentiel generate": true,
-	"process": true, "expire": true, "ban remove": true,
+	"process": true, "expire": true, "ban remove": true, "campaign set": true, "campaign remove": true,
 }
 
 // auditOperator records the operator action m is running, if it is one.
