@@ -191,6 +191,23 @@ func (db *DB) SetAccountState(ctx context.Context, login, state string) error {
 	return nil
 }
 
+// SetCivility sets the civility shown before an account's name ("" for
+// none). ENOTFOUND if the login does not exist.
+func (db *DB) SetCivility(ctx context.Context, login, civility string) error {
+	if civility != "" && civility != pigp.CivilityMr && civility != pigp.CivilityMme {
+		return pigp.Errorf(pigp.EINVALID, "civilité %q invalide : MR ou MME", civility)
+	}
+	res := db.with(ctx).Model(&accountRow{}).Where("login = ?", login).
+		Updates(map[string]any{"civility": civility, "updated_at": db.now()})
+	if res.Error != nil {
+		return fmt.Errorf("set civility: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return pigp.Errorf(pigp.ENOTFOUND, "identifiant %s inconnu", login)
+	}
+	return nil
+}
+
 type passwordHistoryRow struct {
 	ID           int64 `gorm:"primaryKey"`
 	AccountID    int64

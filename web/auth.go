@@ -127,6 +127,11 @@ func (s *Server) applications(w http.ResponseWriter, r *http.Request, sess *sess
 	s.render(w, r, sess, http.StatusOK, "applications.html", &page{Title: "Applications", Data: d})
 }
 
+// accountPage is the "PIGP" application of the list: the account itself.
+func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	s.render(w, r, sess, http.StatusOK, "compte.html", &page{Title: "Votre compte"})
+}
+
 type passwordData struct {
 	Login     string
 	MinLength int

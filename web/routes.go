@@ -22,7 +22,7 @@ var staticFiles embed.FS
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFiles, "static")
-	fileServer := http.StripPrefix("/static/", http.FileServerFS(static))
+	fileServer := http.StripPrefix("/static/", s.files(static))
 	mux.Handle("GET /static/", cacheFor(24*time.Hour, fileServer))
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		r.URL.Path = "/static/dsfr/favicon/favicon.ico"
@@ -36,6 +36,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /connexion", s.public(s.login))
 	mux.Handle("POST /deconnexion", s.private(s.logout))
 	mux.Handle("GET /applications", s.private(s.applications))
+	mux.Handle("GET /compte", s.private(s.accountPage))
 	mux.Handle("GET /apa", s.private(func(w http.ResponseWriter, r *http.Request, _ *session) {
 		http.Redirect(w, r, "/apa/depot", http.StatusSeeOther)
 	}))
@@ -97,6 +98,20 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 			}
 		}()
 		next.ServeHTTP(w, r)
+	})
+}
+
+// files serves the embedded assets. Only files: a directory is never
+// listed nor redirected to, it is not found (404) like any unknown path.
+func (s *Server) files(static fs.FS) http.Handler {
+	server := http.FileServerFS(static)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		if fi, err := fs.Stat(static, name); err != nil || fi.IsDir() || strings.HasSuffix(name, "/") {
+			s.fail(w, r, nil, errNotFound)
+			return
+		}
+		server.ServeHTTP(w, r)
 	})
 }
 

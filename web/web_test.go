@@ -3,12 +3,21 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"html"
 	"io"
 	"log/slog"
+	"math/big"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -491,7 +500,7 @@ func TestPortalUploadStreamedAndDownloadRecorded(t *testing.T) {
 	if !regexp.MustCompile(`pigp-first-download">` + regexp.QuoteMeta(web.ShortDate(f.clock.Now())) + `<`).MatchString(r.body) {
 		t.Fatalf("first download date not shown:\n%s", r.body)
 	}
-	mustContain(t, "download history", b.get("/apa/historique-retraits").body, resp.Name, "HTTPS", login)
+	mustContain(t, "download history", b.get("/apa/historique-retraits").body, resp.Name, "<td>HTTP</td>", login)
 	// A partial (range) read records nothing more.
 	req, _ := http.NewRequest("GET", f.base+"/apa/retrait/"+resp.Name, nil)
 	req.Header.Set("Range", "bytes=0-9")
@@ -766,5 +775,109 @@ func TestPortalExpiryCalendarDays(t *testing.T) {
 			t.Fatalf("now %s: /applications %d", tt.now, r.status)
 		}
 		mustContain(t, fmt.Sprintf("applications at %s", tt.now), r.body, tt.want...)
+	}
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1 and returns their
+// paths and a pool that trusts the certificate.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestPortalRecordsTheRequestScheme: deposits, downloads and logins are
+// recorded as HTTP over plain HTTP and as HTTPS over TLS.
+func TestPortalRecordsTheRequestScheme(t *testing.T) {
+	for _, scheme := range []string{"http", "https"} {
+		t.Run(scheme, func(t *testing.T) {
+			var pool *x509.CertPool
+			f := newFixture(t, func(f *fixture) {
+				f.ex.Audit = f.db
+				if scheme == "https" {
+					f.srv.Config.TLSCertFile, f.srv.Config.TLSKeyFile, pool = selfSigned(t)
+				}
+			})
+			f.base = scheme + "://" + f.srv.ListenAddr().String()
+			b := f.browser()
+			b.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+			b.mustLogin()
+			want := map[string]string{"http": pigp.ProtocolHTTP, "https": pigp.ProtocolHTTPS}[scheme]
+
+			r := b.upload(callName(1), []byte("<DemandeAPA/>"), true, b.csrf("/apa/depot"))
+			if r.status != 200 {
+				t.Fatalf("upload: %d %s", r.status, r.body)
+			}
+			resp, err := f.ex.Publish(context.Background(), siret, "2026_"+siret+"_20261128101500_REP.xml", pigp.DocResponse, "", strings.NewReader("<ReponseAPA/>"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := b.get("/apa/retrait/" + resp.Name); r.status != 200 {
+				t.Fatalf("download: %d", r.status)
+			}
+			ctx := context.Background()
+			deps, _ := f.db.ListDeposits(ctx, pigp.DepositFilter{SIRETs: []string{siret}})
+			dls, _ := f.db.ListDownloads(ctx, pigp.HistoryFilter{SIRETs: []string{siret}})
+			if len(deps) != 1 || deps[0].Protocol != want || len(dls) != 1 || dls[0].Protocol != want {
+				t.Fatalf("recorded deposits %+v, downloads %+v; want %s", deps, dls, want)
+			}
+			evs, err := f.db.ListAudit(ctx, pigp.AuditFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			logins := 0
+			for _, e := range evs {
+				if e.Action == pigp.AuditLogin {
+					logins++
+					if e.Protocol != want {
+						t.Errorf("login recorded over %s, want %s", e.Protocol, want)
+					}
+				}
+			}
+			if logins == 0 {
+				t.Fatal("no login in the audit trail")
+			}
+			mustContain(t, "download history", b.get("/apa/historique-retraits").body, "<td>"+want+"</td>")
+		})
+	}
+}
+
+// TestPortalStaticDirectories: the embedded assets are served, their
+// directories are not listed (404, as any unknown page).
+func TestPortalStaticDirectories(t *testing.T) {
+	f := newFixture(t, nil)
+	b := f.browser()
+	for _, p := range []string{"/static/", "/static/dsfr/", "/static/dsfr", "/static/dsfr/icons/", "/static/dsfr/icons/system",
+		"/static/dsfr/fonts", "/static/absent.css"} {
+		r := b.get(p)
+		if r.status != http.StatusNotFound || strings.Contains(r.body, "<pre>") || strings.Contains(r.body, `href="dsfr/"`) {
+			t.Errorf("GET %s: %d, want 404 without a listing\n%.300s", p, r.status, r.body)
+		}
+		if r.status == http.StatusNotFound {
+			mustContain(t, p, r.body, "La page demandée n'existe pas.")
+		}
+	}
+	for _, p := range []string{"/static/pigp.css", "/static/pigp.js", "/static/dsfr/dsfr.min.css", "/favicon.ico"} {
+		if r := b.get(p); r.status != http.StatusOK || len(r.body) == 0 {
+			t.Errorf("GET %s: %d", p, r.status)
+		}
 	}
 }

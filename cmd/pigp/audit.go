@@ -145,7 +145,7 @@ func parseAuditTime(s string) (t time.Time, day bool, err error) {
 // operatorActions are the commands that change state: each run is an
 // audit row (its arguments, who ran it, the outcome).
 var operatorActions = map[string]bool{
-	"org add": true, "user add": true, "user disable": true, "user enable": true, "user reset-password": true,
+	"org add": true, "user add": true, "user update": true, "user disable": true, "user enable": true, "user reset-password": true,
 	"user key": true, "response publish": true, "referentiel import": true, "referentiel generate": true,
 	"process": true, "expire": true, "ban remove": true, "campaign set": true, "campaign remove": true,
 }

@@ -64,7 +64,7 @@ Commands:
   demo                  run a throw-away server with a demo account
   migrate               apply pending database migrations
   org add|list          manage organisations (SIRET)
-  user add|list|disable|enable|reset-password|key add
+  user add|list|update|disable|enable|reset-password|key add
                         manage accounts
   response publish      make a file available in a SIRET's /retrait
   referentiel import|generate
