@@ -37,7 +37,20 @@ var statusLabels = map[string]string{
 	pigp.DepositRejected:   "Rejeté",
 }
 
+// breakable writes a file name with a line-break opportunity after each
+// "_" and nowhere else, so that a narrow column wraps
+// 2026_22940028800010_20261128101500_REP.xml between its parts, never in
+// the middle of a SIRET or a time.
+func breakable(name string) template.HTML {
+	parts := strings.Split(name, "_")
+	for i, p := range parts {
+		parts[i] = template.HTMLEscapeString(p)
+	}
+	return template.HTML(strings.Join(parts, "_<wbr>"))
+}
+
 var funcs = template.FuncMap{
+	"breakable": breakable,
 	"longDate":  longDate,
 	"shortDate": shortDate,
 	"dateTime":  dateTime,
