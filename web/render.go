@@ -38,13 +38,17 @@ var statusLabels = map[string]string{
 }
 
 // breakable writes a file name with a line-break opportunity after each
-// "_" and nowhere else, so that a narrow column wraps
-// 2026_22940028800010_20261128101500_REP.xml between its parts, never in
-// the middle of a SIRET or a time.
+// "_" (and before the ".SIRET" that ends an internal name) and nowhere
+// else, so that a narrow column wraps 2026_22940028800010_20261128101500_REP.xml
+// between its parts, never in the middle of a SIRET or a time.
 func breakable(name string) template.HTML {
 	parts := strings.Split(name, "_")
 	for i, p := range parts {
-		parts[i] = template.HTMLEscapeString(p)
+		p = template.HTMLEscapeString(p)
+		if base, siret, ok := strings.Cut(p, ".xml."); ok {
+			p = base + ".xml<wbr>." + siret
+		}
+		parts[i] = p
 	}
 	return template.HTML(strings.Join(parts, "_<wbr>"))
 }
