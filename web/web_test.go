@@ -883,3 +883,35 @@ func TestPortalStaticDirectories(t *testing.T) {
 		}
 	}
 }
+
+// TestPortalHistoryFiles: depots.csv and retraits.csv of the caller's
+// SIRETs, with the byte-order mark, for a logged-in agent only.
+func TestPortalHistoryFiles(t *testing.T) {
+	f := newFixture(t, nil)
+	b := f.browser()
+	if r := b.get("/apa/historique/depots.csv"); r.status != http.StatusSeeOther {
+		t.Fatalf("anonymous depots.csv: %d", r.status)
+	}
+	b.mustLogin()
+	call := callName(1)
+	if r := b.upload(call, []byte("<DemandeAPA/>"), true, b.csrf("/apa/depot")); r.status != 200 {
+		t.Fatalf("upload: %d", r.status)
+	}
+	for name, header := range map[string]string{
+		"depots.csv":   "nom_externe;nom_interne;date_depot;taille;identifiant_depot;statut;sha256\r\n",
+		"retraits.csv": "nom_fichier;type_document;taille;date_telechargement;identifiant;protocole;adresse_ip\r\n",
+	} {
+		r := b.get("/apa/historique/" + name)
+		if r.status != 200 || !strings.HasPrefix(r.body, "\ufeff"+header) || r.header.Get("Content-Type") != "text/csv; charset=utf-8" ||
+			!strings.Contains(r.header.Get("Content-Disposition"), name) {
+			t.Fatalf("%s: %d %v %q", name, r.status, r.header, r.body)
+		}
+	}
+	if r := b.get("/apa/historique/depots.csv"); !strings.Contains(r.body, call) {
+		t.Fatalf("depots.csv lacks the deposit: %q", r.body)
+	}
+	if r := b.get("/apa/historique/autre.csv"); r.status != http.StatusNotFound {
+		t.Fatalf("autre.csv: %d", r.status)
+	}
+	mustContain(t, "history page", b.get("/apa/historique-depots").body, `href="/apa/historique/depots.csv"`)
+}
