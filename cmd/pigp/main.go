@@ -52,6 +52,7 @@ var commands = map[string]command{
 	"version":     versionCommand{},
 	"audit":       auditCommand{},
 	"ban":         banCommand{},
+	"ldap":        ldapCommand{},
 	"campaign":    campaignCommand{},
 }
 
@@ -74,6 +75,8 @@ Commands:
   expire [--at TIME]    run the expiry jobs once as of TIME and print the counts
   audit verify|export   check the audit trail's hash chain, or export it as CSV
   ban list|remove       list or lift the address bans (brute force)
+  ldap map|map list|map remove|check
+                        map directory groups to SIRETs and roles; test the directory
   campaign list|set|remove
                         campaign windows: call files outside get E008
   version               print the version
