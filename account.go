@@ -30,6 +30,7 @@ const DefaultPasswordValidity = 12 // months
 type Account struct {
 	ID                int64
 	Login             string
+	Civility          string // CivilityMr, CivilityMme or "" (not given)
 	Name              string
 	Email             string
 	SIRETs            []string
@@ -51,12 +52,36 @@ type Account struct {
 // FromDirectory reports whether the account is a directory agent's shadow row.
 func (a *Account) FromDirectory() bool { return a.Source == SourceLDAP }
 
+// Civilities an account may have, shown before the name as the portal does
+// ("MR DENIS JOUFFRE").
+const (
+	CivilityMr  = "MR"
+	CivilityMme = "MME"
+)
+
+// ParseCivility accepts MR or MME in any case (and M., MONSIEUR, MADAME as
+// their long forms); "" stays "" (no civility).
+func ParseCivility(s string) (string, error) {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "":
+		return "", nil
+	case "MR", "M", "M.", "MONSIEUR":
+		return CivilityMr, nil
+	case "MME", "MADAME":
+		return CivilityMme, nil
+	}
+	return "", Errorf(EINVALID, "civilité %q invalide : MR ou MME", s)
+}
+
 var loginRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$`)
 
 // Validate checks an account before it is stored.
 func (a *Account) Validate() error {
 	if !loginRE.MatchString(a.Login) {
 		return Errorf(EINVALID, "identifiant %q invalide : 3 à 64 caractères parmi a-z, 0-9, point, tiret et souligné, commençant et finissant par une lettre ou un chiffre", a.Login)
+	}
+	if a.Civility != "" && a.Civility != CivilityMr && a.Civility != CivilityMme {
+		return Errorf(EINVALID, "civilité %q invalide : MR ou MME", a.Civility)
 	}
 	if strings.TrimSpace(a.Name) == "" || len([]rune(a.Name)) > 200 {
 		return Errorf(EINVALID, "le nom affiché est obligatoire (200 caractères au plus)")

@@ -51,11 +51,14 @@ func BuildCommit() string {
 	return rev
 }
 
-// Protocols through which a file can be deposited or downloaded.
+// Protocols through which a file can be deposited or downloaded, as
+// recorded in the history and the audit trail. The portal records HTTP or
+// HTTPS according to the scheme the client actually used.
 const (
-	ProtocolSFTP = "SFTP"
-	ProtocolHTTP = "HTTPS"
-	ProtocolCLI  = "CLI"
+	ProtocolSFTP  = "SFTP"
+	ProtocolHTTP  = "HTTP"
+	ProtocolHTTPS = "HTTPS"
+	ProtocolCLI   = "CLI"
 )
 
 // NewID returns a new 32-character lowercase hexadecimal identifier from
@@ -142,6 +145,7 @@ type Clock func() time.Time
 type Caller struct {
 	AccountID int64
 	Login     string
+	Civility  string // "MR", "MME" or "" (shown before the name)
 	Name      string
 	SIRETs    []string
 	RemoteIP  string

@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/directory"
 )
 
@@ -89,6 +90,10 @@ type Config struct {
 	// LDAP is the directory of the administration's internal agents;
 	// without a URL there is none and every login is local.
 	LDAP LDAP `yaml:"ldap"`
+	// Campaigns are the campaign windows of the file (E008); the database
+	// holds those set by `pigp campaign set` for the other years. Without
+	// any window, every campaign is open.
+	Campaigns []Campaign `yaml:"campaigns"`
 
 	// dbPassword is the content of DatabasePasswordFile, read by Load.
 	dbPassword string
@@ -145,6 +150,27 @@ func defaultLDAP() LDAP {
 		GroupAttribute: d.GroupAttribute, GroupFilter: d.GroupFilter, LocalLogins: d.LocalLogins,
 		DialTimeout: Duration(d.DialTimeout), Timeout: Duration(d.Timeout), PoolSize: d.PoolSize, IdleTimeout: Duration(d.IdleTimeout),
 	}
+}
+
+// Campaign is one campaign window: call files of Year are accepted from
+// Opens to Closes, both days included (Paris time).
+type Campaign struct {
+	Year   int `yaml:"year"`
+	Opens  Day `yaml:"opens"`
+	Closes Day `yaml:"closes"`
+}
+
+// Day is a calendar day written 2006-01-02, kept as written (YAML would
+// otherwise read it as an instant in UTC).
+type Day string
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Day) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: a day is written 2006-01-02", n.Line)
+	}
+	*d = Day(n.Value)
+	return nil
 }
 
 // Throttle holds the brute-force thresholds shared by SSH and the portal
@@ -588,6 +614,9 @@ func (c Config) Validate() error {
 			return &ValidationError{strings.TrimSuffix(field, ":"), redactLDAP(c.LDAP), err}
 		}
 	}
+	if _, err := c.CampaignWindows(); err != nil {
+		return err
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -599,6 +628,28 @@ func (c Config) Validate() error {
 		return &ValidationError{"log_format", c.LogFormat, errors.New("must be text or json")}
 	}
 	return nil
+}
+
+// CampaignWindows returns the configured campaign windows, checked: valid
+// days, the opening not after the closing, one window per year.
+func (c Config) CampaignWindows() ([]pigp.Campaign, error) {
+	out := make([]pigp.Campaign, 0, len(c.Campaigns))
+	seen := map[int]bool{}
+	for i, cc := range c.Campaigns {
+		field := fmt.Sprintf("campaigns[%d]", i)
+		w, err := pigp.NewCampaign(cc.Year, string(cc.Opens), string(cc.Closes))
+		if err != nil {
+			return nil, &ValidationError{field, fmt.Sprintf("{year: %d, opens: %s, closes: %s}", cc.Year, cc.Opens, cc.Closes),
+				errors.New(pigp.ErrorMessage(err))}
+		}
+		if seen[cc.Year] {
+			return nil, &ValidationError{field, cc.Year, errors.New("a second window for the same year")}
+		}
+		seen[cc.Year] = true
+		w.Source = pigp.CampaignFromConfig
+		out = append(out, w)
+	}
+	return out, nil
 }
 
 // Database returns the gorm dialect ("sqlite" or "postgres") and DSN.

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/config"
 )
 
@@ -517,6 +518,41 @@ func TestLoad_SecretFiles(t *testing.T) {
 				t.Fatalf("error %v, want one saying %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestLoad_Campaigns(t *testing.T) {
+	c, err := config.Load(writeFile(t, `campaigns:
+  - {year: 2026, opens: 2026-01-15, closes: 2026-12-31}
+  - year: 2027
+    opens: "2027-01-15"
+    closes: 2027-06-30
+`), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := c.CampaignWindows()
+	if err != nil || c.Validate() != nil {
+		t.Fatalf("CampaignWindows: %v; Validate: %v", err, c.Validate())
+	}
+	if len(ws) != 2 || ws[0].Year != 2026 || ws[0].Opens.Format(time.DateOnly) != "2026-01-15" ||
+		ws[1].Closes.Format(time.DateOnly) != "2027-06-30" || ws[0].Source != pigp.CampaignFromConfig {
+		t.Fatalf("windows %+v", ws)
+	}
+	for _, bad := range []string{
+		"campaigns:\n  - {year: 2026, opens: 2026-02-30, closes: 2026-12-31}\n",
+		"campaigns:\n  - {year: 2026, opens: 2026-06-01, closes: 2026-05-31}\n",
+		"campaigns:\n  - {year: 2026, opens: 2026-01-01, closes: 2026-06-30}\n  - {year: 2026, opens: 2026-07-01, closes: 2026-12-31}\n",
+		"campaigns:\n  - {year: 26, opens: 2026-01-01, closes: 2026-06-30}\n",
+	} {
+		c, err := config.Load(writeFile(t, bad), env(nil))
+		if err != nil {
+			t.Fatalf("load %q: %v", bad, err)
+		}
+		var ve *config.ValidationError
+		if err := c.Validate(); !errors.As(err, &ve) || !strings.HasPrefix(ve.Field, "campaigns[") {
+			t.Errorf("Validate(%q) = %v, want a campaigns[i] error", bad, err)
+		}
 	}
 }
 

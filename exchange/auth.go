@@ -102,7 +102,7 @@ func (s *Service) authenticateKey(ctx context.Context, login, fingerprint, remot
 }
 
 func callerOf(a *pigp.Account, ip, protocol string) *pigp.Caller {
-	return &pigp.Caller{AccountID: a.ID, Login: a.Login, Name: a.Name, SIRETs: a.SIRETs, RemoteIP: ip, Protocol: protocol,
+	return &pigp.Caller{AccountID: a.ID, Login: a.Login, Civility: a.Civility, Name: a.Name, SIRETs: a.SIRETs, RemoteIP: ip, Protocol: protocol,
 		PasswordTemporary: a.PasswordTemporary, PasswordExpiresAt: a.PasswordExpiresAt}
 }
 

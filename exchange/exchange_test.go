@@ -1137,7 +1137,10 @@ func TestOpenResponse_OverlappingReads(t *testing.T) {
 
 func lines(t *testing.T, b []byte) []string {
 	t.Helper()
-	s := string(b)
+	s, ok := strings.CutPrefix(string(b), "\xef\xbb\xbf")
+	if !ok {
+		t.Fatalf("CSV %q does not begin with the UTF-8 byte-order mark", b)
+	}
 	if !strings.HasSuffix(s, "\r\n") {
 		t.Fatalf("CSV %q does not end with CRLF", s)
 	}
@@ -1203,7 +1206,7 @@ func TestDepositsCSV(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := "nom_externe;nom_interne;date_depot;taille;identifiant_depot;statut;sha256\r\n"; string(b) != want {
+		if want := "\xef\xbb\xbfnom_externe;nom_interne;date_depot;taille;identifiant_depot;statut;sha256\r\n"; string(b) != want {
 			t.Fatalf("empty depots.csv = %q, want %q", b, want)
 		}
 	})

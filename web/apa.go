@@ -292,3 +292,28 @@ func (s *Server) downloadHistory(w http.ResponseWriter, r *http.Request, sess *s
 	s.render(w, r, sess, http.StatusOK, "historique-retraits.html", &page{Title: "Historique des retraits", Nav: "historique-retraits",
 		Data: historyData{Downloads: ds, Pager: pg, Total: total, Months: s.Config.HistoryMonths}})
 }
+
+// historyFile sends depots.csv or retraits.csv, the files an auditor opens
+// in a spreadsheet (UTF-8 with a byte-order mark, contract §7).
+func (s *Server) historyFile(w http.ResponseWriter, r *http.Request, sess *session) {
+	var data []byte
+	var err error
+	switch name := r.PathValue("file"); name {
+	case exchange.DepositsCSV:
+		data, err = s.Exchange.DepositsCSV(r.Context(), callerFor(r, sess))
+	case exchange.DownloadsCSV:
+		data, err = s.Exchange.DownloadsCSV(r.Context(), callerFor(r, sess))
+	default:
+		err = errNotFound
+	}
+	if err != nil {
+		s.fail(w, r, sess, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", r.PathValue("file")))
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	w.Write(data)
+}

@@ -12,10 +12,11 @@ import (
 )
 
 // Password expiry thresholds: within changeSoon the login leads straight
-// to the change page; within warnSoon the application list warns.
+// to the change page; warnDays calendar days before the expiry day, the
+// application list warns.
 const (
 	changeSoon = 7 * 24 * time.Hour
-	warnSoon   = 30 * 24 * time.Hour
+	warnDays   = 30
 )
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -67,11 +68,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 		s.render(w, r, nil, http.StatusTooManyRequests, "connexion.html", p)
 		return
 	}
-	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, password, ip, pigp.ProtocolHTTP)
+	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, password, ip, requestProtocol(r))
 	if err != nil {
 		status, msg := s.errorResponse(r, err)
 		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
-			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, pigp.ProtocolHTTP))
+			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, requestProtocol(r)))
 			s.Logger.Info("portal login failed", "login", login, "ip", ip)
 		}
 		p.Error = msg
@@ -118,9 +119,17 @@ type applicationsData struct {
 }
 
 func (s *Server) applications(w http.ResponseWriter, r *http.Request, sess *session) {
-	left := sess.caller.PasswordExpiresAt.Sub(s.Config.Now())
-	d := applicationsData{ExpiresAt: sess.caller.PasswordExpiresAt, DaysLeft: int(left.Hours() / 24), Warn: left < warnSoon}
+	// The warning counts whole calendar days in Paris, as the date shown
+	// beside it: a password expiring on the 20th is "dans 19 jours" on the 1st.
+	now, expires := s.Config.Now(), sess.caller.PasswordExpiresAt
+	d := applicationsData{ExpiresAt: expires, DaysLeft: pigp.DaysUntil(now, expires)}
+	d.Warn = d.DaysLeft <= warnDays
 	s.render(w, r, sess, http.StatusOK, "applications.html", &page{Title: "Applications", Data: d})
+}
+
+// accountPage is the "PIGP" application of the list: the account itself.
+func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	s.render(w, r, sess, http.StatusOK, "compte.html", &page{Title: "Votre compte"})
 }
 
 type passwordData struct {
@@ -165,7 +174,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *se
 	}
 	if err != nil {
 		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
-			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, pigp.ProtocolHTTP))
+			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, requestProtocol(r)))
 		}
 		status, msg := s.errorResponse(r, err)
 		p.Error = msg
@@ -175,7 +184,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *se
 	s.Logger.Info("portal password changed", "login", login, "ip", ip)
 	// The new expiry date and the end of a temporary password come from
 	// the account: authenticate again with the new password.
-	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, next, ip, pigp.ProtocolHTTP)
+	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, next, ip, requestProtocol(r))
 	if err != nil {
 		s.fail(w, r, sess, err)
 		return

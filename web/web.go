@@ -42,6 +42,10 @@ type Exchange interface {
 	// OpenResponse opens a response; closing the reader after a full read
 	// records the download (ENOTFOUND when absent or expired).
 	OpenResponse(ctx context.Context, caller *pigp.Caller, name string) (*exchange.ResponseReader, error)
+	// DepositsCSV and DownloadsCSV return depots.csv and retraits.csv of
+	// the caller's SIRETs (contract §7), the same files as over SFTP.
+	DepositsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
+	DownloadsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
 }
 
 // History is what the portal needs from the store for the history pages.

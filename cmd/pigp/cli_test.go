@@ -700,3 +700,29 @@ func TestServeCommand(t *testing.T) {
 		t.Fatal("the host key changed on the second start, want it reused")
 	}
 }
+
+// TestUserCivility: the civility shown before the name, set at creation
+// and changed later; anything but MR or MME is refused.
+func TestUserCivility(t *testing.T) {
+	c := newCLI(t)
+	c.addOrg(t, cliSIRETA)
+	c.ok(t, "user", "add", "--login", "djouffre-xt", "--siret", cliSIRETA, "--name", "Denis Jouffre", "--email", "d@ex.fr", "--civilite", "mr")
+	if a := c.account(t, "djouffre-xt"); a.Civility != pigp.CivilityMr {
+		t.Fatalf("civility %q, want MR", a.Civility)
+	}
+	if out := c.ok(t, "user", "list"); !strings.Contains(strings.Join(strings.Fields(out), " "), "djouffre-xt MR Denis Jouffre") {
+		t.Fatalf("user list:\n%s", out)
+	}
+	c.fails(t, 1, "civilité \"Mlle\" invalide : MR ou MME", "", "user", "add", "--login", "x-xt", "--siret", cliSIRETA,
+		"--name", "X", "--email", "x@ex.fr", "--civilite", "Mlle")
+	c.ok(t, "user", "update", "--login", "djouffre-xt", "--civilite", "MME")
+	if a := c.account(t, "djouffre-xt"); a.Civility != pigp.CivilityMme {
+		t.Fatalf("civility %q after update, want MME", a.Civility)
+	}
+	c.ok(t, "user", "update", "--login", "djouffre-xt", "--civilite", "-")
+	if a := c.account(t, "djouffre-xt"); a.Civility != "" {
+		t.Fatalf("civility %q after removal", a.Civility)
+	}
+	c.fails(t, 1, "identifiant inconnu-xt inconnu", "", "user", "update", "--login", "inconnu-xt", "--civilite", "MR")
+	c.fails(t, 2, "--login and --civilite are required", "", "user", "update", "--login", "djouffre-xt")
+}
