@@ -126,6 +126,7 @@ type Server struct {
 	accounts map[int64]int  // authenticated connections per account
 	closing  bool
 	sessions sync.WaitGroup
+	sleep    func(time.Duration) // the accept loop's back-off (tests)
 }
 
 // Open validates the settings, binds the listener and starts serving.
@@ -404,7 +405,11 @@ func (s *Server) serve(ln net.Listener) {
 				logged = now
 				s.Logger.Warn("accept failed, backing off", "error", err, "retry_in", backoff)
 			}
-			time.Sleep(backoff)
+			if s.sleep != nil {
+				s.sleep(backoff)
+			} else {
+				time.Sleep(backoff)
+			}
 			continue
 		}
 		backoff = 0

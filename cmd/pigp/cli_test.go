@@ -643,17 +643,20 @@ func TestServeCommand(t *testing.T) {
 		defer cancel()
 		var stdout, stderr cliBuffer
 		m := &Main{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string {
-			return map[string]string{"PIGP_DATA_DIR": dataDir, "PIGP_SFTP_LISTEN": "127.0.0.1:0"}[k]
+			// Every listener on a free port, the portal's included (its
+			// default :8080 may be taken on the machine).
+			return map[string]string{"PIGP_DATA_DIR": dataDir, "PIGP_SFTP_LISTEN": "127.0.0.1:0",
+				"PIGP_HTTP_LISTEN": "127.0.0.1:0"}[k]
 		}}
 		done := make(chan int, 1)
 		go func() { done <- m.Run(ctx, []string{"serve"}) }()
-		deadline := time.After(10 * time.Second)
-		for !strings.Contains(stderr.String(), "listening") {
+		deadline := time.After(30 * time.Second)
+		for !strings.Contains(stderr.String(), "sftp server listening") || !strings.Contains(stderr.String(), "portal listening") {
 			select {
 			case code := <-done:
 				t.Fatalf("serve exited %d before listening: %s", code, stderr.String())
 			case <-deadline:
-				t.Fatalf("serve not listening after 10 s: %s", stderr.String())
+				t.Fatalf("serve not listening after 30 s: %s", stderr.String())
 			case <-time.After(10 * time.Millisecond):
 			}
 		}

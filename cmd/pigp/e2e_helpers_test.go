@@ -39,7 +39,7 @@ const (
 
 // env is a running pigp with two accounts.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	app      *App
 	addr     string
 	host     string
@@ -54,7 +54,7 @@ type env struct {
 var dbKinds = []string{"sqlite", "postgres"}
 
 // startEnv starts pigp on 127.0.0.1 with a fresh database of the given kind.
-func startEnv(t *testing.T, kind string, tweak func(c *config.Config)) *env {
+func startEnv(t testing.TB, kind string, tweak func(c *config.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	c := config.Default()
@@ -122,7 +122,7 @@ func (e *env) addAccount(login string, sirets ...string) string {
 	return pw
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
