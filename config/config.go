@@ -89,10 +89,12 @@ type Config struct {
 	MemoryLimit Size `yaml:"memory_limit"`
 }
 
-// Auth bounds authentication. Each password check (argon2id) holds 19 MiB
-// while it runs: at most MaxConcurrentHashes run at once, HashQueue more
-// wait, each at most HashWait; past that a login is refused like a wrong
-// password, without checking it.
+// Auth bounds authentication. Each password check (argon2id, one thread)
+// holds 19 MiB while it runs: at most MaxConcurrentHashes run at once
+// (default: the number of CPUs, which they keep busy; the process then
+// peaks near 2 × 19 MiB per check with the garbage collector's slack),
+// HashQueue more wait, each at most HashWait; past that a login is
+// refused like a wrong password, without checking it.
 type Auth struct {
 	MaxConcurrentHashes int      `yaml:"max_concurrent_hashes"`
 	HashQueue           int      `yaml:"hash_queue"`
@@ -248,7 +250,7 @@ func Default() Config {
 			Forget: Duration(time.Hour),
 		},
 		Auth: Auth{
-			MaxConcurrentHashes: 2 * runtime.NumCPU(), HashQueue: 128, HashWait: Duration(10 * time.Second),
+			MaxConcurrentHashes: runtime.NumCPU(), HashQueue: 128, HashWait: Duration(10 * time.Second),
 			ReleaseMemory: true, MaxUnauthenticatedPerIP: 64,
 		},
 		Limits: Limits{

@@ -45,7 +45,7 @@ func TestDefault(t *testing.T) {
 		{"ShutdownTimeout", c.ShutdownTimeout.Std(), 30 * time.Second},
 		{"LogLevel", c.LogLevel, "info"},
 		{"LogFormat", c.LogFormat, "text"},
-		{"Auth.MaxConcurrentHashes", c.Auth.MaxConcurrentHashes, 2 * runtime.NumCPU()},
+		{"Auth.MaxConcurrentHashes", c.Auth.MaxConcurrentHashes, runtime.NumCPU()},
 		{"Auth.HashQueue", c.Auth.HashQueue, 128},
 		{"Auth.MaxUnauthenticatedPerIP", c.Auth.MaxUnauthenticatedPerIP, 64},
 		{"Limits.MaxOpenHandles", c.Limits.MaxOpenHandles, 64},

@@ -116,6 +116,9 @@ func (rr *ResponseReader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, pigp.Errorf(pigp.EINVALID, "Lecture refusée : position %d invalide (négative)", off)
 	}
+	if off >= rr.resp.Size {
+		return 0, io.EOF // never off+len(p) past an int64
+	}
 	n, err := rr.f.ReadAt(p, off)
 	if n > 0 {
 		rr.mu.Lock()

@@ -3,6 +3,7 @@ package vfs
 import (
 	"fmt"
 	"io"
+	"math"
 	"sync"
 
 	"github.com/pkg/sftp"
@@ -115,10 +116,23 @@ type readHandle struct {
 }
 
 func (h *readHandle) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errReadOffset
+	if err := checkReadOffset(off, len(p)); err != nil {
+		return 0, err
 	}
 	return h.r.ReadAt(p, off)
+}
+
+// checkReadOffset refuses offsets of 2^63 or more and answers EOF where
+// off+n would overflow (no file of the tree comes near), so that the sum
+// is never computed by the system (pread answers EINVAL).
+func checkReadOffset(off int64, n int) error {
+	switch {
+	case off < 0:
+		return errReadOffset
+	case off > math.MaxInt64-int64(n):
+		return io.EOF
+	}
+	return nil
 }
 
 func (h *readHandle) Close() error {
@@ -138,8 +152,8 @@ type writeHandle struct {
 }
 
 func (h *writeHandle) ReadAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, errReadOffset
+	if err := checkReadOffset(off, len(p)); err != nil {
+		return 0, err
 	}
 	return h.uploadFile.ReadAt(p, off)
 }
