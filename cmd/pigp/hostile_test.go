@@ -5,7 +5,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -478,9 +480,18 @@ func TestHostileAuditFlood(t *testing.T) {
 		c.Throttle.BaseDelay = config.Duration(time.Hour)
 		c.Audit.RefusalSummaryAfter = config.Duration(500 * time.Millisecond)
 	})
+	// The rows are read without checking the chain while summaries may be
+	// written concurrently; the chain is checked once everything is quiet.
+	rows := func() []*pigp.AuditEvent {
+		evs, err := e.app.DB.ListAudit(context.Background(), pigp.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return evs
+	}
 	refusedNames := func() []*pigp.AuditEvent {
 		var out []*pigp.AuditEvent
-		for _, a := range e.audit(t) {
+		for _, a := range rows() {
 			if a.Action == pigp.AuditUploadRefused && a.Login == "alice-xt" {
 				out = append(out, a)
 			}
@@ -498,17 +509,17 @@ func TestHostileAuditFlood(t *testing.T) {
 		t.Fatalf("%d refusal rows during the session, want 10", n)
 	}
 	conn.Close()
-	var rows []*pigp.AuditEvent
+	var names []*pigp.AuditEvent
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		if rows = refusedNames(); len(rows) == 11 {
+		if names = refusedNames(); len(names) == 11 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d refusal rows after the session, want 11", len(rows))
+			t.Fatalf("%d refusal rows after the session, want 11", len(names))
 		}
 	}
-	if d := rows[10].Detail; !strings.Contains(d, "40 refus supplémentaires") || !strings.Contains(d, "nom-refuse-49.txt") {
-		t.Fatalf("summary row %+v", rows[10])
+	if d := names[10].Detail; !strings.Contains(d, "40 refus supplémentaires") || !strings.Contains(d, "nom-refuse-49.txt") {
+		t.Fatalf("summary row %+v", names[10])
 	}
 
 	const attacker = "127.0.5.1"
@@ -521,7 +532,7 @@ func TestHostileAuditFlood(t *testing.T) {
 	}
 	// 3 free failures, the 4th blocks the pair, 30 refused unchecked.
 	throttled := func() (failed, refused []*pigp.AuditEvent) {
-		for _, a := range e.audit(t) {
+		for _, a := range rows() {
 			if a.Action == pigp.AuditLogin && a.IP == attacker {
 				if a.Outcome == pigp.AuditFailed {
 					failed = append(failed, a)
@@ -543,5 +554,100 @@ func TestHostileAuditFlood(t *testing.T) {
 	}
 	if len(failed) != 4 || !strings.Contains(ref[10].Detail, "20 refus supplémentaires") || ref[10].Login != "bob-xt" {
 		t.Fatalf("%d failed rows (want 4), summary %+v", len(failed), ref[10])
+	}
+	e.audit(t) // the chain is intact
+}
+
+// TestHostileUnauthenticated: the connections of one address that have not
+// authenticated are bounded (auth.max_unauthenticated_per_ip); the ones
+// that have logged in no longer count, and other addresses are not
+// concerned.
+func TestHostileUnauthenticated(t *testing.T) {
+	e := startEnv(t, "sqlite", func(c *config.Config) { c.Auth.MaxUnauthenticatedPerIP = 3 })
+	const src = "127.0.6.1"
+	// alice logs in from src first: her session does not count.
+	c, _, err := e.dialFrom(src, "alice-xt", ssh.Password(e.alice))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if s, err := c.NewSession(); err != nil { // the server is past the handshake
+		t.Fatal(err)
+	} else {
+		s.Close()
+	}
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+	var idle []net.Conn
+	for range 3 {
+		nc, err := d.Dial("tcp", e.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		line := make([]byte, 8)
+		if _, err := io.ReadFull(nc, line); err != nil || string(line) != "SSH-2.0-" {
+			t.Fatalf("idle connection: %q %v", line, err)
+		}
+		idle = append(idle, nc)
+	}
+	nc, err := d.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	msg, _ := io.ReadAll(nc)
+	nc.Close()
+	if !strings.Contains(string(msg), "trop de connexions en cours d'authentification depuis votre adresse") {
+		t.Fatalf("4th unauthenticated connection got %q", msg)
+	}
+	if _, _, err := e.dialFrom("127.0.6.2", "bob-xt", ssh.Password(e.bob)); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+	idle[0].Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		c2, _, err := e.dialFrom(src, "bob-xt", ssh.Password(e.bob))
+		if err == nil {
+			c2.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("login from src once a place freed: %v", err)
+		}
+	}
+	for _, nc := range idle[1:] {
+		nc.Close()
+	}
+}
+
+// TestHostilePortalSessions: an account's portal logins beyond
+// limits.max_sessions_per_account end its least recently used session.
+func TestHostilePortalSessions(t *testing.T) {
+	e := startEnv(t, "sqlite", func(c *config.Config) {
+		c.HTTPListen = "127.0.0.1:0"
+		c.Limits.MaxSessionsPerAccount = 2
+	})
+	if err := e.app.StartWeb(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.app.CloseWeb(context.Background()) })
+	base := "http://" + e.app.Web.ListenAddr().String()
+	var ps []*portal
+	for range 3 {
+		p := newPortal(t, base)
+		p.login("alice-xt", e.alice)
+		ps = append(ps, p)
+	}
+	if status, _ := ps[0].get("/applications"); status != http.StatusSeeOther {
+		t.Fatalf("first session after two more logins: %d, want a redirect to the login page", status)
+	}
+	for _, p := range ps[1:] {
+		if status, _ := p.get("/applications"); status != http.StatusOK {
+			t.Fatalf("recent session: %d", status)
+		}
+	}
+	b := newPortal(t, base)
+	b.login("bob-xt", e.bob)
+	if status, _ := ps[2].get("/applications"); status != http.StatusOK {
+		t.Fatal("another account's login ended alice's session")
 	}
 }
