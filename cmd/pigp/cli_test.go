@@ -21,6 +21,7 @@ import (
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/blob"
+	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/store"
 )
@@ -699,5 +700,13 @@ func TestServeCommand(t *testing.T) {
 	}
 	if !bytes.Equal(first, second) {
 		t.Fatal("the host key changed on the second start, want it reused")
+	}
+}
+
+// TestPortalOff: http_listen "off" disables the portal, as documented.
+func TestPortalOff(t *testing.T) {
+	e := startEnv(t, "sqlite", func(c *config.Config) { c.HTTPListen = "off" })
+	if err := e.app.StartWeb(); err != nil || e.app.Web != nil {
+		t.Fatalf("StartWeb with http_listen off: %v, portal %v", err, e.app.Web)
 	}
 }
