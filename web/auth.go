@@ -190,6 +190,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *se
 		s.fail(w, r, sess, err)
 		return
 	}
+	caller.Session = sess.caller.Session
 	s.sessions.update(sess, func(ss *session) {
 		ss.caller = caller
 		ss.mustChange = false

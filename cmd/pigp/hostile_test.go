@@ -28,12 +28,18 @@ import (
 // the default settings. Every one is refused, alice gets in from another
 // address during the flood, and the process's peak resident memory
 // (VmHWM) stays under 256 MiB: at most auth.max_concurrent_hashes argon2id
-// checks (19 MiB each) run at once, whatever the number of logins.
+// checks (19 MiB each) run at once, whatever the number of logins. The
+// only setting changed is how long a check may wait (60 s instead of 10),
+// so that a very busy machine cannot time alice's login out.
 func TestHostileLoginFlood(t *testing.T) {
 	bin := buildPigp(t)
 	dataDir := t.TempDir()
 	alice, bob := childData(t, dataDir)
-	c := startChild(t, bin, dataDir, 0)
+	cfg := dataDir + "/pigp.yaml"
+	if err := os.WriteFile(cfg, []byte("auth:\n  hash_wait: 60s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := startChild(t, bin, dataDir, 0, "--config", cfg)
 	baseline := c.status(t, "VmHWM")
 
 	const attackers, addresses = 200, 20
