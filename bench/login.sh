@@ -38,7 +38,7 @@ if [ "$WRITE" = 1 ]; then
     echo "### Latest run: $(date -u '+%Y-%m-%d %H:%M UTC')"
     echo
     echo "Machine: $(nproc) CPUs, $(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo), $(awk '/MemTotal/ {printf "%.1f GiB RAM", $2/1048576}' /proc/meminfo), kernel $(uname -r); $(go version | awk '{print $3}')."
-    echo "Reproduce: \`ROUNDS=$ROUNDS CONCURRENCY=$CONCURRENCY bench/login.sh\`${NOTE:+. $NOTE}"
+    echo "Reproduce: \`ROUNDS=$ROUNDS CONCURRENCY=$CONCURRENCY bench/login.sh\`.${NOTE:+ $NOTE}"
     echo
     cat "$work/out.md"
     echo "<!-- END GENERATED -->"

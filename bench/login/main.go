@@ -61,7 +61,7 @@ func main() {
 		log.Fatal("-before and -after are required")
 	}
 	bins := []build{{*beforeLabel, *before}, {*afterLabel, *after}}
-	fmt.Printf("Machine: %d CPUs, %s; load average at start %s.\n\n", runtime.NumCPU(), cpuModel(), loadavg())
+	fmt.Printf("Load average at the start: %s (%d CPUs, %s).\n\n", loadavg(), runtime.NumCPU(), cpuModel())
 	if !*skipThroughput {
 		throughput(bins, *rounds, *passwordLogins, *keyLogins, *concurrency)
 	}
@@ -336,10 +336,11 @@ func flood(bins []build, n, addrs int, observe time.Duration) {
 	noRelease := filepath.Join(dir, "no-release.yaml")
 	check(os.WriteFile(noRelease, []byte("auth:\n  release_memory: false\n"), 0o600))
 	variants := []variant{
-		{name: "no limit (" + bins[0].label + ")", b: bins[0]},
-		{name: "limiter, memory released after the flood (default)", b: bins[1]},
-		{name: "limiter, `auth.release_memory: false`", b: bins[1], config: noRelease},
-		{name: "limiter, `auth.release_memory: false`, GOMEMLIMIT=128MiB", b: bins[1], config: noRelease, env: []string{"GOMEMLIMIT=128MiB"}},
+		{name: bins[0].label + ": no limit", b: bins[0]},
+		{name: bins[1].label + ": memory released after the flood (default)", b: bins[1]},
+		{name: bins[1].label + ": `auth.release_memory: false`", b: bins[1], config: noRelease},
+		{name: bins[1].label + ": `auth.release_memory: false`, GOMEMLIMIT=128MiB", b: bins[1], config: noRelease,
+			env: []string{"GOMEMLIMIT=128MiB"}},
 	}
 	var samples []time.Duration
 	for _, d := range []time.Duration{time.Second, 3 * time.Second, 10 * time.Second, observe} {
