@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/mail"
@@ -179,6 +180,12 @@ var dummyHash = sync.OnceValue(func() string {
 	}
 	return h
 })
+
+// ErrPasswordNotChecked is the cause of an EUNAUTHORIZED refusal given
+// without looking at the password (too many password checks were waiting):
+// the answer is the one of a wrong password, but the brute-force guard does
+// not count it as a guess.
+var ErrPasswordNotChecked = errors.New("password not checked: too many password checks at once")
 
 // VerifyPassword reports whether password matches the PHC string hash. An
 // empty hash is verified against a dummy hash (same cost) and never matches.

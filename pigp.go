@@ -154,6 +154,10 @@ type Caller struct {
 	// change the password now or soon.
 	PasswordTemporary bool
 	PasswordExpiresAt time.Time
+	// Session names the SSH connection or portal session the caller acts
+	// in (never a secret): refusals are counted per session so that a
+	// hostile client cannot grow the audit trail without bound.
+	Session string
 }
 
 // MayActFor reports whether the caller may act for siret.

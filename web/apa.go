@@ -182,6 +182,20 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, sess *session)
 	h.Set("Content-Type", ctype)
 	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", resp.Name))
 	h.Set("Cache-Control", "no-store")
+	if rng := r.Header.Get("Range"); rng != "" {
+		if msg := checkRange(rng, resp.Size); msg != "" {
+			s.Logger.Info("portal range refused", "login", caller.Login, "ip", caller.RemoteIP, "range", rng)
+			h.Set("Content-Range", fmt.Sprintf("bytes */%d", resp.Size))
+			h.Del("Content-Disposition")
+			if wantsJSON(r) {
+				writeJSON(w, http.StatusRequestedRangeNotSatisfiable, map[string]any{"ok": false, "message": msg})
+				return
+			}
+			s.render(w, r, sess, http.StatusRequestedRangeNotSatisfiable, "erreur.html", &page{Title: "Erreur", Error: msg,
+				Data: http.StatusRequestedRangeNotSatisfiable})
+			return
+		}
+	}
 	if r.Header.Get("Range") != "" || r.Method == http.MethodHead {
 		http.ServeContent(w, r, "", resp.AvailableAt, io.NewSectionReader(rr, 0, resp.Size))
 		return

@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -63,6 +64,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 	}
 	if wait > 0 {
 		s.Logger.Warn("portal login throttled", "login", login, "ip", ip, "wait", wait)
+		s.Guard.Throttled(r.Context(), ip, login, pigp.ProtocolHTTP, wait)
 		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds()+0.999)))
 		p.Error = fmt.Sprintf("Trop de tentatives de connexion infructueuses. Réessayez dans %s.", durationFR(wait))
 		s.render(w, r, nil, http.StatusTooManyRequests, "connexion.html", p)
@@ -71,7 +73,9 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, password, ip, requestProtocol(r))
 	if err != nil {
 		status, msg := s.errorResponse(r, err)
-		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
+		// A password refused unchecked (too many checks at once) is not
+		// a guess: the guard does not count it.
+		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED && !errors.Is(err, pigp.ErrPasswordNotChecked) {
 			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, requestProtocol(r)))
 			s.Logger.Info("portal login failed", "login", login, "ip", ip)
 		}
@@ -83,7 +87,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 	if c, err := r.Cookie(s.sessionCookieName()); err == nil {
 		s.sessions.delete(c.Value) // a new id at each login: no fixation
 	}
-	sess := s.sessions.create(caller)
+	caller.Session = "web-" + randomToken()[:16] // names the session in memory, never the cookie
+	sess, ended := s.sessions.create(caller)
+	if ended != nil {
+		s.Logger.Info("portal session ended: account at its session limit", "login", ended.caller.Login, "max", s.Config.MaxSessionsPerAccount)
+		s.Exchange.EndSession(r.Context(), ended.caller)
+	}
 	s.setCookie(w, s.sessionCookieName(), sess.id, 0)
 	s.setCookie(w, s.preCookieName(), "", -1)
 	s.Logger.Info("portal login", "login", caller.Login, "ip", ip)
@@ -107,6 +116,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, sess *session) {
 	s.sessions.delete(sess.id)
+	s.Exchange.EndSession(r.Context(), sess.caller)
 	s.setCookie(w, s.sessionCookieName(), "", -1)
 	s.Logger.Info("portal logout", "login", sess.caller.Login, "ip", clientIP(r))
 	http.Redirect(w, r, "/connexion?deconnexion=1", http.StatusSeeOther)
@@ -173,7 +183,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *se
 		err = s.Exchange.ChangePassword(r.Context(), login, current, next)
 	}
 	if err != nil {
-		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
+		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED && !errors.Is(err, pigp.ErrPasswordNotChecked) {
 			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, requestProtocol(r)))
 		}
 		status, msg := s.errorResponse(r, err)
@@ -189,6 +199,7 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *se
 		s.fail(w, r, sess, err)
 		return
 	}
+	caller.Session = sess.caller.Session
 	s.sessions.update(sess, func(ss *session) {
 		ss.caller = caller
 		ss.mustChange = false

@@ -22,6 +22,7 @@ import (
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/blob"
+	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/store"
 )
@@ -645,17 +646,20 @@ func TestServeCommand(t *testing.T) {
 		defer cancel()
 		var stdout, stderr cliBuffer
 		m := &Main{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string {
-			return map[string]string{"PIGP_DATA_DIR": dataDir, "PIGP_SFTP_LISTEN": "127.0.0.1:0"}[k]
+			// Every listener on a free port, the portal's included (its
+			// default :8080 may be taken on the machine).
+			return map[string]string{"PIGP_DATA_DIR": dataDir, "PIGP_SFTP_LISTEN": "127.0.0.1:0",
+				"PIGP_HTTP_LISTEN": "127.0.0.1:0"}[k]
 		}}
 		done := make(chan int, 1)
 		go func() { done <- m.Run(ctx, []string{"serve"}) }()
-		deadline := time.After(10 * time.Second)
-		for !strings.Contains(stderr.String(), "listening") {
+		deadline := time.After(30 * time.Second)
+		for !strings.Contains(stderr.String(), "sftp server listening") || !strings.Contains(stderr.String(), "portal listening") {
 			select {
 			case code := <-done:
 				t.Fatalf("serve exited %d before listening: %s", code, stderr.String())
 			case <-deadline:
-				t.Fatalf("serve not listening after 10 s: %s", stderr.String())
+				t.Fatalf("serve not listening after 30 s: %s", stderr.String())
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
@@ -725,4 +729,12 @@ func TestUserCivility(t *testing.T) {
 	}
 	c.fails(t, 1, "identifiant inconnu-xt inconnu", "", "user", "update", "--login", "inconnu-xt", "--civilite", "MR")
 	c.fails(t, 2, "--login and --civilite are required", "", "user", "update", "--login", "djouffre-xt")
+}
+
+// TestPortalOff: http_listen "off" disables the portal, as documented.
+func TestPortalOff(t *testing.T) {
+	e := startEnv(t, "sqlite", func(c *config.Config) { c.HTTPListen = "off" })
+	if err := e.app.StartWeb(); err != nil || e.app.Web != nil {
+		t.Fatalf("StartWeb with http_listen off: %v, portal %v", err, e.app.Web)
+	}
 }
