@@ -160,6 +160,13 @@ type Caller struct {
 	Session string
 }
 
+// PasswordChangeDue reports whether the caller chooses a new password at
+// this login: the password is temporary or expires within
+// PasswordChangeWindow of now.
+func (c *Caller) PasswordChangeDue(now time.Time) bool {
+	return c.PasswordTemporary || c.PasswordExpiresAt.Sub(now) < PasswordChangeWindow
+}
+
 // MayActFor reports whether the caller may act for siret.
 func (c *Caller) MayActFor(siret string) bool {
 	for _, s := range c.SIRETs {

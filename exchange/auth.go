@@ -15,11 +15,11 @@ const (
 	msgPasswordExpired = "Votre mot de passe a expiré. Le Conseil départemental est invité à prendre l'attache de sa paierie départementale pour obtenir un nouveau mot de passe."
 )
 
-// AuthenticatePassword checks login and password and returns the caller.
-// Unknown logins, wrong passwords and disabled accounts all give the same
-// EUNAUTHORIZED error after the same work; an expired password gives
-// EEXPIRED, only once the password was proved.
-func (s *Service) AuthenticatePassword(ctx context.Context, login, password, remoteIP, protocol string) (*pigp.Caller, error) {
+// localLogin checks the password of a local account and returns the
+// caller. Unknown logins, wrong passwords and disabled accounts all give
+// the same EUNAUTHORIZED error after the same work; an expired password
+// gives EEXPIRED, only once the password was proved.
+func (s *Service) localLogin(ctx context.Context, login, password, remoteIP, protocol string) (*pigp.Caller, error) {
 	ev := &pigp.AuditEvent{Action: pigp.AuditLogin, Login: login, IP: remoteIP, Protocol: protocol, Detail: "mot de passe"}
 	a, err := s.Store.FindAccountByLogin(ctx, login)
 	if err != nil && pigp.ErrorCode(err) != pigp.ENOTFOUND {
@@ -126,16 +126,14 @@ func callerOf(a *pigp.Account, ip, protocol string) *pigp.Caller {
 		PasswordTemporary: a.PasswordTemporary, PasswordExpiresAt: a.PasswordExpiresAt}
 }
 
-// PasswordHistory is how many previous passwords a new one may not repeat.
-const PasswordHistory = 5
-
-// ChangePassword replaces login's password after checking the current one
-// and the policy: pigp.CheckPassword, and none of the last PasswordHistory
-// passwords. A password past its expiry date cannot be changed this way:
-// the paierie départementale resets it (EEXPIRED). Refusals are EINVALID
-// errors naming the rule; a wrong current password is EUNAUTHORIZED.
-func (s *Service) ChangePassword(ctx context.Context, login, current, next string) error {
-	err := s.changePassword(ctx, login, current, next)
+// changePassword replaces login's password after checking the current one
+// and the policy: pigp.CheckPassword, and none of the last
+// pigp.PasswordHistory passwords. A password past its expiry date cannot
+// be changed this way: the paierie départementale resets it (EEXPIRED).
+// Refusals are EINVALID errors naming the rule; a wrong current password
+// is EUNAUTHORIZED. Every refusal is audited.
+func (s *Service) changePassword(ctx context.Context, login, current, next string) error {
+	err := s.changeLocalPassword(ctx, login, current, next)
 	if code := pigp.ErrorCode(err); code != "" && code != pigp.EINTERNAL {
 		s.audit(ctx, nil, &pigp.AuditEvent{Action: pigp.AuditPasswordChange, Outcome: pigp.AuditRefused, Login: login,
 			Detail: pigp.ErrorMessage(err)})
@@ -143,7 +141,7 @@ func (s *Service) ChangePassword(ctx context.Context, login, current, next strin
 	return err
 }
 
-func (s *Service) changePassword(ctx context.Context, login, current, next string) error {
+func (s *Service) changeLocalPassword(ctx context.Context, login, current, next string) error {
 	a, err := s.Store.FindAccountByLogin(ctx, login)
 	if err != nil {
 		if pigp.ErrorCode(err) == pigp.ENOTFOUND {
@@ -171,7 +169,7 @@ func (s *Service) changePassword(ctx context.Context, login, current, next strin
 	if next == current {
 		return pigp.Errorf(pigp.EINVALID, "mot de passe refusé : le nouveau mot de passe doit être différent de l'actuel")
 	}
-	old, err := s.Store.PasswordHistory(ctx, a.ID, PasswordHistory)
+	old, err := s.Store.PasswordHistory(ctx, a.ID, pigp.PasswordHistory)
 	if err != nil {
 		return err
 	}
@@ -181,7 +179,7 @@ func (s *Service) changePassword(ctx context.Context, login, current, next strin
 			return pigp.WrapError(pigp.EUNAVAILABLE, msgHashBusy, err)
 		}
 		if reused {
-			return pigp.Errorf(pigp.EINVALID, "mot de passe refusé : il a déjà été utilisé parmi les %d derniers", PasswordHistory)
+			return pigp.Errorf(pigp.EINVALID, "mot de passe refusé : il a déjà été utilisé parmi les %d derniers", pigp.PasswordHistory)
 		}
 	}
 	var hash string

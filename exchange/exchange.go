@@ -51,6 +51,10 @@ type Service struct {
 	// PasswordValidityMonths is how long a new password stays valid.
 	PasswordValidityMonths int
 
+	// Guard throttles failed logins and password changes (New sets an
+	// in-memory Guard with the default policy; nil: none).
+	Guard LoginGuard
+
 	// Hashes bounds the password checks running at once (nil: no bound).
 	Hashes *HashLimiter
 	// Refusals records refusals with flood control (nil: each one is
@@ -67,7 +71,7 @@ func New(st Store, blobs *blob.Store, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{
+	s := &Service{
 		Store: st, Blobs: blobs, Logger: logger,
 		Now:                    func() time.Time { return time.Now().UTC() },
 		MaxUploadSize:          pigp.DefaultMaxUploadSize,
@@ -75,6 +79,9 @@ func New(st Store, blobs *blob.Store, logger *slog.Logger) *Service {
 		HistoryMonths:          12,
 		PasswordValidityMonths: pigp.DefaultPasswordValidity,
 	}
+	// The guard reads the service's clock, whatever it is set to later.
+	s.Guard = NewGuard(DefaultGuardPolicy(), nil, nil, s.now, logger)
+	return s
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC() }

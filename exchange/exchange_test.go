@@ -177,7 +177,7 @@ func (e *env) deposits(tb testing.TB, sirets ...string) []*pigp.Deposit {
 
 // --- authentication ---
 
-func TestAuthenticatePassword(t *testing.T) {
+func TestLogin(t *testing.T) {
 	e := MustOpen(t)
 	ctx := context.Background()
 	disabled := e.mustAccount(t, "agent-off", siretA)
@@ -186,7 +186,7 @@ func TestAuthenticatePassword(t *testing.T) {
 	}
 
 	t.Run("OK", func(t *testing.T) {
-		c, err := e.svc.AuthenticatePassword(ctx, "agent-a", password, "192.0.2.1", pigp.ProtocolSFTP)
+		c, err := e.svc.Login(ctx, "192.0.2.1", "agent-a", password, pigp.ProtocolSFTP)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -204,7 +204,7 @@ func TestAuthenticatePassword(t *testing.T) {
 		{"Disabled", "agent-off", password},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := e.svc.AuthenticatePassword(ctx, tt.login, tt.password, "192.0.2.1", pigp.ProtocolSFTP)
+			c, err := e.svc.Login(ctx, "192.0.2.1", tt.login, tt.password, pigp.ProtocolSFTP)
 			if c != nil || pigp.ErrorCode(err) != pigp.EUNAUTHORIZED {
 				t.Fatalf("got %+v, %v; want EUNAUTHORIZED", c, err)
 			}
@@ -225,7 +225,7 @@ func TestAuthenticatePassword(t *testing.T) {
 	t.Run("Expired", func(t *testing.T) {
 		e.now = e.a.PasswordExpiresAt
 		defer func() { e.now = winter }()
-		_, err := e.svc.AuthenticatePassword(ctx, "agent-a", password, "192.0.2.1", pigp.ProtocolSFTP)
+		_, err := e.svc.Login(ctx, "192.0.2.1", "agent-a", password, pigp.ProtocolSFTP)
 		if pigp.ErrorCode(err) != pigp.EEXPIRED {
 			t.Fatalf("got %v, want EEXPIRED", err)
 		}
@@ -233,7 +233,7 @@ func TestAuthenticatePassword(t *testing.T) {
 			t.Fatalf("message %q, want a French message mentioning the paierie", msg)
 		}
 		// Only a caller who knows the password learns that it expired.
-		_, err = e.svc.AuthenticatePassword(ctx, "agent-a", "Wrong-Horse-42", "192.0.2.1", pigp.ProtocolSFTP)
+		_, err = e.svc.Login(ctx, "192.0.2.1", "agent-a", "Wrong-Horse-42", pigp.ProtocolSFTP)
 		if pigp.ErrorCode(err) != pigp.EUNAUTHORIZED {
 			t.Fatalf("wrong password on expired account: got %v, want EUNAUTHORIZED", err)
 		}
@@ -242,7 +242,7 @@ func TestAuthenticatePassword(t *testing.T) {
 	t.Run("JustBeforeExpiry", func(t *testing.T) {
 		e.now = e.a.PasswordExpiresAt.Add(-time.Second)
 		defer func() { e.now = winter }()
-		if _, err := e.svc.AuthenticatePassword(ctx, "agent-a", password, "", pigp.ProtocolSFTP); err != nil {
+		if _, err := e.svc.Login(ctx, "", "agent-a", password, pigp.ProtocolSFTP); err != nil {
 			t.Fatalf("got %v, want nil", err)
 		}
 	})

@@ -5,8 +5,8 @@
 //
 // Everything a person reads is in French. Sessions live in memory and
 // expire after inactivity; every form carries a CSRF token; logins are
-// throttled per address and per identifier; uploads are streamed to the
-// exchange without being held in memory.
+// throttled per address and per identifier (by the exchange, as over
+// SSH); uploads are streamed to the exchange without being held in memory.
 package web
 
 import (
@@ -29,12 +29,14 @@ import (
 
 // Exchange is what the portal needs from the exchange service.
 type Exchange interface {
-	// AuthenticatePassword returns the caller, or EUNAUTHORIZED (never
-	// saying whether the login exists) or EEXPIRED.
-	AuthenticatePassword(ctx context.Context, login, password, remoteIP, protocol string) (*pigp.Caller, error)
-	// ChangePassword applies the password policy: EINVALID naming the
-	// rule, EUNAUTHORIZED for a wrong current password, EEXPIRED.
-	ChangePassword(ctx context.Context, login, current, next string) error
+	// Login is the guarded password login shared with SSH: it returns
+	// the caller, or EUNAUTHORIZED (never saying whether the login
+	// exists), EEXPIRED, or ELIMIT when throttled (pigp.RetryAfter).
+	Login(ctx context.Context, ip, login, password, protocol string) (*pigp.Caller, error)
+	// ChangePassword applies the password policy through the same guard
+	// and returns the caller with the new password: EINVALID naming the
+	// rule, EUNAUTHORIZED for a wrong current password, EEXPIRED, ELIMIT.
+	ChangePassword(ctx context.Context, caller *pigp.Caller, current, next string) (*pigp.Caller, error)
 	// BeginDeposit checks the name (EINVALID, EFORBIDDEN) and opens an upload.
 	BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (*exchange.Upload, error)
 	// Responses lists the caller's /retrait.
@@ -113,9 +115,6 @@ type Server struct {
 	// Directory is the directory of internal agents (nil: none).
 	Directory DirectoryChecker
 	Logger    *slog.Logger
-	// Guard throttles failed logins; it is the SSH server's (nil: a
-	// private one with the default thresholds and bans in memory).
-	Guard Guard
 
 	ln       net.Listener
 	srv      *http.Server
@@ -174,9 +173,6 @@ func (s *Server) Open() error {
 	s.csrfKey = make([]byte, 32)
 	rand.Read(s.csrfKey)
 	s.sessions = newSessionStore(c.Now, c.SessionIdle, c.SessionMax, c.MaxSessionsPerAccount)
-	if s.Guard == nil {
-		s.Guard = exchange.NewGuard(exchange.DefaultGuardPolicy(), nil, nil, c.Now, s.Logger)
-	}
 
 	var tlsConfig *tls.Config
 	if c.TLSCertFile != "" {

@@ -153,6 +153,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	}
 	a.Guard = exchange.NewGuard(guardPolicy(c.Throttle), db, db, a.Exchange.Now, logger.With("component", "guard"))
 	a.Guard.Flood = a.Exchange.Refusals
+	a.Exchange.Guard = a.Guard
 	if a.Places, err = places.Load(); err != nil {
 		db.Close()
 		return nil, err

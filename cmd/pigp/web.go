@@ -31,7 +31,6 @@ func (a *App) newWeb() *web.Server {
 		Exchange: a.Exchange,
 		History:  a.DB,
 		DB:       a.DB,
-		Guard:    a.Guard,
 		Logger:   a.Logger.With("component", "web"),
 	}
 	if a.Directory != nil { // never a typed nil in the interface
