@@ -2,10 +2,14 @@ package exchange
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/pigp/pigp"
 )
+
+// errDirectoryKey is the cause of a key login refused to a directory agent.
+var errDirectoryKey = errors.New("public keys are not accepted for directory accounts")
 
 // Messages of authentication failures. They never say whether the login
 // exists: only a caller who proved the password learns that it expired.
@@ -38,17 +42,9 @@ func (s *Service) localLogin(ctx context.Context, login, password, remoteIP, pro
 		s.auditScoped(ctx, "ip:"+remoteIP, ev)
 		return nil, pigp.WrapError(pigp.EUNAUTHORIZED, msgBadCredentials, err)
 	}
-	if a == nil {
-		ev.Outcome, ev.Detail = pigp.AuditFailed, "identifiant ou mot de passe incorrect"
-		s.audit(ctx, nil, ev)
-		s.countLogin(protocol, "failure")
-		return nil, pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
-	}
-	if !ok || a.State != pigp.AccountActive {
-		ev.Outcome, ev.Detail = pigp.AuditFailed, "identifiant ou mot de passe incorrect"
-		s.audit(ctx, nil, ev)
-		s.countLogin(protocol, "failure")
-		return nil, pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
+	if a == nil || !ok || a.State != pigp.AccountActive {
+		ev.Detail = "identifiant ou mot de passe incorrect"
+		return nil, s.refuseLogin(ctx, ev, protocol)
 	}
 	if a.PasswordExpired(s.now()) {
 		ev.Outcome, ev.Detail = pigp.AuditRefused, "mot de passe expiré"
@@ -91,12 +87,19 @@ func (s *Service) AuthenticateKey(ctx context.Context, login, fingerprint, remot
 }
 
 func (s *Service) authenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error) {
+	if s.routedToDirectory(login) {
+		// An agent proves who it is to the directory, with its password.
+		return nil, pigp.WrapError(pigp.EUNAUTHORIZED, msgBadCredentials, errDirectoryKey)
+	}
 	a, err := s.Store.FindAccountByLogin(ctx, login)
 	if err != nil {
 		if pigp.ErrorCode(err) == pigp.ENOTFOUND {
 			return nil, pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
 		}
 		return nil, err
+	}
+	if a.FromDirectory() {
+		return nil, pigp.WrapError(pigp.EUNAUTHORIZED, msgBadCredentials, errDirectoryKey)
 	}
 	if _, err := s.Store.FindSSHKey(ctx, a.ID, fingerprint); err != nil {
 		if pigp.ErrorCode(err) == pigp.ENOTFOUND {
@@ -123,7 +126,7 @@ func (s *Service) verifyPassword(ctx context.Context, key, hash, password string
 
 func callerOf(a *pigp.Account, ip, protocol string) *pigp.Caller {
 	return &pigp.Caller{AccountID: a.ID, Login: a.Login, Civility: a.Civility, Name: a.Name, SIRETs: a.SIRETs, RemoteIP: ip, Protocol: protocol,
-		PasswordTemporary: a.PasswordTemporary, PasswordExpiresAt: a.PasswordExpiresAt}
+		PasswordTemporary: a.PasswordTemporary, PasswordExpiresAt: a.PasswordExpiresAt, Source: a.Source}
 }
 
 // changePassword replaces login's password after checking the current one

@@ -22,6 +22,9 @@ type Store interface {
 	// PasswordHistory returns the hashes of the account's last n passwords,
 	// the current one included.
 	PasswordHistory(ctx context.Context, accountID int64, n int) ([]string, error)
+	// UpsertDirectoryAccount creates or refreshes a directory agent's
+	// shadow row (ECONFLICT: the login is a local account's).
+	UpsertDirectoryAccount(ctx context.Context, d *pigp.DirectoryAccount) (*pigp.Account, error)
 
 	CreateDeposit(ctx context.Context, d *pigp.Deposit) error
 	ListDeposits(ctx context.Context, f pigp.DepositFilter) ([]*pigp.Deposit, error)
@@ -54,6 +57,9 @@ type Service struct {
 	// Guard throttles failed logins and password changes (New sets an
 	// in-memory Guard with the default policy; nil: none).
 	Guard LoginGuard
+	// Directory authenticates the internal agents (nil: every login is
+	// local).
+	Directory Directory
 
 	// Hashes bounds the password checks running at once (nil: no bound).
 	Hashes *HashLimiter

@@ -1021,7 +1021,7 @@ func TestOpenResponse_Download(t *testing.T) {
 		if got := e.downloads(t, siretA); len(got) != 0 {
 			t.Fatalf("downloads = %+v, want none", got)
 		}
-		r, err := e.svc.Response(ctx, caller, respName)
+		r, err := e.db.FindAvailableResponse(ctx, caller.SIRETs, respName, e.now)
 		if err != nil || r.FirstDownloadAt != nil {
 			t.Fatalf("FirstDownloadAt = %v, %v; want nil", r.FirstDownloadAt, err)
 		}
@@ -1056,7 +1056,7 @@ func TestOpenResponse_Download(t *testing.T) {
 			!d.DownloadedAt.Equal(downloadAt) || d.DocType != pigp.DocResponse {
 			t.Fatalf("download = %+v", d)
 		}
-		r, err := e.svc.Response(ctx, caller, respName)
+		r, err := e.db.FindAvailableResponse(ctx, caller.SIRETs, respName, e.now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1092,7 +1092,7 @@ func TestOpenResponse_Download(t *testing.T) {
 		if got := len(e.downloads(t, siretA)); got != 2 {
 			t.Fatalf("%d downloads, want 2 (a second Close records nothing)", got)
 		}
-		r, _ := e.svc.Response(ctx, caller, respName)
+		r, _ := e.db.FindAvailableResponse(ctx, caller.SIRETs, respName, e.now)
 		if r.FirstDownloadAt == nil || !r.FirstDownloadAt.Equal(downloadAt) {
 			t.Fatalf("FirstDownloadAt = %v, want the first download %v", r.FirstDownloadAt, downloadAt)
 		}
@@ -1105,7 +1105,7 @@ func TestOpenResponse_Download(t *testing.T) {
 	})
 
 	t.Run("RemoveAfterDownload", func(t *testing.T) {
-		r, _ := e.svc.Response(ctx, caller, respName)
+		r, _ := e.db.FindAvailableResponse(ctx, caller.SIRETs, respName, e.now)
 		if err := e.svc.RemoveResponse(ctx, caller, respName); err != nil {
 			t.Fatalf("RemoveResponse after download = %v", err)
 		}

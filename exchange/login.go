@@ -77,9 +77,17 @@ func (s *Service) Login(ctx context.Context, ip, login, password, protocol strin
 // returns the caller as the new password leaves it: no longer temporary,
 // with its new expiry date. Refusals are EINVALID naming the rule,
 // EUNAUTHORIZED for a wrong current password, EEXPIRED for a password past
-// its expiry (the paierie resets it), ELIMIT when throttled.
+// its expiry (the paierie resets it), ELIMIT when throttled; a directory
+// agent's password belongs to the directory (EFORBIDDEN,
+// pigp.MsgDirectoryPasswordManaged, nothing changed anywhere).
 func (s *Service) ChangePassword(ctx context.Context, caller *pigp.Caller, current, next string) (*pigp.Caller, error) {
 	login := NormalizeLogin(caller.Login)
+	if caller.FromDirectory() || s.routedToDirectory(login) {
+		// The directory's password, never changed from here.
+		s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditPasswordChange, Outcome: pigp.AuditRefused,
+			Detail: "mot de passe de l'annuaire : à changer selon la procédure de l'administration"})
+		return nil, pigp.Errorf(pigp.EFORBIDDEN, "%s", pigp.MsgDirectoryPasswordManaged)
+	}
 	err := s.guarded(ctx, caller.RemoteIP, login, caller.Protocol, func() error {
 		return s.changePassword(ctx, login, current, next)
 	})
@@ -129,7 +137,11 @@ func isGuess(err error) bool {
 	return pigp.ErrorCode(err) == pigp.EUNAUTHORIZED && !errors.Is(err, pigp.ErrPasswordNotChecked)
 }
 
-// authenticate checks login's password.
+// authenticate checks login's password with the directory or locally, by
+// the login's shape; never both.
 func (s *Service) authenticate(ctx context.Context, ip, login, password, protocol string) (*pigp.Caller, error) {
+	if s.routedToDirectory(login) {
+		return s.directoryLogin(ctx, login, password, ip, protocol)
+	}
 	return s.localLogin(ctx, login, password, ip, protocol)
 }

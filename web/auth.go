@@ -110,7 +110,7 @@ func (s *Server) applications(w http.ResponseWriter, r *http.Request, sess *sess
 	// beside it: a password expiring on the 20th is "dans 19 jours" on the 1st.
 	now, expires := s.Config.Now(), sess.caller.PasswordExpiresAt
 	d := applicationsData{ExpiresAt: expires, DaysLeft: pigp.DaysUntil(now, expires)}
-	d.Warn = d.DaysLeft <= warnDays
+	d.Warn = d.DaysLeft <= warnDays && !sess.caller.FromDirectory()
 	s.render(w, r, sess, http.StatusOK, "applications.html", &page{Title: "Applications", Data: d})
 }
 
@@ -128,12 +128,15 @@ type passwordData struct {
 	Months    int
 	MinLevel  string
 	Temporary bool
+	// DirectoryManaged says why a directory agent changes no password here.
+	DirectoryManaged string
 }
 
 func (s *Server) passwordData(sess *session) passwordData {
 	return passwordData{Login: sess.caller.Login, MinLength: pigp.MinPasswordLength, MinAlnum: pigp.MinAlnumPasswordLength,
 		MaxLength: pigp.MaxPasswordLength, History: pigp.PasswordHistory, Months: s.Config.PasswordValidityMonths,
-		MinLevel: pigp.Strength{Score: pigp.MinPasswordScore}.Label(), Temporary: sess.mustChange}
+		MinLevel: pigp.Strength{Score: pigp.MinPasswordScore}.Label(), Temporary: sess.mustChange,
+		DirectoryManaged: pigp.MsgDirectoryPasswordManaged}
 }
 
 func (s *Server) passwordPage(w http.ResponseWriter, r *http.Request, sess *session) {

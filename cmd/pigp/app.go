@@ -150,6 +150,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 			db.Close()
 			return nil, err
 		}
+		a.Exchange.Directory = a.Directory // directory logins (never a typed nil)
 	}
 	a.Guard = exchange.NewGuard(guardPolicy(c.Throttle), db, db, a.Exchange.Now, logger.With("component", "guard"))
 	a.Guard.Flood = a.Exchange.Refusals
