@@ -33,7 +33,9 @@ type fakeAgent struct {
 
 var errFakeBadPassword = errors.New("fake directory: password refused")
 
-func (f *fakeDirectory) IsLocal(login string) bool { return regexp.MustCompile(`-xt$`).MatchString(login) }
+func (f *fakeDirectory) IsLocal(login string) bool {
+	return regexp.MustCompile(`-xt$`).MatchString(login)
+}
 
 func (f *fakeDirectory) Authenticate(_ context.Context, login, password string) (*pigp.DirectoryAccount, error) {
 	f.mu.Lock()
