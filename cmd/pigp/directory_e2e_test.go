@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/url"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pigp/pigp"
@@ -402,4 +404,103 @@ func TestDirectoryTLS(t *testing.T) {
 			t.Fatalf("local login: %v", err)
 		}
 	})
+}
+
+// TestDirectoryPortalBrowser drives the portal in headless Chromium as an
+// internal agent: log in with the directory's password, no expiry shown,
+// a deposit with the page's form, the password page pointing to the
+// directory; an auditeur finds no deposit form but the history; with the
+// directory stopped, the login page says "Connexion à l'annuaire
+// impossible".
+func TestDirectoryPortalBrowser(t *testing.T) {
+	chrome := chromiumPath(t)
+	e := startDirEnv(t, "sqlite", slapdtest.Options{}, nil)
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 800),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
+	}
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(allocCtx)
+	defer cancel()
+	if err := chromedp.Do(ctx); err != nil { // start the browser, for the whole test
+		t.Fatalf("start chromium: %v", err)
+	}
+	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, c := context.WithTimeout(ctx, 60*time.Second)
+		defer c()
+		if err := chromedp.Do(sctx, actions...); err != nil {
+			loc, _ := chromedp.Run(ctx, chromedp.Location())
+			t.Fatalf("%s: %v (page %s)", what, err, loc)
+		}
+	}
+	text := func(sel string) string {
+		t.Helper()
+		sctx, c := context.WithTimeout(ctx, 30*time.Second)
+		defer c()
+		s, err := chromedp.Run(sctx, chromedp.Text(sel))
+		if err != nil {
+			t.Fatalf("text of %s: %v", sel, err)
+		}
+		return s
+	}
+	exists := func(sel string) bool {
+		n, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q) !== null`, sel)))
+		return err == nil && n
+	}
+	login := func(user, wait string) {
+		t.Helper()
+		step("log in as "+user, chromedp.Navigate(e.base+"/connexion"), chromedp.WaitVisible("#identifiant"),
+			chromedp.SendKeys("#identifiant", user), chromedp.SendKeys("#motdepasse", agentPassword),
+			chromedp.Click(`#form-connexion button[type="submit"]`), chromedp.WaitVisible(wait))
+	}
+	logout := func() {
+		step("logout", chromedp.Navigate(e.base+"/applications"), chromedp.WaitVisible("main"),
+			chromedp.Click(`main form[action="/deconnexion"] button`), chromedp.WaitVisible("#identifiant"))
+	}
+
+	login("jean.dupont", "#annuaire")
+	if exists("#expiration") || exists("#expiration-rappel") {
+		t.Fatal("the applications page shows a password expiry to an agent")
+	}
+	if got := text("#titulaire"); got != "JEAN DUPONT" {
+		t.Fatalf("name shown %q", got)
+	}
+	name := callName(siretA, 1)
+	file := filepath.Join(t.TempDir(), name)
+	os.WriteFile(file, bytes.Repeat([]byte("<DemandeAPA/>\n"), 1000), 0o600)
+	step("upload", chromedp.Navigate(e.base+"/apa/depot"), chromedp.WaitVisible("#fichier"),
+		chromedp.SetUploadFiles("#fichier", []string{file}), chromedp.Click("#depot-envoyer"),
+		chromedp.WaitVisible("#depot-resultat .fr-alert--success"))
+	jean := e.shadow(t, "jean.dupont")
+	if ds := e.deposits(siretA); len(ds) != 1 || ds[0].ExternalName != name || ds[0].AccountID != jean.ID {
+		t.Fatalf("deposits: %+v", ds)
+	}
+	step("password page", chromedp.Navigate(e.base+"/mot-de-passe"), chromedp.WaitVisible("#annuaire"))
+	if got := text("#annuaire"); got != pigp.MsgDirectoryPasswordManaged || exists("#nouveau") {
+		t.Fatalf("password page of an agent: %q (form shown: %v)", got, exists("#nouveau"))
+	}
+	logout()
+
+	login("sophie.leroy", "#annuaire")
+	step("auditeur's deposit page", chromedp.Navigate(e.base+"/apa/depot"), chromedp.WaitVisible("#lecture-seule"))
+	if exists("#fichier") {
+		t.Fatal("the deposit form is offered to an auditeur")
+	}
+	step("auditeur's history", chromedp.Navigate(e.base+"/apa/historique-depots"), chromedp.WaitVisible("#table-depots"))
+	if got := text("#table-depots"); !strings.Contains(got, name) {
+		t.Fatalf("auditeur's deposit history: %q", got)
+	}
+	logout()
+
+	e.slapd.Stop()
+	step("login with the directory down", chromedp.Navigate(e.base+"/connexion"), chromedp.WaitVisible("#identifiant"),
+		chromedp.SendKeys("#identifiant", "jean.dupont"), chromedp.SendKeys("#motdepasse", agentPassword),
+		chromedp.Click(`#form-connexion button[type="submit"]`), chromedp.WaitVisible(".fr-alert--error"))
+	if got := text(".fr-alert--error"); !strings.HasPrefix(got, "Connexion à l'annuaire impossible") {
+		t.Fatalf("login page with the directory down: %q", got)
+	}
 }
