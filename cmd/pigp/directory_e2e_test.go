@@ -6,6 +6,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net"
@@ -188,8 +190,18 @@ func testDirectoryAgents(t *testing.T, e *dirEnv) {
 	}
 
 	// 2. Key logins are the local accounts': refused to an agent, even
-	// with a key pigp knows.
-	if _, _, err := e.dialFrom("127.0.0.1", "jean.dupont", ssh.PublicKeys(e.aliceKey)); err == nil {
+	// with a key recorded for its shadow row behind the CLI's back.
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	signer, _ := ssh.NewSignerFromKey(priv)
+	k, err := pigp.ParseSSHKey(ssh.MarshalAuthorizedKey(signer.PublicKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.AccountID = jean.ID
+	if err := e.app.DB.AddSSHKey(ctx, k); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.dialFrom("127.0.0.1", "jean.dupont", ssh.PublicKeys(signer)); err == nil {
 		t.Fatal("key login accepted for a directory agent")
 	}
 	// Keyboard-interactive: the password, and never a change prompt.
