@@ -13,6 +13,27 @@ func (s *Service) audit(ctx context.Context, caller *pigp.Caller, e *pigp.AuditE
 	if s.Audit == nil {
 		return nil
 	}
+	s.fill(caller, e)
+	if err := s.Audit.Audit(ctx, e); err != nil {
+		s.Logger.Error("audit", "action", e.Action, "error", err)
+		return err
+	}
+	return nil
+}
+
+// event returns e filled in like audit does, to be recorded by the store
+// in the transaction of the state change it describes (nil when the
+// service records no audit trail).
+func (s *Service) event(caller *pigp.Caller, e *pigp.AuditEvent) []*pigp.AuditEvent {
+	if s.Audit == nil {
+		return nil
+	}
+	s.fill(caller, e)
+	return []*pigp.AuditEvent{e}
+}
+
+// fill completes e with the caller's identity and the time.
+func (s *Service) fill(caller *pigp.Caller, e *pigp.AuditEvent) {
 	if caller != nil {
 		if e.Login == "" {
 			e.Login = caller.Login
@@ -28,11 +49,6 @@ func (s *Service) audit(ctx context.Context, caller *pigp.Caller, e *pigp.AuditE
 		}
 	}
 	e.Time = s.now()
-	if err := s.Audit.Audit(ctx, e); err != nil {
-		s.Logger.Error("audit", "action", e.Action, "error", err)
-		return err
-	}
-	return nil
 }
 
 // AuditKeyLogin records a successful public-key login; the SSH layer

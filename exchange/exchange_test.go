@@ -391,8 +391,8 @@ func upload(t *testing.T, e *env, write func(t *testing.T, u *exchange.Upload), 
 		t.Fatal(err)
 	}
 	write(t, u)
-	if got := u.Size(); got != int64(len(want)) {
-		t.Fatalf("Upload.Size() = %d before commit, want %d", got, len(want))
+	if got, err := u.Size(); err != nil || got != int64(len(want)) {
+		t.Fatalf("Upload.Size() = %d, %v before commit, want %d", got, err, len(want))
 	}
 	d, err := u.Commit(ctx)
 	if err != nil {

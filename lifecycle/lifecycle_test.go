@@ -133,7 +133,7 @@ func TestExpireKilledHalfway(t *testing.T) {
 	}
 	at := e.t0.Add(pigp.DefaultRetention)
 	// Phase 1 of a run that is then killed: rows marked, content of two deleted.
-	batch, err := e.db.ExpireResponses(ctx, at, 100)
+	batch, err := e.db.ExpireResponses(ctx, at, 100, nil)
 	if err != nil || len(batch) != 8 {
 		t.Fatal(len(batch), err)
 	}

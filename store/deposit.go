@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -44,17 +45,60 @@ func (r *depositWithLogin) toDeposit() *pigp.Deposit {
 	}
 }
 
-// CreateDeposit records a deposit whose content is already durable.
-func (db *DB) CreateDeposit(ctx context.Context, d *pigp.Deposit) error {
+// CreateDeposit records a deposit whose content is already durable, with
+// its audit rows, if any, in the same transaction.
+func (db *DB) CreateDeposit(ctx context.Context, d *pigp.Deposit, audit ...*pigp.AuditEvent) error {
+	return db.withAudit(ctx, audit, func(tx *gorm.DB) error { return createDeposit(tx, d) })
+}
+
+func createDeposit(tx *gorm.DB, d *pigp.Deposit) error {
 	row := depositRow{
 		ID: d.ID, ExternalName: d.ExternalName, InternalName: d.InternalName, SIRET: d.SIRET,
 		AccountID: d.AccountID, Size: d.Size, SHA256: d.SHA256, Status: d.Status, ClientIP: d.ClientIP,
 		Protocol: d.Protocol, DepositedAt: utc(d.DepositedAt), StorageKey: d.StorageKey,
 	}
-	if err := db.with(ctx).Create(&row).Error; err != nil {
+	if err := tx.Create(&row).Error; err != nil {
 		return conflict(err, "identifiant de dépôt en double")
 	}
 	return nil
+}
+
+// CreateDepositOnce records d (its content already durable) and its audit
+// row ev in one transaction — unless the same account already deposited
+// the same external name with the same SHA-256 at or after since: then
+// nothing is created, the row dup(existing) is recorded instead and the
+// existing deposit is returned, with Duplicate set. The check runs under
+// the audit chain's lock, so two retries racing on two nodes make one
+// deposit. A zero since disables the check.
+func (db *DB) CreateDepositOnce(ctx context.Context, d *pigp.Deposit, since time.Time, ev *pigp.AuditEvent,
+	dup func(existing *pigp.Deposit) *pigp.AuditEvent) (*pigp.Deposit, error) {
+	var existing *pigp.Deposit
+	err := db.audited(ctx, nil, func(tx *gorm.DB) ([]*pigp.AuditEvent, error) {
+		if !since.IsZero() {
+			var row depositWithLogin
+			err := tx.Table("deposits").Select("deposits.*, accounts.login AS login").
+				Joins("JOIN accounts ON accounts.id = deposits.account_id").
+				Where("deposits.account_id = ? AND deposits.external_name = ? AND deposits.sha256 = ? AND deposits.deposited_at >= ?",
+					d.AccountID, d.ExternalName, d.SHA256, utc(since)).
+				Order("deposits.deposited_at DESC, deposits.id DESC").Take(&row).Error
+			switch {
+			case err == nil:
+				existing = row.toDeposit()
+				existing.Duplicate = true
+				return []*pigp.AuditEvent{dup(existing)}, nil
+			case !errors.Is(err, gorm.ErrRecordNotFound):
+				return nil, fmt.Errorf("find duplicate deposit: %w", err)
+			}
+		}
+		if err := createDeposit(tx, d); err != nil {
+			return nil, err
+		}
+		return []*pigp.AuditEvent{ev}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return existing, nil
 }
 
 func (db *DB) depositQuery(ctx context.Context) *gorm.DB {

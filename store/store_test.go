@@ -26,6 +26,13 @@ func eachDB(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 	})
 }
 
+// eachDSN runs fn on a fresh SQLite file and a fresh PostgreSQL database,
+// not opened yet.
+func eachDSN(t *testing.T, fn func(t *testing.T, dialect, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, store.SQLite, filepath.Join(t.TempDir(), "pigp.db")) })
+	t.Run("postgres", func(t *testing.T) { fn(t, store.Postgres, testutil.NewPostgresDB(t)) })
+}
+
 // MustOpen opens and migrates a database, closed at the end of the test.
 func MustOpen(tb testing.TB, dialect, dsn string) *store.DB {
 	tb.Helper()
@@ -36,6 +43,9 @@ func MustOpen(tb testing.TB, dialect, dsn string) *store.DB {
 	}
 	tb.Cleanup(func() { db.Close() })
 	if _, err := db.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := db.UseAuditKey(ctx, testutil.AuditKey()); err != nil {
 		tb.Fatal(err)
 	}
 	return db

@@ -57,6 +57,12 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// Space reports whether the content store has its minimum free space (for
+// /readyz).
+type Space interface {
+	SpaceStatus() (free, required uint64, ok bool, err error)
+}
+
 // Config holds the settings of the portal. Zero values take the defaults
 // given on each field.
 type Config struct {
@@ -94,7 +100,9 @@ type Server struct {
 	Exchange Exchange
 	History  History
 	DB       Pinger
-	Logger   *slog.Logger
+	// Space, if set, makes /readyz fail below the minimum free space.
+	Space  Space
+	Logger *slog.Logger
 	// Guard throttles failed logins; it is the SSH server's (nil: a
 	// private one with the default thresholds and bans in memory).
 	Guard Guard

@@ -5,9 +5,20 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/blob"
 	"github.com/pigp/pigp/store"
 )
+
+// AuditKey returns the audit key of test databases (a fixed one, so that
+// several connections to one database agree).
+func AuditKey() *pigp.AuditKey {
+	k, err := pigp.NewAuditKey([]byte("pigp test audit key, never used in production"))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
 
 // NewStore returns a migrated database of the given kind ("sqlite" or
 // "postgres", a fresh database either way) and a content store, both
@@ -25,6 +36,9 @@ func NewStore(tb testing.TB, kind string) (*store.DB, *blob.Store) {
 	}
 	tb.Cleanup(func() { db.Close() })
 	if _, err := db.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := db.UseAuditKey(ctx, AuditKey()); err != nil {
 		tb.Fatal(err)
 	}
 	blobs, err := blob.Open(filepath.Join(tb.TempDir(), "store"))
