@@ -381,15 +381,19 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 	if s.DuplicateWindow > 0 {
 		since = d.DepositedAt.Add(-s.DuplicateWindow)
 	}
-	ev := &pigp.AuditEvent{Action: pigp.AuditUpload, Outcome: pigp.AuditOK, Object: d.ExternalName,
-		SIRET: d.SIRET, SHA256: d.SHA256, Detail: "dépôt " + d.ID}
-	s.fill(u.caller, ev)
+	var ev *pigp.AuditEvent
+	if evs := s.event(u.caller, &pigp.AuditEvent{Action: pigp.AuditUpload, Outcome: pigp.AuditOK, Object: d.ExternalName,
+		SIRET: d.SIRET, SHA256: d.SHA256, Detail: "dépôt " + d.ID}); len(evs) > 0 {
+		ev = evs[0]
+	}
 	dup := func(existing *pigp.Deposit) *pigp.AuditEvent {
-		e := &pigp.AuditEvent{Action: pigp.AuditUploadDuplicate, Outcome: pigp.AuditOK, Object: d.ExternalName,
+		evs := s.event(u.caller, &pigp.AuditEvent{Action: pigp.AuditUploadDuplicate, Outcome: pigp.AuditOK, Object: d.ExternalName,
 			SIRET: d.SIRET, SHA256: d.SHA256, Detail: fmt.Sprintf("renvoi identique au dépôt %s du %s (%d octets) : répondu OK, aucun nouveau dépôt",
-				existing.ID, existing.DepositedAt.UTC().Format(time.RFC3339), existing.Size)}
-		s.fill(u.caller, e)
-		return e
+				existing.ID, existing.DepositedAt.UTC().Format(time.RFC3339), existing.Size)})
+		if len(evs) == 0 {
+			return nil
+		}
+		return evs[0]
 	}
 	existing, err := s.Store.CreateDepositOnce(ctx, d, since, ev, dup)
 	if err != nil || existing != nil {

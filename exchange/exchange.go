@@ -63,8 +63,8 @@ type Service struct {
 	MinFreeSpace SpacePolicy
 	// OnDeposit, if set, is called once a new deposit is committed, before
 	// the client is answered.
-	OnDeposit func(d *pigp.Deposit)
-	HistoryMonths int           // window of the history listings
+	OnDeposit     func(d *pigp.Deposit)
+	HistoryMonths int // window of the history listings
 	// PasswordValidityMonths is how long a new password stays valid.
 	PasswordValidityMonths int
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"gorm.io/gorm"
@@ -194,7 +195,7 @@ func (db *DB) prepare(events []*pigp.AuditEvent) {
 // as SQLite wants), so fn runs with every other audited change queued
 // behind it. fn may be nil.
 func (db *DB) audited(ctx context.Context, events []*pigp.AuditEvent, fn func(tx *gorm.DB) ([]*pigp.AuditEvent, error)) error {
-	if db.auditKey == nil {
+	if len(events) > 0 && db.auditKey == nil {
 		return errNoAuditKey
 	}
 	db.prepare(events)
@@ -208,6 +209,7 @@ func (db *DB) audited(ctx context.Context, events []*pigp.AuditEvent, fn func(tx
 			if err != nil {
 				return err
 			}
+			more = slices.DeleteFunc(more, func(e *pigp.AuditEvent) bool { return e == nil })
 			db.prepare(more)
 			all = append(append([]*pigp.AuditEvent(nil), events...), more...)
 		}

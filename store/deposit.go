@@ -69,7 +69,8 @@ func createDeposit(tx *gorm.DB, d *pigp.Deposit) error {
 // nothing is created, the row dup(existing) is recorded instead and the
 // existing deposit is returned, with Duplicate set. The check runs under
 // the audit chain's lock, so two retries racing on two nodes make one
-// deposit. A zero since disables the check.
+// deposit. A zero since disables the check; a nil ev (or dup result)
+// records no row.
 func (db *DB) CreateDepositOnce(ctx context.Context, d *pigp.Deposit, since time.Time, ev *pigp.AuditEvent,
 	dup func(existing *pigp.Deposit) *pigp.AuditEvent) (*pigp.Deposit, error) {
 	var existing *pigp.Deposit

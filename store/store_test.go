@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -270,4 +271,28 @@ func TestDepositsAndResponses(t *testing.T) {
 			t.Fatalf("history lost after removal: %d", len(dls))
 		}
 	})
+}
+
+// TestSQLiteFilesPrivate: the database file and its WAL and shared-memory
+// files are readable by the service user only, also for a file an older
+// version created 0644.
+func TestSQLiteFilesPrivate(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.db")
+	if err := os.WriteFile(old, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(dir, "pigp.db"), old} {
+		db := MustOpen(t, store.SQLite, path)
+		appendEvents(t, db, 1) // writes: the WAL and the shared memory exist
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s has mode %v, want 0600", filepath.Base(p), fi.Mode().Perm())
+			}
+		}
+	}
 }

@@ -25,6 +25,14 @@ func AuditKey() *pigp.AuditKey {
 // cleaned up when the test ends.
 func NewStore(tb testing.TB, kind string) (*store.DB, *blob.Store) {
 	tb.Helper()
+	db, blobs, _ := NewStoreDSN(tb, kind)
+	return db, blobs
+}
+
+// NewStoreDSN is NewStore that also returns the database's DSN (for
+// FailAuditInserts).
+func NewStoreDSN(tb testing.TB, kind string) (*store.DB, *blob.Store, string) {
+	tb.Helper()
 	ctx := context.Background()
 	dialect, dsn := store.SQLite, filepath.Join(tb.TempDir(), "pigp.db")
 	if kind == "postgres" {
@@ -45,5 +53,5 @@ func NewStore(tb testing.TB, kind string) (*store.DB, *blob.Store) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return db, blobs
+	return db, blobs, dsn
 }
