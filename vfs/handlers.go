@@ -285,6 +285,9 @@ func (fsys *FS) deposit(ctx context.Context, name string) (*pigp.Deposit, error)
 			return d, nil
 		}
 	}
+	if d := fsys.area.retriedDeposit(fsys.key(name), fsys.svc.Now()); d != nil {
+		return d, nil
+	}
 	pending, err := fsys.svc.PendingDeposits(ctx, fsys.caller)
 	if err != nil {
 		return nil, err
@@ -505,9 +508,11 @@ func (f *uploadFile) Close() error {
 		f.u.Abort()
 		return fsys.toSFTP("close", f.u.Name(), err)
 	}
-	if _, err := f.u.Commit(context.Background()); err != nil {
+	d, err := f.u.Commit(context.Background())
+	if err != nil {
 		return fsys.toSFTP("close", f.u.Name(), err)
 	}
+	fsys.area.committed(fsys.key(f.name), d, fsys.svc.Now())
 	return nil
 }
 
@@ -636,9 +641,11 @@ func (fsys *FS) rename(r *sftp.Request, dir, name string) error {
 		return fsys.toSFTP("rename", r.Target, err)
 	}
 	s.u.SetCaller(fsys.caller)
-	if _, err := s.u.Commit(ctxOf(r)); err != nil {
+	d, err := s.u.Commit(ctxOf(r))
+	if err != nil {
 		return fsys.toSFTP("rename", r.Target, err)
 	}
+	fsys.area.committed(fsys.key(tname), d, fsys.svc.Now())
 	return nil
 }
 

@@ -165,4 +165,3 @@ func TestKillBetweenCommitAndOK(t *testing.T) {
 		})
 	}
 }
-

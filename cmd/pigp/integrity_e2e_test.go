@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/internal/testutil"
+	"github.com/pigp/pigp/scheduler"
 )
 
 // genericMessage is what a client reads for any internal failure.
@@ -146,7 +148,53 @@ func TestAuditKeyEndToEnd(t *testing.T) {
 			if code, out := e.cli(t, "audit", "checkpoint", "--new"); code != 1 || !strings.Contains(out, "falsifiée") {
 				t.Fatalf("checkpoint of a cut trail: %d %s", code, out)
 			}
+			// Wiped: rows gone and the head reset as before any key. The
+			// checkpoints outside the database refuse a new anchoring.
+			mustExec(t, raw, "DELETE FROM audit_events")
+			mustExec(t, raw, "UPDATE audit_head SET last_id = 0, last_hash = '', key_id = '', anchor_id = 0, mac = '' WHERE id = 1")
+			if code, out := e.cli(t, "audit", "verify"); code != 1 || !strings.Contains(out, "la base a été vidée ou remplacée") {
+				t.Fatalf("verify of a wiped trail: %d %s", code, out)
+			}
 		})
+	}
+}
+
+// TestCheckpointJob: the scheduled job seals a checkpoint, appends it to
+// the checkpoint file and logs it; a later verify checks it.
+func TestCheckpointJob(t *testing.T) {
+	e := startEnv(t, "sqlite", nil)
+	var logs bytes.Buffer
+	e.app.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	var job scheduler.Job
+	for _, j := range e.app.jobs() {
+		if j.Name == jobCheckpoint {
+			job = j
+		}
+	}
+	if job.Run == nil || job.Schedule != "45 */10 * * * *" {
+		t.Fatalf("checkpoint job: %+v", job)
+	}
+	for range 2 {
+		if _, err := job.Run(context.Background(), time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(e.app.Config.DataDir, "audit-checkpoints.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 || !strings.Contains(logs.String(), `msg="audit checkpoint" checkpoint="`+lines[1]+`"`) {
+		t.Fatalf("checkpoint file %q, log %q", b, logs.String())
+	}
+	fi, _ := os.Stat(filepath.Join(e.app.Config.DataDir, "audit-checkpoints.log"))
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("checkpoint file mode %v", fi.Mode().Perm())
+	}
+	// The log line itself is accepted by verify.
+	logLine := strings.TrimSpace(strings.Split(logs.String(), "\n")[1])
+	if code, out := e.cli(t, "audit", "verify", "--checkpoint", logLine); code != 0 || !strings.Contains(out, "3 point(s) de contrôle vérifié(s)") {
+		t.Fatalf("verify with a log line: %d %s", code, out)
 	}
 }
 
@@ -370,5 +418,33 @@ func TestHousekeepingKeepsRunningUpload(t *testing.T) {
 	ds := e.deposits(siretA)
 	if len(ds) != 1 || ds[0].SHA256 != sha(append(first, second...)) {
 		t.Fatalf("deposit after housekeeping: %+v", ds)
+	}
+}
+
+// TestDuplicateUploadStat: a retry answered with a first deposit made
+// hours ago (and already processed) stays STAT-able with its size, as
+// clients check their upload that way.
+func TestDuplicateUploadStat(t *testing.T) {
+	e := startEnv(t, "sqlite", nil)
+	c, _ := e.dialSFTP("alice-xt", e.alice)
+	name, data := callName(siretA, 3), randomBytes(5000)
+	if err := put(c, name, data); err != nil {
+		t.Fatal(err)
+	}
+	raw := openRaw(t, e)
+	mustExec(t, raw, "UPDATE deposits SET status = 'TRAITE', deposited_at = '"+
+		time.Now().UTC().Add(-3*time.Hour).Format("2006-01-02 15:04:05")+"'")
+	if _, err := c.Stat("/depot/" + name); err == nil {
+		t.Fatal("an old processed deposit is STAT-able: the test proves nothing")
+	}
+	if err := put(c, name, data); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+	fi, err := c.Stat("/depot/" + name)
+	if err != nil || fi.Size() != int64(len(data)) {
+		t.Fatalf("STAT after the retry: %v %v", fi, err)
+	}
+	if got := len(e.deposits(siretA)); got != 1 {
+		t.Fatalf("%d deposits, want 1", got)
 	}
 }
