@@ -55,5 +55,8 @@ func (s *Service) fill(caller *pigp.Caller, e *pigp.AuditEvent) {
 // calls it once the key has signed (a key offered as a query is not a
 // login). It fails closed: no session without its audit row.
 func (s *Service) AuditKeyLogin(ctx context.Context, caller *pigp.Caller, fingerprint string) error {
-	return s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditOK, Detail: "clé publique " + fingerprint})
+	if err := s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditOK, Detail: "clé publique " + fingerprint}); err != nil {
+		return unavailable(err)
+	}
+	return nil
 }
