@@ -92,12 +92,9 @@ func (db *DB) AuditHead(ctx context.Context) (*pigp.AuditHead, error) {
 func (db *DB) UseAuditKey(ctx context.Context, k *pigp.AuditKey) (*pigp.AuditEvent, error) {
 	var anchor *pigp.AuditEvent
 	err := db.with(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := lockAudit(tx); err != nil {
+		head, err := lockHead(tx)
+		if err != nil {
 			return err
-		}
-		var head auditHeadRow
-		if err := tx.Where("id = ?", 1).Take(&head).Error; err != nil {
-			return fmt.Errorf("read audit head: %w", err)
 		}
 		switch head.KeyID {
 		case k.ID():
@@ -154,15 +151,6 @@ func rowOf(e *pigp.AuditEvent) *auditRow {
 		PrevHash: e.PrevHash, Hash: e.Hash}
 }
 
-// lockAudit takes the chain's lock: SQLite's write lock, PostgreSQL's row
-// lock on the head, held until the transaction ends.
-func lockAudit(tx *gorm.DB) error {
-	if err := tx.Exec("UPDATE audit_head SET last_id = last_id WHERE id = 1").Error; err != nil {
-		return fmt.Errorf("lock audit chain: %w", err)
-	}
-	return nil
-}
-
 // Audit appends e to the audit trail and sets its ID, time (when zero),
 // PrevHash and Hash. It implements pigp.Auditor.
 func (db *DB) Audit(ctx context.Context, e *pigp.AuditEvent) error {
@@ -191,17 +179,28 @@ func (db *DB) prepare(events []*pigp.AuditEvent) {
 
 // audited runs fn and appends the audit rows events, plus those fn
 // returns, in one transaction: the state change and its rows are committed
-// together or not at all. The chain's lock is taken first (a write first,
-// as SQLite wants), so fn runs with every other audited change queued
-// behind it. fn may be nil.
+// together or not at all. fn may be nil.
+//
+// When the chain's lock is taken depends on the database. SQLite has one
+// writer at a time anyway and wants the transaction's first statement to
+// be a write (a read first makes the later upgrade fail when another
+// process wrote meanwhile): the lock is taken first. PostgreSQL locks rows:
+// the lock is taken last, once fn's changes are made, so that it is held
+// for the append only; as no transaction waits for another lock while it
+// holds the chain's, this order cannot deadlock.
 func (db *DB) audited(ctx context.Context, events []*pigp.AuditEvent, fn func(tx *gorm.DB) ([]*pigp.AuditEvent, error)) error {
 	if len(events) > 0 && db.auditKey == nil {
 		return errNoAuditKey
 	}
 	db.prepare(events)
 	err := db.with(ctx).Transaction(func(tx *gorm.DB) error {
-		if err := lockAudit(tx); err != nil {
-			return err
+		var head *auditHeadRow
+		if db.dialect != Postgres {
+			h, err := lockHead(tx)
+			if err != nil {
+				return err
+			}
+			head = h
 		}
 		all := events
 		if fn != nil {
@@ -213,7 +212,17 @@ func (db *DB) audited(ctx context.Context, events []*pigp.AuditEvent, fn func(tx
 			db.prepare(more)
 			all = append(append([]*pigp.AuditEvent(nil), events...), more...)
 		}
-		return db.appendLocked(tx, all)
+		if len(all) == 0 {
+			return nil
+		}
+		if head == nil {
+			h, err := lockHead(tx)
+			if err != nil {
+				return err
+			}
+			head = h
+		}
+		return db.appendHead(tx, head, all)
 	})
 	if err != nil && len(events) > 0 && fn == nil {
 		return fmt.Errorf("append audit events: %w", err)
@@ -230,23 +239,40 @@ func (db *DB) withAudit(ctx context.Context, events []*pigp.AuditEvent, fn func(
 	return db.audited(ctx, events, func(tx *gorm.DB) ([]*pigp.AuditEvent, error) { return nil, fn(tx) })
 }
 
-// appendLocked chains events after the head, within tx. It takes the
-// chain's lock itself (a no-op when tx holds it already), so it can also
-// end a transaction that did its work first.
+// lockHead takes the chain's lock (SQLite's write lock, PostgreSQL's row
+// lock on the head, held until the transaction ends) and reads the head,
+// in one statement.
+func lockHead(tx *gorm.DB) (*auditHeadRow, error) {
+	var heads []auditHeadRow
+	err := tx.Raw("UPDATE audit_head SET last_id = last_id WHERE id = 1 RETURNING id, last_id, last_hash, key_id, anchor_id, mac").
+		Scan(&heads).Error
+	if err != nil {
+		return nil, fmt.Errorf("lock audit chain: %w", err)
+	}
+	if len(heads) != 1 {
+		return nil, errors.New("lock audit chain: head row missing")
+	}
+	return &heads[0], nil
+}
+
+// appendLocked chains events after the head, within tx, taking the
+// chain's lock itself: for a transaction that did its work first.
 func (db *DB) appendLocked(tx *gorm.DB, events []*pigp.AuditEvent) error {
 	if len(events) == 0 {
 		return nil
 	}
+	head, err := lockHead(tx)
+	if err != nil {
+		return err
+	}
+	return db.appendHead(tx, head, events)
+}
+
+// appendHead chains events after head, which tx holds locked.
+func (db *DB) appendHead(tx *gorm.DB, head *auditHeadRow, events []*pigp.AuditEvent) error {
 	k := db.auditKey
 	if k == nil {
 		return errNoAuditKey
-	}
-	if err := lockAudit(tx); err != nil {
-		return err
-	}
-	var head auditHeadRow
-	if err := tx.Where("id = ?", 1).Take(&head).Error; err != nil {
-		return fmt.Errorf("read audit head: %w", err)
 	}
 	if head.KeyID != k.ID() {
 		return wrongKey(head.KeyID, k)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"time"
 
 	"gorm.io/gorm"
@@ -67,14 +68,20 @@ func createDeposit(tx *gorm.DB, d *pigp.Deposit) error {
 // row ev in one transaction — unless the same account already deposited
 // the same external name with the same SHA-256 at or after since: then
 // nothing is created, the row dup(existing) is recorded instead and the
-// existing deposit is returned, with Duplicate set. The check runs under
-// the audit chain's lock, so two retries racing on two nodes make one
-// deposit. A zero since disables the check; a nil ev (or dup result)
+// existing deposit is returned, with Duplicate set. The check is
+// serialised (under the audit chain's lock on SQLite, under a lock of the
+// account and name on PostgreSQL), so two retries racing on two nodes make
+// one deposit. A zero since disables the check; a nil ev (or dup result)
 // records no row.
 func (db *DB) CreateDepositOnce(ctx context.Context, d *pigp.Deposit, since time.Time, ev *pigp.AuditEvent,
 	dup func(existing *pigp.Deposit) *pigp.AuditEvent) (*pigp.Deposit, error) {
 	var existing *pigp.Deposit
 	err := db.audited(ctx, nil, func(tx *gorm.DB) ([]*pigp.AuditEvent, error) {
+		if !since.IsZero() && db.dialect == Postgres {
+			if err := tx.Exec("SELECT pg_advisory_xact_lock(?, ?)", advisoryDeposits, nameLock(d.AccountID, d.ExternalName)).Error; err != nil {
+				return nil, fmt.Errorf("lock deposit name: %w", err)
+			}
+		}
 		if !since.IsZero() {
 			var row depositWithLogin
 			err := tx.Table("deposits").Select("deposits.*, accounts.login AS login").
@@ -100,6 +107,18 @@ func (db *DB) CreateDepositOnce(ctx context.Context, d *pigp.Deposit, since time
 		return nil, err
 	}
 	return existing, nil
+}
+
+// advisoryDeposits is the first key of the PostgreSQL advisory locks that
+// serialise the uploads of one account under one name.
+const advisoryDeposits = 7411002
+
+// nameLock returns the second key of that lock: a 32-bit hash of the
+// account and the name (a collision only serialises two unrelated names).
+func nameLock(account int64, name string) int32 {
+	h := fnv.New32a()
+	fmt.Fprintf(h, "%d\x00%s", account, name)
+	return int32(h.Sum32())
 }
 
 func (db *DB) depositQuery(ctx context.Context) *gorm.DB {
