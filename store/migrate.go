@@ -209,7 +209,20 @@ CREATE TABLE bans (
 	until     {{TS}} NOT NULL
 );
 `},
-	{8, "keyed audit chain and exactly-once deposits", `
+	{8, "directory accounts and group mappings", `
+ALTER TABLE accounts ADD COLUMN source VARCHAR(8) NOT NULL DEFAULT 'local';
+ALTER TABLE accounts ADD COLUMN directory_dn VARCHAR(1000) NOT NULL DEFAULT '';
+ALTER TABLE accounts ADD COLUMN last_seen_at {{TS}};
+CREATE TABLE ldap_group_mappings (
+	group_key  VARCHAR(1000) NOT NULL,
+	group_dn   VARCHAR(1000) NOT NULL,
+	siret      VARCHAR(14) NOT NULL REFERENCES organisations(siret),
+	role       VARCHAR(16) NOT NULL,
+	created_at {{TS}} NOT NULL,
+	PRIMARY KEY (group_key, siret)
+);
+`},
+	{9, "keyed audit chain and exactly-once deposits", `
 ALTER TABLE audit_head ADD COLUMN key_id VARCHAR(32) NOT NULL DEFAULT '';
 ALTER TABLE audit_head ADD COLUMN anchor_id {{BIGINT}} NOT NULL DEFAULT 0;
 ALTER TABLE audit_head ADD COLUMN mac VARCHAR(64) NOT NULL DEFAULT '';

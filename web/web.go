@@ -63,6 +63,13 @@ type Space interface {
 	SpaceStatus() (free, required uint64, ok bool, err error)
 }
 
+// DirectoryChecker reports whether the directory of internal agents
+// answers (for /readyz: without it the portal is degraded, not down, since
+// local accounts keep working).
+type DirectoryChecker interface {
+	Check(ctx context.Context) error
+}
+
 // Config holds the settings of the portal. Zero values take the defaults
 // given on each field.
 type Config struct {
@@ -101,8 +108,10 @@ type Server struct {
 	History  History
 	DB       Pinger
 	// Space, if set, makes /readyz fail below the minimum free space.
-	Space  Space
-	Logger *slog.Logger
+	Space Space
+	// Directory is the directory of internal agents (nil: none).
+	Directory DirectoryChecker
+	Logger    *slog.Logger
 	// Guard throttles failed logins; it is the SSH server's (nil: a
 	// private one with the default thresholds and bans in memory).
 	Guard Guard

@@ -196,8 +196,11 @@ func parseAuditTime(s string) (t time.Time, day bool, err error) {
 var operatorActions = map[string]bool{
 	"org add": true, "user add": true, "user disable": true, "user enable": true, "user reset-password": true,
 	"user key": true, "response publish": true, "referentiel import": true, "referentiel generate": true,
-	"process": true, "expire": true, "ban remove": true,
+	"process": true, "expire": true, "ban remove": true, "ldap map": true,
 }
+
+// readOnlyActions are sub-commands of operator actions that change nothing.
+var readOnlyActions = map[string]bool{"ldap map list": true}
 
 // operatorEvent returns the audit row of the command m runs when it is an
 // operator action (nil otherwise), with outcome OK: the state change
@@ -212,6 +215,9 @@ func operatorEvent(m *Main) *pigp.AuditEvent {
 		name += " " + m.args[1]
 	}
 	if !operatorActions[name] {
+		return nil
+	}
+	if len(m.args) > 2 && readOnlyActions[name+" "+m.args[2]] {
 		return nil
 	}
 	operator := m.Getenv("SUDO_USER")

@@ -52,6 +52,7 @@ var commands = map[string]command{
 	"version":     versionCommand{},
 	"audit":       auditCommand{},
 	"ban":         banCommand{},
+	"ldap":        ldapCommand{},
 }
 
 const usage = `pigp — serveur d'échange APA (SFTP) entre départements et DGFiP
@@ -75,6 +76,8 @@ Commands:
                         check the keyed audit chain, print its latest signed
                         checkpoint, or export it as CSV
   ban list|remove       list or lift the address bans (brute force)
+  ldap map|map list|map remove|check
+                        map directory groups to SIRETs and roles; test the directory
   version               print the version
 
 Every command accepts --config FILE (YAML); PIGP_* environment variables win
