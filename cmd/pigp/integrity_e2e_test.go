@@ -219,7 +219,7 @@ func TestVerifyDuringUploads(t *testing.T) {
 							return
 						default:
 						}
-						if err := put(c, callName(siretA, w*100000+i), randomBytes(2048)); err != nil {
+						if err := put(c, callName(siretA, w*10000+i), randomBytes(2048)); err != nil {
 							t.Error(err)
 							return
 						}
