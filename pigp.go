@@ -8,12 +8,48 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"runtime/debug"
 	"strings"
 	"time"
 )
 
-// Version is the build version, set by the linker in release builds.
-var Version = "dev"
+// Version and Commit are the build version and source commit, set by the
+// linker in release builds:
+//
+//	go build -trimpath -ldflags "-X github.com/pigp/pigp.Version=1.4.0 -X github.com/pigp/pigp.Commit=$(git rev-parse HEAD)" ./cmd/pigp
+var (
+	Version = "dev"
+	Commit  = ""
+)
+
+// BuildCommit returns Commit or, when the linker did not set it, the
+// revision the go command stamped from the work tree ("-dirty" when it had
+// uncommitted changes), or "unknown".
+func BuildCommit() string {
+	if Commit != "" {
+		return Commit
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "unknown"
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
 
 // Protocols through which a file can be deposited or downloaded.
 const (

@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/mail"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,10 +28,17 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// DatabaseURL is "" (SQLite file in DataDir), "sqlite:///path/file.db" or "postgres://…".
 	DatabaseURL string `yaml:"database_url"`
+	// DatabasePasswordFile holds the password of a postgres:// DatabaseURL
+	// that has none (a Docker secret, a systemd credential).
+	DatabasePasswordFile string `yaml:"database_password_file"`
 	// SFTPListen is the SSH/SFTP listen address.
 	SFTPListen string `yaml:"sftp_listen"`
-	// HTTPListen is the portal's listen address ("" or "off" disables it).
+	// HTTPListen is the portal's listen address ("" or "off" disables it;
+	// Load turns "off" into "").
 	HTTPListen string `yaml:"http_listen"`
+	// MetricsListen is the Prometheus metrics listen address, apart from
+	// the portal ("" or "off", the default, disables it).
+	MetricsListen string `yaml:"metrics_listen"`
 	// TLSCert and TLSKey are the portal's certificate and key (PEM files);
 	// without them the portal runs in plain HTTP and says so in the log.
 	TLSCert string `yaml:"tls_cert"`
@@ -99,6 +107,9 @@ type Config struct {
 	// DuplicateWindow is how long a re-upload of the same file (account,
 	// name, SHA-256) is answered as a retry of the first deposit (0: off).
 	DuplicateWindow Duration `yaml:"duplicate_window"`
+
+	// dbPassword is the content of DatabasePasswordFile, read by Load.
+	dbPassword string
 }
 
 // Space is a free-space threshold read as a size ("1GiB", "500MB") or a
@@ -246,7 +257,9 @@ type SMTP struct {
 	Security string `yaml:"security"` // starttls, tls or none
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
-	From     string `yaml:"from"`
+	// PasswordFile, when set, holds Password (read by Load).
+	PasswordFile string `yaml:"password_file"`
+	From         string `yaml:"from"`
 }
 
 // Duration is a time.Duration read from YAML as "21d", "504h" or "90s".
@@ -353,7 +366,37 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	if err := c.applyEnv(getenv); err != nil {
 		return c, err
 	}
+	// "off" disables a listener; the code knows only "".
+	for _, l := range []*string{&c.HTTPListen, &c.MetricsListen} {
+		if strings.EqualFold(strings.TrimSpace(*l), "off") {
+			*l = ""
+		}
+	}
+	var err error
+	if c.DatabasePasswordFile != "" {
+		if c.dbPassword, err = readSecret("database_password_file", c.DatabasePasswordFile); err != nil {
+			return c, err
+		}
+	}
+	if c.SMTP.PasswordFile != "" {
+		if c.SMTP.Password, err = readSecret("smtp.password_file", c.SMTP.PasswordFile); err != nil {
+			return c, err
+		}
+	}
 	return c, nil
+}
+
+// readSecret reads a secret from a file, without its final line break.
+func readSecret(field, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("config: %s: %w", field, err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", &ValidationError{field, path, errors.New("the file is empty")}
+	}
+	return s, nil
 }
 
 // envVars lists the environment variables read, with the field each sets.
@@ -363,8 +406,10 @@ var envVars = []struct {
 }{
 	{"PIGP_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"PIGP_DATABASE_URL", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{"PIGP_DATABASE_PASSWORD_FILE", func(c *Config, v string) error { c.DatabasePasswordFile = v; return nil }},
 	{"PIGP_SFTP_LISTEN", func(c *Config, v string) error { c.SFTPListen = v; return nil }},
 	{"PIGP_HTTP_LISTEN", func(c *Config, v string) error { c.HTTPListen = v; return nil }},
+	{"PIGP_METRICS_LISTEN", func(c *Config, v string) error { c.MetricsListen = v; return nil }},
 	{"PIGP_TLS_CERT", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"PIGP_TLS_KEY", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 	{"PIGP_SESSION_IDLE", func(c *Config, v string) error {
@@ -402,6 +447,7 @@ var envVars = []struct {
 	{"PIGP_SMTP_SECURITY", func(c *Config, v string) error { c.SMTP.Security = v; return nil }},
 	{"PIGP_SMTP_USERNAME", func(c *Config, v string) error { c.SMTP.Username = v; return nil }},
 	{"PIGP_SMTP_PASSWORD", func(c *Config, v string) error { c.SMTP.Password = v; return nil }},
+	{"PIGP_SMTP_PASSWORD_FILE", func(c *Config, v string) error { c.SMTP.PasswordFile = v; return nil }},
 	{"PIGP_SMTP_FROM", func(c *Config, v string) error { c.SMTP.From = v; return nil }},
 	{"PIGP_PORTAL_URL", func(c *Config, v string) error { c.PortalURL = v; return nil }},
 	{"PIGP_LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
@@ -459,6 +505,15 @@ var envVars = []struct {
 	}},
 }
 
+// EnvNames lists the environment variables Load reads, in order.
+func EnvNames() []string {
+	out := make([]string, len(envVars))
+	for i, e := range envVars {
+		out[i] = e.name
+	}
+	return out
+}
+
 func (c *Config) applyEnv(getenv func(string) string) error {
 	for _, e := range envVars {
 		if v := getenv(e.name); v != "" {
@@ -512,23 +567,35 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.SFTPListen); err != nil {
 		return &ValidationError{"sftp_listen", c.SFTPListen, err}
 	}
-	if c.HTTPListen == "off" {
-		c.HTTPListen = ""
-	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return &ValidationError{"tls_cert", c.TLSCert, errors.New("tls_cert and tls_key go together")}
 	}
 	if c.SessionIdle <= 0 {
 		return &ValidationError{"session_idle", time.Duration(c.SessionIdle), errors.New("must be positive")}
 	}
-	if c.HTTPListen != "" {
+	if c.HTTPListen != "" && c.HTTPListen != "off" {
 		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
 			return &ValidationError{"http_listen", c.HTTPListen, err}
+		}
+	}
+	if c.MetricsListen != "" && c.MetricsListen != "off" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return &ValidationError{"metrics_listen", c.MetricsListen, err}
 		}
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
 		!strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
 		return &ValidationError{"database_url", redact(c.DatabaseURL), errors.New("must start with postgres://, postgresql:// or sqlite://")}
+	}
+	if c.DatabasePasswordFile != "" {
+		if dialect, _ := c.Database(); dialect != "postgres" {
+			return &ValidationError{"database_password_file", c.DatabasePasswordFile, errors.New("needs a postgres:// database_url")}
+		}
+		if u, err := url.Parse(c.DatabaseURL); err != nil || u.User == nil {
+			return &ValidationError{"database_password_file", c.DatabasePasswordFile, errors.New("database_url must name the user (postgres://user@host/db)")}
+		} else if _, set := u.User.Password(); set {
+			return &ValidationError{"database_password_file", c.DatabasePasswordFile, errors.New("database_url already holds a password")}
+		}
 	}
 	if c.MaxUploadSize <= 0 {
 		return &ValidationError{"max_upload_size", c.MaxUploadSize, errors.New("must be positive")}
@@ -643,8 +710,25 @@ func (c Config) Database() (dialect, dsn string) {
 	case strings.HasPrefix(c.DatabaseURL, "sqlite://"):
 		return "sqlite", strings.TrimPrefix(c.DatabaseURL, "sqlite://")
 	default:
-		return "postgres", c.DatabaseURL
+		return "postgres", c.withPassword(c.DatabaseURL)
 	}
+}
+
+// withPassword puts the password read from database_password_file into a
+// PostgreSQL URL that names a user without a password.
+func (c Config) withPassword(dsn string) string {
+	if c.dbPassword == "" {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, set := u.User.Password(); set {
+		return dsn
+	}
+	u.User = url.UserPassword(u.User.Username(), c.dbPassword)
+	return u.String()
 }
 
 // redactLDAP shows the directory settings without the password.

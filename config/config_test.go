@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -450,6 +451,107 @@ func TestIntegritySettings(t *testing.T) {
 	c, err = config.Load(file, func(string) string { return "" })
 	if err != nil || c.MinFreeSpace.Percent != 10 || c.DuplicateWindow != 0 || c.AuditCheckpointSchedule != "0 0 * * * *" || c.Validate() != nil {
 		t.Fatalf("from YAML: %+v %v", c, err)
+	}
+}
+
+// TestLoad_ListenOff: "off" disables the portal and the metrics listener,
+// from the file or the environment, and the configuration stays valid.
+func TestLoad_ListenOff(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pigp.yaml")
+	os.WriteFile(path, []byte("http_listen: \"off\"\nmetrics_listen: \"off\"\n"), 0o600)
+	for name, tc := range map[string]struct {
+		path string
+		env  map[string]string
+	}{
+		"file": {path, nil},
+		"env":  {"", map[string]string{"PIGP_HTTP_LISTEN": "off", "PIGP_METRICS_LISTEN": "OFF"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := config.Load(tc.path, env(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.HTTPListen != "" || c.MetricsListen != "" {
+				t.Fatalf("http_listen %q, metrics_listen %q; want both empty", c.HTTPListen, c.MetricsListen)
+			}
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	c, err := config.Load("", env(map[string]string{"PIGP_METRICS_LISTEN": "127.0.0.1:9090"}))
+	if err != nil || c.MetricsListen != "127.0.0.1:9090" || config.Default().MetricsListen != "" {
+		t.Fatalf("metrics_listen from the environment: %q, %v (default %q, want off)", c.MetricsListen, err, config.Default().MetricsListen)
+	}
+	c.MetricsListen = "9090"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "metrics_listen") {
+		t.Fatalf("metrics_listen without a port: %v", err)
+	}
+}
+
+// TestLoad_SecretFiles: passwords read from files (Docker secrets, systemd
+// credentials) rather than written in the configuration.
+func TestLoad_SecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	dbpw := filepath.Join(dir, "db_password")
+	os.WriteFile(dbpw, []byte("p@ss:w/rd é\n"), 0o600)
+	smtppw := filepath.Join(dir, "smtp_password")
+	os.WriteFile(smtppw, []byte("smtp-secret\r\n"), 0o600)
+	c, err := config.Load("", env(map[string]string{
+		"PIGP_DATABASE_URL":           "postgres://pigp@db:5432/pigp?sslmode=disable",
+		"PIGP_DATABASE_PASSWORD_FILE": dbpw,
+		"PIGP_SMTP_HOST":              "smtp.example.fr",
+		"PIGP_SMTP_PASSWORD_FILE":     smtppw,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	dialect, dsn := c.Database()
+	u, err := url.Parse(dsn)
+	if err != nil || dialect != "postgres" {
+		t.Fatalf("Database() = %q, %q, %v", dialect, dsn, err)
+	}
+	if pw, _ := u.User.Password(); pw != "p@ss:w/rd é" || u.User.Username() != "pigp" || u.Host != "db:5432" ||
+		u.Query().Get("sslmode") != "disable" {
+		t.Fatalf("dsn %q: password %q", dsn, pw)
+	}
+	if c.SMTP.Password != "smtp-secret" {
+		t.Fatalf("smtp password %q", c.SMTP.Password)
+	}
+	// The --database-url flag replaces the URL after Load: the password
+	// file still applies.
+	c.DatabaseURL = "postgres://other@db2/pigp"
+	if _, dsn := c.Database(); dsn != "postgres://other:p%40ss%3Aw%2Frd%20%C3%A9@db2/pigp" {
+		t.Fatalf("dsn after the flag: %q", dsn)
+	}
+
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"missing file": {map[string]string{"PIGP_DATABASE_URL": "postgres://pigp@db/pigp",
+			"PIGP_DATABASE_PASSWORD_FILE": filepath.Join(dir, "nope")}, "database_password_file"},
+		"empty file": {map[string]string{"PIGP_DATABASE_URL": "postgres://pigp@db/pigp",
+			"PIGP_DATABASE_PASSWORD_FILE": writeFile(t, "\n")}, "empty"},
+		"sqlite": {map[string]string{"PIGP_DATABASE_PASSWORD_FILE": dbpw}, "needs a postgres"},
+		"password twice": {map[string]string{"PIGP_DATABASE_URL": "postgres://pigp:x@db/pigp",
+			"PIGP_DATABASE_PASSWORD_FILE": dbpw}, "already holds a password"},
+		"no user": {map[string]string{"PIGP_DATABASE_URL": "postgres://db/pigp",
+			"PIGP_DATABASE_PASSWORD_FILE": dbpw}, "must name the user"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := config.Load("", env(tc.env))
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one saying %q", err, tc.want)
+			}
+		})
 	}
 }
 

@@ -58,5 +58,6 @@ func (s *Service) AuditKeyLogin(ctx context.Context, caller *pigp.Caller, finger
 	if err := s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditOK, Detail: "clé publique " + fingerprint}); err != nil {
 		return unavailable(err)
 	}
+	s.countLogin(caller.Protocol, "success")
 	return nil
 }

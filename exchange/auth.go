@@ -28,17 +28,20 @@ func (s *Service) AuthenticatePassword(ctx context.Context, login, password, rem
 		pigp.VerifyPassword("", password) // same cost as a real check
 		ev.Outcome, ev.Detail = pigp.AuditFailed, "identifiant ou mot de passe incorrect"
 		s.audit(ctx, nil, ev)
+		s.countLogin(protocol, "failure")
 		return nil, pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
 	}
 	ev.SIRET = strings.Join(a.SIRETs, ",")
 	if !pigp.VerifyPassword(a.PasswordHash, password) || a.State != pigp.AccountActive {
 		ev.Outcome, ev.Detail = pigp.AuditFailed, "identifiant ou mot de passe incorrect"
 		s.audit(ctx, nil, ev)
+		s.countLogin(protocol, "failure")
 		return nil, pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
 	}
 	if a.PasswordExpired(s.now()) {
 		ev.Outcome, ev.Detail = pigp.AuditRefused, "mot de passe expiré"
 		s.audit(ctx, nil, ev)
+		s.countLogin(protocol, "expired")
 		return nil, pigp.Errorf(pigp.EEXPIRED, msgPasswordExpired)
 	}
 	c := callerOf(a, remoteIP, protocol)
@@ -51,6 +54,7 @@ func (s *Service) AuthenticatePassword(ctx context.Context, login, password, rem
 	if err := s.audit(ctx, nil, ev); err != nil {
 		return nil, unavailable(err)
 	}
+	s.countLogin(protocol, "success")
 	return c, nil
 }
 
@@ -75,6 +79,11 @@ func (s *Service) AuthenticateKey(ctx context.Context, login, fingerprint, remot
 		// client has signed (server's verified-key callback).
 		s.audit(ctx, nil, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditFailed, Login: login,
 			IP: remoteIP, Protocol: protocol, Detail: "clé publique " + fingerprint + " refusée : " + pigp.ErrorMessage(err)})
+		if code == pigp.EEXPIRED {
+			s.countLogin(protocol, "expired")
+		} else {
+			s.countLogin(protocol, "failure")
+		}
 	}
 	return c, err
 }

@@ -28,6 +28,7 @@ func (s *Service) CheckDepositName(caller *pigp.Caller, name string) (apa.CallNa
 	if err != nil {
 		s.audit(context.Background(), caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused,
 			Object: name, Detail: pigp.ErrorMessage(err)})
+		s.countDeposit("refused", 0)
 	}
 	return n, err
 }
@@ -353,16 +354,23 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 		u.temp.Abort()
 		u.svc.audit(ctx, u.caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused, Object: u.name,
 			SIRET: u.siret, Detail: pigp.ErrorMessage(failed)})
+		if pigp.ErrorCode(failed) != pigp.EINTERNAL {
+			u.svc.countDeposit("refused", 0)
+		} else {
+			u.svc.countDeposit("error", 0)
+		}
 		return nil, failed
 	}
 	size, err := u.Size()
 	if err != nil {
 		u.temp.Abort()
+		u.svc.countDeposit("error", 0)
 		return nil, noSpace(err)
 	}
 	sum, err := u.sum(size)
 	if err != nil {
 		u.temp.Abort()
+		u.svc.countDeposit("error", 0)
 		return nil, err
 	}
 	s := u.svc
@@ -375,6 +383,7 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 	d.StorageKey = "depots/" + d.ID[:2] + "/" + d.ID
 	if err := u.temp.Commit(d.StorageKey); err != nil {
 		u.temp.Abort()
+		u.svc.countDeposit("error", 0)
 		return nil, noSpace(fmt.Errorf("store deposit: %w", err))
 	}
 	var since time.Time
@@ -403,6 +412,7 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 	}
 	if err != nil {
 		s.Logger.Error("record deposit", "name", d.ExternalName, "login", d.Login, "error", err)
+		s.countDeposit("error", 0)
 		return nil, fmt.Errorf("record deposit: %w", err)
 	}
 	if existing != nil {
@@ -410,6 +420,7 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 			"siret", d.SIRET, "login", d.Login, "sha256", d.SHA256, "ip", d.ClientIP, "protocol", d.Protocol)
 		return existing, nil
 	}
+	s.countDeposit("accepted", d.Size)
 	s.Logger.Info("deposit received", "deposit", d.ID, "name", d.ExternalName, "siret", d.SIRET,
 		"login", d.Login, "size", d.Size, "sha256", d.SHA256, "ip", d.ClientIP, "protocol", d.Protocol)
 	if s.OnDeposit != nil {

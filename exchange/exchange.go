@@ -51,6 +51,8 @@ type Service struct {
 	Logger *slog.Logger
 	// Audit receives the audit trail's events (nil: none recorded).
 	Audit pigp.Auditor
+	// Metrics counts logins, deposits and downloads (nil: not counted).
+	Metrics Metrics
 
 	MaxUploadSize int64         // bytes
 	Retention     time.Duration // how long a response stays available

@@ -182,6 +182,9 @@ func (rr *ResponseReader) Close() error {
 		s.Logger.Error("record download", "response", d.ResponseID, "login", d.Login, "error", err)
 		return fmt.Errorf("record download: %w", err)
 	}
+	if s.Metrics != nil {
+		s.Metrics.Download()
+	}
 	s.Logger.Info("response downloaded", "response", d.ResponseID, "name", d.ResponseName, "siret", d.SIRET,
 		"login", d.Login, "ip", d.ClientIP, "protocol", d.Protocol)
 	return nil

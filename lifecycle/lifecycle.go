@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -232,7 +233,8 @@ func (l *Lifecycle) queue(ctx context.Context, now time.Time, kind, key, to stri
 		return false, err
 	}
 	if created && l.Sender == nil {
-		l.Logger.Info("notification not sent: no SMTP server configured", "kind", kind, "to", to, "subject", m.subject)
+		// Never the address: logs carry no personal data.
+		l.Logger.Info("notification not sent: no SMTP server configured", "notification", n.ID, "kind", kind, "subject", m.subject)
 	}
 	return created, nil
 }
@@ -265,7 +267,8 @@ func (l *Lifecycle) SendNotifications(ctx context.Context, now time.Time) (sent,
 				n.Status = pigp.NotificationFailed
 				failed++
 			}
-			l.Logger.Warn("notification not sent", "id", n.ID, "to", n.Recipient, "attempt", n.Attempts, "error", serr)
+			l.Logger.Warn("notification not sent", "notification", n.ID, "kind", n.Kind, "attempt", n.Attempts,
+				"error", redactAddresses(serr.Error()))
 		}
 		if err := l.Store.UpdateNotification(ctx, n); err != nil {
 			return sent, failed, err
@@ -338,4 +341,13 @@ func frenchDate(t time.Time) string {
 		"septembre", "octobre", "novembre", "décembre"}
 	p := t.In(apa.Paris)
 	return fmt.Sprintf("%d %s %d", p.Day(), months[p.Month()-1], p.Year())
+}
+
+// addressPattern matches e-mail addresses, which SMTP servers quote in
+// their refusals ("550 <x@y.fr>: Recipient address rejected").
+var addressPattern = regexp.MustCompile(`[^\s<>"'(),;:]+@[^\s<>"'(),;:]+`)
+
+// redactAddresses hides the e-mail addresses of s, for the logs.
+func redactAddresses(s string) string {
+	return addressPattern.ReplaceAllString(s, "<adresse masquée>")
 }

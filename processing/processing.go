@@ -49,6 +49,15 @@ type Processor struct {
 	// Audit, when true, records each answered deposit in the audit trail,
 	// in the transaction that records the answer.
 	Audit bool
+	// Metrics, if set, observes each answered deposit.
+	Metrics Metrics
+}
+
+// Metrics observes the answered deposits: how long each took, from claim
+// to commit, and how many of its requests were found, not found, ambiguous
+// and rejected.
+type Metrics interface {
+	DepositProcessed(elapsed time.Duration, found, notFound, ambiguous, rejected int)
 }
 
 // matchBatch is how many requests are matched together.
@@ -113,9 +122,14 @@ func (p *Processor) ProcessNext(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	started := time.Now()
 	out := &Outcome{Deposit: d}
 	if err := p.answer(ctx, out); err != nil {
 		return out, fmt.Errorf("process deposit %s: %w", d.ID, err)
+	}
+	if p.Metrics != nil {
+		c := out.Counts
+		p.Metrics.DepositProcessed(time.Since(started), c.Found, c.NotFound, c.Ambiguous, c.Rejected)
 	}
 	p.log().Info("deposit processed", "deposit", d.ID, "siret", d.SIRET, "status", out.Status,
 		"response", out.Response.Name, "demandes", out.Counts.Demandes, "found", out.Counts.Found,

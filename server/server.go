@@ -54,6 +54,12 @@ type Guard interface {
 // password (keyboard-interactive).
 const ChangeWindow = 7 * 24 * time.Hour
 
+// Metrics follows the open SFTP sessions (nil: not followed).
+type Metrics interface {
+	SFTPSessionStarted()
+	SFTPSessionEnded()
+}
+
 // SessionFS is the file system of one SFTP session.
 type SessionFS interface {
 	Handlers() sftp.Handlers
@@ -103,6 +109,8 @@ type Server struct {
 	ServerVersion string
 	// Now returns the current time (tests move it).
 	Now func() time.Time
+	// Metrics follows the open SFTP sessions (nil: not followed).
+	Metrics Metrics
 
 	ln     net.Listener
 	config *ssh.ServerConfig
@@ -492,6 +500,10 @@ func (s *Server) handleSession(ch ssh.Channel, reqs <-chan *ssh.Request, caller 
 func (s *Server) serveSFTP(ch ssh.Channel, caller *pigp.Caller, log *slog.Logger) {
 	s.sessions.Add(1)
 	defer s.sessions.Done()
+	if s.Metrics != nil {
+		s.Metrics.SFTPSessionStarted()
+		defer s.Metrics.SFTPSessionEnded()
+	}
 	fsys := s.NewFS(caller)
 	defer fsys.Close()
 	rs := sftp.NewRequestServer(newSFTPConn(ch), fsys.Handlers(),

@@ -101,7 +101,8 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, sess *session, 
 func (s *Server) store(r *http.Request, caller *pigp.Caller, name string, src io.Reader) (*pigp.Deposit, error) {
 	up, err := s.Exchange.BeginDeposit(r.Context(), caller, name)
 	if err != nil {
-		s.Logger.Info("portal deposit refused", "login", caller.Login, "name", name, "ip", caller.RemoteIP, "reason", pigp.ErrorMessage(err))
+		s.Logger.Info("portal deposit refused", append([]any{"login", caller.Login, "ip", caller.RemoteIP},
+			exchange.RefusedNameAttrs(name, err)...)...)
 		return nil, err
 	}
 	buf := make([]byte, uploadChunk)

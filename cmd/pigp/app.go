@@ -22,6 +22,7 @@ import (
 	"github.com/pigp/pigp/docs"
 	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/lifecycle"
+	"github.com/pigp/pigp/metrics"
 	"github.com/pigp/pigp/places"
 	"github.com/pigp/pigp/processing"
 	"github.com/pigp/pigp/scheduler"
@@ -47,6 +48,9 @@ type App struct {
 	Jobs     *scheduler.Scheduler
 	// Guard throttles failed logins, for SSH and the portal alike.
 	Guard *exchange.Guard
+	// Metrics and MetricsServer are set by StartMetrics (nil: no metrics).
+	Metrics       *metrics.Metrics
+	MetricsServer *metrics.Server
 	// Directory authenticates internal agents (nil: no ldap.url, every
 	// login is local).
 	Directory *directory.Client
@@ -95,7 +99,13 @@ func (cf *configFlags) load(m *Main) (config.Config, error) {
 func newLogger(c config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(c.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		// Times in UTC whatever the machine's zone: one format for shippers.
+		if a.Key == slog.TimeKey && len(groups) == 0 && a.Value.Kind() == slog.KindTime {
+			a.Value = slog.TimeValue(a.Value.Time().UTC())
+		}
+		return a
+	}}
 	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -228,6 +238,9 @@ func (a *App) jobs() []scheduler.Job {
 // StartScheduler starts the periodic jobs.
 func (a *App) StartScheduler() error {
 	a.Jobs = &scheduler.Scheduler{Jobs: a.jobs(), Store: a.DB, Logger: a.Logger.With("component", "scheduler")}
+	if a.Metrics != nil {
+		a.Jobs.Metrics = a.Metrics
+	}
 	return a.Jobs.Start()
 }
 
@@ -262,6 +275,9 @@ func (a *App) StartSFTP() error {
 			return vfs.New(a.Exchange, shared, c, log)
 		},
 	}
+	if a.Metrics != nil {
+		a.SFTP.Metrics = a.Metrics
+	}
 	return a.SFTP.Open()
 }
 
@@ -280,6 +296,11 @@ func (a *App) Close() error {
 	if a.SFTP != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
 		errs = append(errs, a.SFTP.Close(ctx))
+		cancel()
+	}
+	if a.MetricsServer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
+		errs = append(errs, a.closeMetrics(ctx))
 		cancel()
 	}
 	if a.Directory != nil {

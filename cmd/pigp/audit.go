@@ -196,7 +196,7 @@ func parseAuditTime(s string) (t time.Time, day bool, err error) {
 var operatorActions = map[string]bool{
 	"org add": true, "user add": true, "user disable": true, "user enable": true, "user reset-password": true,
 	"user key": true, "response publish": true, "referentiel import": true, "referentiel generate": true,
-	"process": true, "expire": true, "ban remove": true, "ldap map": true,
+	"process": true, "expire": true, "ban remove": true, "ldap map": true, "backup": true, "restore": true,
 }
 
 // readOnlyActions are sub-commands of operator actions that change nothing.

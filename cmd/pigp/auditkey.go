@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/store"
 )
 
 // openAudit gives the database the audit chain's key and anchors a chain
@@ -50,6 +51,32 @@ func (a *App) openAudit(ctx context.Context) error {
 		a.Logger.Warn("audit trail anchored under the audit key", "key", key.ID(), "row", anchor.ID, "detail", anchor.Detail)
 	}
 	return nil
+}
+
+// useAuditKey gives db its audit key, for commands that open the database
+// themselves (backup, restore): PIGP_AUDIT_KEY (text) or the file at path,
+// created only for a chain never anchored.
+func useAuditKey(ctx context.Context, db *store.DB, text, path string) (*pigp.AuditKey, error) {
+	head, err := db.AuditHead(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key, err := loadAuditKey(text, path, head.KeyID != "")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := db.UseAuditKey(ctx, key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// auditOperator records the operator action m ran, for commands that open
+// the database themselves (backup, restore) and change nothing in it but
+// this row; a.DB must have its audit key. A failure is logged.
+func auditOperator(ctx context.Context, m *Main, a *App, runErr error) {
+	a.op = operatorEvent(m)
+	a.finishOperator(ctx, runErr)
 }
 
 // loadAuditKey returns the key given in text (PIGP_AUDIT_KEY) or read from

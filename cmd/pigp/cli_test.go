@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -130,8 +131,9 @@ func TestRun_Usage(t *testing.T) {
 		c.fails(t, 2, `unknown command "frobnicate"`, "", "frobnicate")
 	})
 	t.Run("Version", func(t *testing.T) {
-		if out := c.ok(t, "version"); out != "pigp "+pigp.Version+"\n" {
-			t.Fatalf("version printed %q", out)
+		want := "pigp " + pigp.Version + "\ncommit " + pigp.BuildCommit() + "\ngo " + runtime.Version() + "\n"
+		if out := c.ok(t, "version"); out != want {
+			t.Fatalf("version printed %q, want %q", out, want)
 		}
 	})
 	t.Run("CommandHelp", func(t *testing.T) {

@@ -72,6 +72,10 @@ func startEnv(t *testing.T, kind string, tweak func(c *config.Config)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := a.StartMetrics(); err != nil { // when the tweak set metrics_listen
+		a.Close()
+		t.Fatal(err)
+	}
 	if err := a.StartSFTP(); err != nil {
 		a.Close()
 		t.Fatal(err)

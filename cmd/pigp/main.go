@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	_ "time/tzdata" // Europe/Paris even on machines without a zoneinfo database
@@ -50,6 +51,9 @@ var commands = map[string]command{
 	"jobs":        jobsCommand{},
 	"expire":      expireCommand{},
 	"version":     versionCommand{},
+	"healthcheck": healthcheckCommand{},
+	"backup":      backupCommand{},
+	"restore":     restoreCommand{},
 	"audit":       auditCommand{},
 	"ban":         banCommand{},
 	"ldap":        ldapCommand{},
@@ -78,7 +82,11 @@ Commands:
   ban list|remove       list or lift the address bans (brute force)
   ldap map|map list|map remove|check
                         map directory groups to SIRETs and roles; test the directory
-  version               print the version
+  healthcheck [--sftp]  exit 0 when the local node is ready (/readyz, SSH banner)
+  backup --out DIR      copy the embedded database and contents, with a SHA-256 manifest
+  restore --from DIR --data-dir NEW
+                        restore a backup into a new data directory, checking it
+  version               print the version, the commit and the Go version
 
 Every command accepts --config FILE (YAML); PIGP_* environment variables win
 over the file. Run "pigp COMMAND -h" for a command's options.
@@ -150,7 +158,13 @@ func parse(fs *flag.FlagSet, args []string, positional int) error {
 
 type versionCommand struct{}
 
-func (versionCommand) Run(_ context.Context, m *Main, _ []string) error {
-	fmt.Fprintln(m.Stdout, "pigp", pigp.Version)
+// Run prints the version, the source commit and the Go version of the
+// build, one per line ("pigp 1.4.0", "commit 0123abc…", "go go1.26.10").
+func (versionCommand) Run(_ context.Context, m *Main, args []string) error {
+	fs := m.flagSet("version")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "pigp %s\ncommit %s\ngo %s\n", pigp.Version, pigp.BuildCommit(), runtime.Version())
 	return nil
 }

@@ -43,7 +43,7 @@ func (a *App) newWeb() *web.Server {
 // StartWeb starts the portal on the configured HTTP address; an empty
 // address disables it.
 func (a *App) StartWeb() error {
-	if a.Config.HTTPListen == "" {
+	if a.Config.HTTPListen == "" || a.Config.HTTPListen == "off" {
 		a.Logger.Info("portal disabled (empty http_listen)")
 		return nil
 	}
