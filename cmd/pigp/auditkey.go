@@ -48,7 +48,7 @@ func (a *App) openAudit(ctx context.Context) error {
 		return err
 	}
 	if anchor != nil {
-		a.Logger.Warn("audit trail anchored under the audit key", "key", key.ID(), "row", anchor.ID, "detail", anchor.Detail)
+		a.Logger.Warn("audit trail anchored under the audit key", "audit_key", key.ID(), "row", anchor.ID, "detail", anchor.Detail)
 	}
 	return nil
 }
