@@ -136,8 +136,8 @@ type fsObject struct {
 }
 
 func (o *fsObject) ReadAt(p []byte, off int64) (int, error) { return o.f.ReadAt(p, off) }
-func (o *fsObject) Size() int64                              { return o.size }
-func (o *fsObject) Close() error                             { return o.f.Close() }
+func (o *fsObject) Size() int64                             { return o.size }
+func (o *fsObject) Close() error                            { return o.f.Close() }
 
 // Stat describes the object under key (Info.SHA256 is empty: files carry
 // no checksum).
