@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -65,6 +67,22 @@ func newFakeServer(t *testing.T, tls bool) *fake {
 	}
 	t.Cleanup(f.srv.Close)
 	t.Cleanup(func() { close(f.stop) }) // runs first
+	return f
+}
+
+// newProxy puts the recording, fault-injecting handler in front of
+// another S3 server (versitygw).
+func newProxy(t *testing.T, endpoint string) *fake {
+	t.Helper()
+	target, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &fake{stop: make(chan struct{})}
+	// The Host header is kept: requests are signed for the proxy's address.
+	f.srv = httptest.NewServer(f.wrap(httputil.NewSingleHostReverseProxy(target)))
+	t.Cleanup(f.srv.Close)
+	t.Cleanup(func() { close(f.stop) })
 	return f
 }
 
@@ -207,3 +225,26 @@ func (f *fake) store(t *testing.T, cfg s3.Config) *s3.Store {
 	}
 	return st
 }
+
+// corrupt flips one byte of the request body on its way to the server.
+func corrupt(w http.ResponseWriter, r *http.Request, next http.Handler) {
+	r.Body = &flipReader{r: r.Body, at: 1000}
+	next.ServeHTTP(w, r)
+}
+
+type flipReader struct {
+	r   io.ReadCloser
+	at  int64
+	off int64
+}
+
+func (f *flipReader) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if f.at >= f.off && f.at < f.off+int64(n) {
+		p[f.at-f.off] ^= 0x55
+	}
+	f.off += int64(n)
+	return n, err
+}
+
+func (f *flipReader) Close() error { return f.r.Close() }

@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -204,6 +205,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 				// request, and a long outage must not turn into refusals
 				// after it ends.
 				o.RateLimiter = ratelimit.None
+				// A body the server found different from its checksum was
+				// damaged on the way: sending it again may well succeed.
+				o.Retryables = append(slices.Clone(o.Retryables), retry.RetryableErrorCode{Codes: map[string]struct{}{
+					"BadDigest": {}, "XAmzContentSHA256Mismatch": {}, "InvalidDigest": {},
+				}})
 			})
 		}),
 		// Checksums are sent explicitly (SHA-256) where pigp wants them;
