@@ -3,6 +3,7 @@ package s3_test
 import (
 	"context"
 	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -80,7 +81,9 @@ func newProxy(t *testing.T, endpoint string) *fake {
 	}
 	f := &fake{stop: make(chan struct{})}
 	// The Host header is kept: requests are signed for the proxy's address.
-	f.srv = httptest.NewServer(f.wrap(httputil.NewSingleHostReverseProxy(target)))
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	proxy.ErrorLog = log.New(io.Discard, "", 0) // requests the client gave up on
+	f.srv = httptest.NewServer(f.wrap(proxy))
 	t.Cleanup(f.srv.Close)
 	t.Cleanup(func() { close(f.stop) })
 	return f

@@ -20,8 +20,9 @@ import (
 // ReadAhead chunks after it are fetched at once, so that a sequential
 // reader (SFTP clients keep many reads in flight) finds its next bytes
 // already arrived. Memory per open object is bounded by ReadAhead+3
-// chunks, whatever the object's size. Every GET carries If-Match with the
-// ETag seen at Open: a replaced object fails instead of mixing contents.
+// chunks, whatever the object's size, and chunk buffers are reused across
+// objects. Every GET carries If-Match with the ETag seen at Open: a
+// replaced object fails instead of mixing contents.
 func (s *Store) Open(ctx context.Context, key string) (blob.Object, error) {
 	if err := blob.CheckKey(key); err != nil {
 		return nil, err
@@ -62,7 +63,11 @@ type chunk struct {
 	done chan struct{} // closed when data or err is set
 	data []byte
 	err  error
-	used int64 // tick of the last read (under object.mu)
+
+	// Under object.mu:
+	used    int64 // tick of the last read
+	refs    int   // readers copying from data (or waiting for it)
+	evicted bool  // no longer in object.chunks: data goes back to the pool once refs is 0
 }
 
 func (o *object) Size() int64 { return o.size }
@@ -70,8 +75,13 @@ func (o *object) Size() int64 { return o.size }
 // Close stops the GETs in flight and releases the chunks.
 func (o *object) Close() error {
 	o.mu.Lock()
-	o.closed = true
-	o.chunks = nil
+	if !o.closed {
+		o.closed = true
+		for _, c := range o.chunks {
+			o.dropLocked(c)
+		}
+		o.chunks = nil
+	}
 	o.mu.Unlock()
 	o.cancel()
 	return nil
@@ -90,6 +100,7 @@ func (o *object) ReadAt(p []byte, off int64) (int, error) {
 			return n, err
 		}
 		k := copy(p[n:], c.data[off-idx*o.chunkSize:])
+		o.release(c)
 		n += k
 		off += int64(k)
 	}
@@ -111,6 +122,7 @@ func (o *object) chunk(idx int64) (*chunk, error) {
 	o.tick++
 	c := o.startLocked(idx)
 	c.used = o.tick
+	c.refs++
 	for i := 1; i <= o.s.cfg.ReadAhead; i++ {
 		o.startLocked(idx + int64(i))
 	}
@@ -120,6 +132,7 @@ func (o *object) chunk(idx int64) (*chunk, error) {
 	select {
 	case <-c.done:
 	case <-o.ctx.Done():
+		o.release(c)
 		return nil, fmt.Errorf("blob read %s: %w", o.key, os.ErrClosed)
 	}
 	if c.err != nil {
@@ -128,9 +141,33 @@ func (o *object) chunk(idx int64) (*chunk, error) {
 			delete(o.chunks, idx)
 		}
 		o.mu.Unlock()
+		o.release(c)
 		return nil, c.err
 	}
 	return c, nil
+}
+
+// release ends a reader's use of c.
+func (o *object) release(c *chunk) {
+	o.mu.Lock()
+	c.refs--
+	o.recycleLocked(c)
+	o.mu.Unlock()
+}
+
+// dropLocked takes c out of use: its buffer returns to the pool once no
+// reader holds it and its GET is over.
+func (o *object) dropLocked(c *chunk) {
+	c.evicted = true
+	o.recycleLocked(c)
+}
+
+func (o *object) recycleLocked(c *chunk) {
+	if !c.evicted || c.refs > 0 || c.data == nil {
+		return
+	}
+	o.s.putBuf(c.data)
+	c.data = nil
 }
 
 func (o *object) startLocked(idx int64) *chunk {
@@ -164,6 +201,7 @@ func (o *object) evictLocked() {
 		if victim < 0 {
 			return
 		}
+		o.dropLocked(o.chunks[victim])
 		delete(o.chunks, victim)
 	}
 }
@@ -172,22 +210,21 @@ func (o *object) evictLocked() {
 // off mid-way, or an attempt that ran out of time, is asked again here,
 // up to MaxAttempts times with backoff.
 func (o *object) fetch(idx int64, c *chunk) {
-	defer close(c.done)
 	start := idx * o.chunkSize
-	buf := make([]byte, min(o.chunkSize, o.size-start))
+	buf := o.s.getBuf(min(o.chunkSize, o.size-start))
+	var err error
 	backoff := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		retry, err := o.get(buf, start)
-		if err == nil {
-			c.data = buf
-			return
+		var retry bool
+		if retry, err = o.get(buf, start); err == nil {
+			break
 		}
 		if !retry || attempt >= o.s.cfg.MaxAttempts || o.ctx.Err() != nil {
 			if o.ctx.Err() != nil {
 				err = fmt.Errorf("blob read %s: %w", o.key, os.ErrClosed)
 			}
-			c.err = o.s.fail("read", o.key, err)
-			return
+			err = o.s.fail("read", o.key, err)
+			break
 		}
 		select {
 		case <-time.After(backoff):
@@ -195,6 +232,16 @@ func (o *object) fetch(idx int64, c *chunk) {
 		}
 		backoff = min(2*backoff, o.s.cfg.MaxBackoff)
 	}
+	o.mu.Lock()
+	if err != nil {
+		o.s.putBuf(buf)
+		c.err = err
+	} else {
+		c.data = buf
+		o.recycleLocked(c) // closed meanwhile
+	}
+	close(c.done)
+	o.mu.Unlock()
 }
 
 // get reads [start, start+len(buf)) into buf. retry reports a failure worth
@@ -220,4 +267,21 @@ func (o *object) get(buf []byte, start int64) (retry bool, err error) {
 		return o.ctx.Err() == nil, fmt.Errorf("range %d+%d: %w", start, len(buf), err)
 	}
 	return false, nil
+}
+
+// getBuf returns a buffer of n bytes, from the pool when n is ReadChunk.
+func (s *Store) getBuf(n int64) []byte {
+	if n == s.cfg.ReadChunk {
+		if b, ok := s.bufs.Get().(*[]byte); ok {
+			return *b
+		}
+	}
+	return make([]byte, n)
+}
+
+// putBuf gives a ReadChunk buffer back to the pool.
+func (s *Store) putBuf(b []byte) {
+	if int64(len(b)) == s.cfg.ReadChunk {
+		s.bufs.Put(&b)
+	}
 }

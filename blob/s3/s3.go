@@ -144,6 +144,8 @@ type Store struct {
 	client *awss3.Client
 	log    *slog.Logger
 
+	bufs sync.Pool // *[]byte of ReadChunk bytes, for ranged GETs
+
 	usageMu sync.Mutex
 	used    int64
 	usedAt  time.Time

@@ -208,7 +208,9 @@ func TestPut_FailedPartRetried(t *testing.T) {
 func TestPut_TimeoutRetried(t *testing.T) {
 	f := newFake(t)
 	cfg := f.config()
-	cfg.RequestTimeout = 300 * time.Millisecond
+	// Long enough for a 5 MiB part on a busy machine under -race; the
+	// hung attempts each cost that long.
+	cfg.RequestTimeout = 3 * time.Second
 	st := f.store(t, cfg)
 	f.inject(isUploadPart("1"), 1, f.hang)
 	f.inject(isPutObject, 1, f.hang)
@@ -226,7 +228,7 @@ func TestPut_TimeoutRetried(t *testing.T) {
 func TestPut_TimeoutPersistent(t *testing.T) {
 	f := newFake(t)
 	cfg := f.config()
-	cfg.RequestTimeout = 200 * time.Millisecond
+	cfg.RequestTimeout = time.Second // the requests that get an answer are small
 	st := f.store(t, cfg)
 	f.inject(isUploadPart(""), 0, f.hang)
 	file, sum := blobtest.Spool(t, blobtest.Harness{}, blobtest.Data(11<<20, 8))
