@@ -215,7 +215,7 @@ func (f *fake) config() s3.Config {
 		Endpoint: f.srv.URL, Region: "us-east-1", Bucket: bucket, PathStyle: true,
 		AccessKey: "test", SecretKey: "test",
 		MultipartThreshold: 5 << 20, PartSize: 5 << 20, Concurrency: 3,
-		ReadChunk: 64 << 10, ReadAhead: 2,
+		ReadChunk: 256 << 10, ReadAhead: 2,
 		MaxAttempts: 3, MaxBackoff: 20 * time.Millisecond, RequestTimeout: 10 * time.Second,
 	}
 }

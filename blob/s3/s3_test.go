@@ -210,7 +210,7 @@ func TestPut_TimeoutRetried(t *testing.T) {
 	cfg := f.config()
 	// Long enough for a 5 MiB part on a busy machine under -race; the
 	// hung attempts each cost that long.
-	cfg.RequestTimeout = 3 * time.Second
+	cfg.RequestTimeout = 2 * time.Second
 	st := f.store(t, cfg)
 	f.inject(isUploadPart("1"), 1, f.hang)
 	f.inject(isPutObject, 1, f.hang)
@@ -308,7 +308,9 @@ func TestRead_CutBodyRetried(t *testing.T) {
 // Reads use ranged GETs of ReadChunk bytes, never the whole object.
 func TestRead_RangedGets(t *testing.T) {
 	f := newFake(t)
-	st := f.store(t, f.config())
+	cfg := f.config()
+	cfg.ReadChunk = 64 << 10
+	st := f.store(t, cfg)
 	data := blobtest.Data(1<<20, 12)
 	blobtest.MustPut(t, blobtest.Harness{Backend: st}, "retraits/ab/ranged", data)
 	blobtest.ReadAll(t, st, "retraits/ab/ranged")

@@ -24,7 +24,7 @@ func vgwConfig(t *testing.T, srv *testutil.S3Server, endpoint string) s3.Config 
 		Endpoint: endpoint, Region: srv.Region, Bucket: srv.NewBucket(t), PathStyle: true,
 		AccessKey: srv.AccessKey, SecretKey: srv.SecretKey,
 		MultipartThreshold: 5 << 20, PartSize: 5 << 20, Concurrency: 3,
-		ReadChunk: 64 << 10, ReadAhead: 2,
+		ReadChunk: 256 << 10, ReadAhead: 2,
 		MaxAttempts: 3, MaxBackoff: 20 * time.Millisecond, RequestTimeout: 30 * time.Second,
 	}
 }
