@@ -54,7 +54,12 @@ func (s *Store) Put(ctx context.Context, key string, src *os.File, sum string) e
 	switch _, err := s.Stat(ctx, key); {
 	case err == nil:
 		return blob.Exists(key, nil)
-	case pigp.ErrorCode(err) != pigp.ENOTFOUND:
+	case pigp.ErrorCode(err) == pigp.ENOTFOUND:
+	case isForbidden(err):
+		// Without s3:ListBucket, S3 answers 403 for a missing key: go on,
+		// If-None-Match still guards the write (and a real refusal of the
+		// credentials fails it).
+	default:
 		return err
 	}
 	if fi.Size() <= s.cfg.MultipartThreshold {
@@ -86,7 +91,7 @@ func (s *Store) putSingle(ctx context.Context, key string, src *os.File, size in
 		return s.fail("put", key, err)
 	}
 	if got := aws.ToString(out.ChecksumSHA256); got != "" && got != b64 {
-		return s.takeBack(key, fmt.Errorf("the server stored SHA-256 %s, %s was sent", got, b64))
+		return s.takeBack(ctx, key, fmt.Errorf("the server stored SHA-256 %s, %s was sent", got, b64))
 	}
 	return nil
 }
@@ -114,7 +119,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, src *os.File, size
 	completed := false
 	defer func() {
 		if !completed {
-			s.abort(key, uploadID)
+			s.abort(ctx, key, uploadID)
 		}
 	}()
 
@@ -195,7 +200,7 @@ func (s *Store) putMultipart(ctx context.Context, key string, src *os.File, size
 		}
 		want := base64.StdEncoding.EncodeToString(c.Sum(nil))
 		if base, _, _ := strings.Cut(got, "-"); base != want {
-			return s.takeBack(key, fmt.Errorf("the server's composite SHA-256 is %s, the parts give %s", got, want))
+			return s.takeBack(ctx, key, fmt.Errorf("the server's composite SHA-256 is %s, the parts give %s", got, want))
 		}
 	}
 	return nil
@@ -214,8 +219,8 @@ func (s *Store) partSize(size int64) int64 {
 // abort discards a multipart upload that will not be completed, even when
 // the caller's context is done. A failure is only logged: AbortIncomplete
 // (housekeeping) and the bucket's lifecycle rule take it later.
-func (s *Store) abort(key string, uploadID *string) {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+func (s *Store) abort(ctx context.Context, key string, uploadID *string) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
 	defer cancel()
 	_, err := s.client.AbortMultipartUpload(ctx, &awss3.AbortMultipartUploadInput{
 		Bucket: &s.cfg.Bucket, Key: aws.String(s.objectKey(key)), UploadId: uploadID,
@@ -227,8 +232,8 @@ func (s *Store) abort(key string, uploadID *string) {
 
 // takeBack removes an object the server reports stored wrongly, and
 // returns the Put's error.
-func (s *Store) takeBack(key string, cause error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.RequestTimeout)
+func (s *Store) takeBack(ctx context.Context, key string, cause error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RequestTimeout)
 	defer cancel()
 	if _, err := s.client.DeleteObject(ctx, &awss3.DeleteObjectInput{Bucket: &s.cfg.Bucket, Key: aws.String(s.objectKey(key))}, s.timeout()); err != nil {
 		s.log.Error("remove object stored with a wrong checksum", "key", key, "error", err)

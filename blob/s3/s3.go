@@ -85,6 +85,9 @@ type Config struct {
 	DeleteBatch        int           // keys per DeleteObjects request (1000, the S3 maximum)
 	UsageTTL           time.Duration // how long the used space computed for Quota is reused (5 min)
 
+	// Now is the clock of the usage cache; nil: time.Now.
+	Now func() time.Time
+
 	// Logger receives what operators need (aborted uploads, removed
 	// objects whose checksum the server reported wrong). nil: discarded.
 	Logger *slog.Logger
@@ -130,6 +133,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	c.Prefix = strings.TrimLeft(c.Prefix, "/")
 	if c.Prefix != "" && !strings.HasSuffix(c.Prefix, "/") {
@@ -377,7 +383,8 @@ func (s *Store) FreeSpace(ctx context.Context) (blob.Space, error) {
 	}
 	s.usageMu.Lock()
 	defer s.usageMu.Unlock()
-	if s.usedAt.IsZero() || time.Since(s.usedAt) > s.cfg.UsageTTL {
+	now := s.cfg.Now()
+	if s.usedAt.IsZero() || now.Sub(s.usedAt) > s.cfg.UsageTTL {
 		var used int64
 		p := awss3.NewListObjectsV2Paginator(s.client, &awss3.ListObjectsV2Input{Bucket: &s.cfg.Bucket, Prefix: aws.String(s.cfg.Prefix)})
 		for p.HasMorePages() {
@@ -389,7 +396,7 @@ func (s *Store) FreeSpace(ctx context.Context) (blob.Space, error) {
 				used += aws.ToInt64(o.Size)
 			}
 		}
-		s.used, s.usedAt = used, time.Now()
+		s.used, s.usedAt = used, now
 	}
 	quota := uint64(s.cfg.Quota)
 	free := uint64(0)
@@ -425,6 +432,12 @@ func (s *Store) fail(op, key string, err error) error {
 		}
 	}
 	return blob.Unavailable(op, key, err)
+}
+
+// isForbidden reports a 403 answer.
+func isForbidden(err error) bool {
+	var re *awshttp.ResponseError
+	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusForbidden
 }
 
 // apiCode returns the S3 error code of err ("" when the server gave none).

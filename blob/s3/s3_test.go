@@ -574,3 +574,46 @@ func TestPartSizeGrows(t *testing.T) {
 		}
 	}
 }
+
+// Credentials without s3:ListBucket get 403 instead of 404 for a missing
+// key: the HEAD before a Put does not stop it.
+func TestPut_HeadForbiddenGoesOn(t *testing.T) {
+	f := newFake(t)
+	st := f.store(t, f.config())
+	f.inject(isHead, 1, s3Error(http.StatusForbidden, "AccessDenied"))
+	data := blobtest.Data(2000, 17)
+	blobtest.MustPut(t, blobtest.Harness{Backend: st}, "depots/ab/nolist", data)
+	if got := blobtest.ReadAll(t, st, "depots/ab/nolist"); !bytes.Equal(got, data) {
+		t.Fatal("object differs")
+	}
+}
+
+// The used space behind FreeSpace is listed again only after UsageTTL.
+func TestFreeSpace_Cached(t *testing.T) {
+	f := newFake(t)
+	cfg := f.config()
+	cfg.Quota = 10 << 20
+	now := time.Date(2027, 1, 1, 12, 0, 0, 0, time.UTC)
+	cfg.Now = func() time.Time { return now }
+	st := f.store(t, cfg)
+	free := func() uint64 {
+		t.Helper()
+		sp, err := st.FreeSpace(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sp.Free
+	}
+	if got := free(); got != 10<<20 {
+		t.Fatalf("free = %d, want the whole quota", got)
+	}
+	blobtest.MustPut(t, blobtest.Harness{Backend: st}, "depots/ab/used", make([]byte, 1<<20))
+	now = now.Add(time.Minute)
+	if got := free(); got != 10<<20 {
+		t.Fatalf("free within UsageTTL = %d, want the cached figure", got)
+	}
+	now = now.Add(5 * time.Minute)
+	if got := free(); got != 9<<20 {
+		t.Fatalf("free after UsageTTL = %d, want 9 MiB", got)
+	}
+}
