@@ -39,7 +39,17 @@ type Account struct {
 	PasswordTemporary bool // set by an operator reset: must be changed at next login
 	State             string
 	CreatedAt         time.Time
+	// Source is SourceLocal ("" means local too) or SourceLDAP: a shadow
+	// row of a directory agent, whose password pigp never holds.
+	Source string
+	// DirectoryDN is the agent's entry in the directory (SourceLDAP only).
+	DirectoryDN string
+	// LastSeenAt is the agent's last successful directory login (zero if never).
+	LastSeenAt time.Time
 }
+
+// FromDirectory reports whether the account is a directory agent's shadow row.
+func (a *Account) FromDirectory() bool { return a.Source == SourceLDAP }
 
 var loginRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$`)
 
@@ -51,7 +61,10 @@ func (a *Account) Validate() error {
 	if strings.TrimSpace(a.Name) == "" || len([]rune(a.Name)) > 200 {
 		return Errorf(EINVALID, "le nom affiché est obligatoire (200 caractères au plus)")
 	}
-	if addr, err := mail.ParseAddress(a.Email); err != nil || addr.Address != a.Email || len(a.Email) > 254 {
+	if a.Source == SourceLDAP && a.Email == "" {
+		// A directory entry without an e-mail address: the agent gets no
+		// notification, nothing else changes.
+	} else if addr, err := mail.ParseAddress(a.Email); err != nil || addr.Address != a.Email || len(a.Email) > 254 {
 		return Errorf(EINVALID, "adresse électronique %q invalide", a.Email)
 	}
 	if len(a.SIRETs) == 0 {
@@ -67,7 +80,26 @@ func (a *Account) Validate() error {
 	default:
 		return Errorf(EINVALID, "état de compte %q inconnu", a.State)
 	}
+	switch a.Source {
+	case "", SourceLocal, SourceLDAP:
+	default:
+		return Errorf(EINVALID, "origine de compte %q inconnue", a.Source)
+	}
+	if len(a.DirectoryDN) > 1000 {
+		return Errorf(EINVALID, "le DN de l'annuaire dépasse 1000 caractères")
+	}
 	return nil
+}
+
+// DirectoryLogin returns the shadow-row login of a directory login: lower
+// case, with the shape of every pigp login (letters, digits, point, dash,
+// underscore). A login of another shape cannot have a shadow row.
+func DirectoryLogin(login string) (string, error) {
+	l := strings.ToLower(login)
+	if !loginRE.MatchString(l) {
+		return "", Errorf(EINVALID, "identifiant d'annuaire %q hors du format des identifiants pigp", login)
+	}
+	return l, nil
 }
 
 // PasswordExpired reports whether the account's password has expired at now.

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/pigp/pigp/directory"
 )
 
 // Config is the whole configuration. Packages other than cmd/pigp never see
@@ -76,6 +78,62 @@ type Config struct {
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// Throttle holds the brute-force thresholds (SSH and portal).
 	Throttle Throttle `yaml:"throttle"`
+	// LDAP is the directory of the administration's internal agents;
+	// without a URL there is none and every login is local.
+	LDAP LDAP `yaml:"ldap"`
+}
+
+// LDAP holds the directory settings (see the directory package).
+type LDAP struct {
+	// URL is ldaps://host or ldap://host ("": no directory).
+	URL string `yaml:"url"`
+	// StartTLS upgrades ldap:// connections; only false sends in clear.
+	StartTLS bool `yaml:"start_tls"`
+	// CAFile holds the PEM CAs trusted for the directory (default: the system's).
+	CAFile string `yaml:"ca_file"`
+	// BindDN and BindPassword or BindPasswordFile: the service account.
+	BindDN           string `yaml:"bind_dn"`
+	BindPassword     string `yaml:"bind_password"`
+	BindPasswordFile string `yaml:"bind_password_file"`
+	// BaseDN is searched for agents with UserFilter ({login} is escaped).
+	BaseDN        string `yaml:"base_dn"`
+	UserFilter    string `yaml:"user_filter"`
+	NameAttribute string `yaml:"name_attribute"`
+	MailAttribute string `yaml:"mail_attribute"`
+	// GroupAttribute (memberOf) lists an entry's groups; set it to "" to
+	// search groups under GroupBaseDN with GroupFilter ({dn}, {login}).
+	GroupAttribute string `yaml:"group_attribute"`
+	GroupBaseDN    string `yaml:"group_base_dn"`
+	GroupFilter    string `yaml:"group_filter"`
+	// LocalLogins is the pattern of local logins, never sent to the directory.
+	LocalLogins string   `yaml:"local_logins"`
+	DialTimeout Duration `yaml:"dial_timeout"`
+	Timeout     Duration `yaml:"timeout"`
+	PoolSize    int      `yaml:"pool_size"`
+	IdleTimeout Duration `yaml:"idle_timeout"`
+}
+
+// Enabled reports whether a directory is configured.
+func (l LDAP) Enabled() bool { return l.URL != "" }
+
+// Directory returns the directory package's configuration.
+func (l LDAP) Directory() directory.Config {
+	return directory.Config{
+		URL: l.URL, StartTLS: l.StartTLS, CAFile: l.CAFile, BindDN: l.BindDN, BindPassword: l.BindPassword,
+		BindPasswordFile: l.BindPasswordFile, BaseDN: l.BaseDN, UserFilter: l.UserFilter,
+		NameAttribute: l.NameAttribute, MailAttribute: l.MailAttribute, GroupAttribute: l.GroupAttribute,
+		GroupBaseDN: l.GroupBaseDN, GroupFilter: l.GroupFilter, LocalLogins: l.LocalLogins,
+		DialTimeout: l.DialTimeout.Std(), Timeout: l.Timeout.Std(), PoolSize: l.PoolSize, IdleTimeout: l.IdleTimeout.Std(),
+	}
+}
+
+func defaultLDAP() LDAP {
+	d := directory.DefaultConfig()
+	return LDAP{
+		StartTLS: d.StartTLS, UserFilter: d.UserFilter, NameAttribute: d.NameAttribute, MailAttribute: d.MailAttribute,
+		GroupAttribute: d.GroupAttribute, GroupFilter: d.GroupFilter, LocalLogins: d.LocalLogins,
+		DialTimeout: Duration(d.DialTimeout), Timeout: Duration(d.Timeout), PoolSize: d.PoolSize, IdleTimeout: Duration(d.IdleTimeout),
+	}
 }
 
 // Throttle holds the brute-force thresholds shared by SSH and the portal
@@ -191,6 +249,7 @@ func Default() Config {
 			AccountSlowAfter: 10, BaseTarpit: Duration(250 * time.Millisecond), MaxTarpit: Duration(3 * time.Second),
 			Forget: Duration(time.Hour),
 		},
+		LDAP: defaultLDAP(),
 	}
 }
 
@@ -285,6 +344,19 @@ var envVars = []struct {
 		c.MaxConnectionsPerIP = n
 		return err
 	}},
+	{"PIGP_LDAP_URL", func(c *Config, v string) error { c.LDAP.URL = v; return nil }},
+	{"PIGP_LDAP_CA_FILE", func(c *Config, v string) error { c.LDAP.CAFile = v; return nil }},
+	{"PIGP_LDAP_BIND_DN", func(c *Config, v string) error { c.LDAP.BindDN = v; return nil }},
+	// The environment's password wins over the file's, and the other way round.
+	{"PIGP_LDAP_BIND_PASSWORD", func(c *Config, v string) error {
+		c.LDAP.BindPassword, c.LDAP.BindPasswordFile = v, ""
+		return nil
+	}},
+	{"PIGP_LDAP_BIND_PASSWORD_FILE", func(c *Config, v string) error {
+		c.LDAP.BindPasswordFile, c.LDAP.BindPassword = v, ""
+		return nil
+	}},
+	{"PIGP_LDAP_BASE_DN", func(c *Config, v string) error { c.LDAP.BaseDN = v; return nil }},
 	{"PIGP_BAN_TIME", func(c *Config, v string) error {
 		d, err := ParseDuration(v)
 		c.Throttle.BanTime = Duration(d)
@@ -442,6 +514,13 @@ func (c Config) Validate() error {
 	if t.MaxTarpit > Duration(30*time.Second) {
 		return &ValidationError{"throttle.max_tarpit", time.Duration(t.MaxTarpit), errors.New("must be at most 30s")}
 	}
+	if c.LDAP.Enabled() {
+		d := c.LDAP.Directory()
+		if err := d.Validate(); err != nil {
+			field, _, _ := strings.Cut(err.Error(), " ")
+			return &ValidationError{strings.TrimSuffix(field, ":"), redactLDAP(c.LDAP), err}
+		}
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
@@ -465,6 +544,11 @@ func (c Config) Database() (dialect, dsn string) {
 	default:
 		return "postgres", c.DatabaseURL
 	}
+}
+
+// redactLDAP shows the directory settings without the password.
+func redactLDAP(l LDAP) string {
+	return fmt.Sprintf("{url: %s, base_dn: %s, bind_dn: %s}", l.URL, l.BaseDN, l.BindDN)
 }
 
 // redact hides a password in a URL-like string.

@@ -417,3 +417,63 @@ func TestLoad_SizeInYAML(t *testing.T) {
 		t.Fatalf("MaxUploadSize = %d, want %d", c.MaxUploadSize, 1<<30)
 	}
 }
+
+func TestLoad_LDAP(t *testing.T) {
+	c, err := config.Load("", env(nil))
+	if err != nil || c.LDAP.Enabled() || c.Validate() != nil {
+		t.Fatalf("default: enabled=%v, %v, %v", c.LDAP.Enabled(), err, c.Validate())
+	}
+	if !c.LDAP.StartTLS || c.LDAP.LocalLogins != "-xt$" || c.LDAP.GroupAttribute != "memberOf" || c.LDAP.PoolSize != 4 {
+		t.Fatalf("LDAP defaults: %+v", c.LDAP)
+	}
+	p := writeFile(t, `
+ldap:
+  url: ldap://annuaire.dgfip.test
+  start_tls: false
+  bind_dn: cn=pigp,ou=services,dc=dgfip,dc=test
+  bind_password: yaml-secret
+  base_dn: ou=people,dc=dgfip,dc=test
+  user_filter: (&(objectClass=user)(sAMAccountName={login}))
+  group_attribute: ""
+  group_base_dn: ou=groups,dc=dgfip,dc=test
+  local_logins: '(-xt|\.ext)$'
+  timeout: 3s
+  pool_size: 8
+`)
+	c, err = config.Load(p, env(map[string]string{"PIGP_LDAP_BIND_PASSWORD_FILE": "/run/secrets/ldap"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.LDAP
+	if !l.Enabled() || l.StartTLS || l.GroupAttribute != "" || l.PoolSize != 8 || l.Timeout.Std() != 3*time.Second ||
+		l.LocalLogins != `(-xt|\.ext)$` || l.UserFilter != "(&(objectClass=user)(sAMAccountName={login}))" ||
+		l.DialTimeout.Std() != 5*time.Second {
+		t.Fatalf("LDAP = %+v", l)
+	}
+	// The environment's password file replaces the YAML password.
+	if l.BindPassword != "" || l.BindPasswordFile != "/run/secrets/ldap" {
+		t.Fatalf("bind password %q, file %q", l.BindPassword, l.BindPasswordFile)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	d := l.Directory()
+	if d.URL != l.URL || d.GroupBaseDN != l.GroupBaseDN || d.Timeout != 3*time.Second || d.StartTLS {
+		t.Fatalf("Directory() = %+v", d)
+	}
+
+	c.LDAP.BaseDN = ""
+	var ve *config.ValidationError
+	c.LDAP.BindPassword, c.LDAP.BindPasswordFile = "yaml-secret", ""
+	err = c.Validate()
+	if !errors.As(err, &ve) || ve.Field != "ldap.base_dn" {
+		t.Fatalf("missing base_dn: %v", err)
+	}
+	if strings.Contains(err.Error(), "yaml-secret") {
+		t.Fatal("validation error shows the password")
+	}
+	c.LDAP.BaseDN, c.LDAP.URL = "dc=x", "http://annuaire"
+	if err := c.Validate(); !errors.As(err, &ve) || ve.Field != "ldap.url" {
+		t.Fatalf("bad url: %v", err)
+	}
+}

@@ -30,6 +30,9 @@ type accountRow struct {
 	State             string
 	CreatedAt         time.Time
 	UpdatedAt         time.Time
+	Source            string
+	DirectoryDN       string `gorm:"column:directory_dn"`
+	LastSeenAt        *time.Time
 }
 
 func (accountRow) TableName() string { return "accounts" }
@@ -104,10 +107,14 @@ func (db *DB) CreateAccount(ctx context.Context, a *pigp.Account) error {
 				return pigp.Errorf(pigp.ENOTFOUND, "organisation %s inconnue : créez-la d'abord avec `pigp org add`", s)
 			}
 		}
+		if a.Source == "" {
+			a.Source = pigp.SourceLocal
+		}
 		row := accountRow{
 			Login: a.Login, Name: a.Name, Email: a.Email, PasswordHash: a.PasswordHash,
 			PasswordSetAt: utc(a.PasswordSetAt), PasswordExpiresAt: utc(a.PasswordExpiresAt),
 			PasswordTemporary: a.PasswordTemporary, State: a.State, CreatedAt: now, UpdatedAt: now,
+			Source: a.Source, DirectoryDN: a.DirectoryDN,
 		}
 		if err := tx.Create(&row).Error; err != nil {
 			return conflict(err, fmt.Sprintf("l'identifiant %s existe déjà", a.Login))
@@ -127,11 +134,19 @@ func (db *DB) toAccount(ctx context.Context, tx *gorm.DB, r *accountRow) (*pigp.
 	if err := tx.WithContext(ctx).Model(&accountSIRETRow{}).Where("account_id = ?", r.ID).Order("siret").Pluck("siret", &sirets).Error; err != nil {
 		return nil, fmt.Errorf("read account sirets: %w", err)
 	}
-	return &pigp.Account{
+	a := &pigp.Account{
 		ID: r.ID, Login: r.Login, Name: r.Name, Email: r.Email, SIRETs: sirets,
 		PasswordHash: r.PasswordHash, PasswordSetAt: r.PasswordSetAt, PasswordExpiresAt: r.PasswordExpiresAt,
 		PasswordTemporary: r.PasswordTemporary, State: r.State, CreatedAt: r.CreatedAt,
-	}, nil
+		Source: r.Source, DirectoryDN: r.DirectoryDN,
+	}
+	if a.Source == "" {
+		a.Source = pigp.SourceLocal
+	}
+	if r.LastSeenAt != nil {
+		a.LastSeenAt = *r.LastSeenAt
+	}
+	return a, nil
 }
 
 // FindAccountByLogin returns the account with the given login, ENOTFOUND if none.

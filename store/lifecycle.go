@@ -69,7 +69,7 @@ func (db *DB) MarkContentDeleted(ctx context.Context, ids []string, now time.Tim
 func (db *DB) ExpirePasswords(ctx context.Context, now time.Time) ([]*pigp.Account, error) {
 	now = utc(now)
 	var rows []accountRow
-	if err := db.with(ctx).Where("password_expires_at <= ? AND password_expired_at IS NULL", now).Find(&rows).Error; err != nil {
+	if err := db.with(ctx).Where("password_expires_at <= ? AND password_expired_at IS NULL AND source = ?", now, pigp.SourceLocal).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("find expired passwords: %w", err)
 	}
 	var out []*pigp.Account
@@ -94,8 +94,8 @@ func (db *DB) ExpirePasswords(ctx context.Context, now time.Time) ([]*pigp.Accou
 // in (from, to].
 func (db *DB) AccountsExpiringBetween(ctx context.Context, from, to time.Time) ([]*pigp.Account, error) {
 	var rows []accountRow
-	if err := db.with(ctx).Where("state = ? AND password_expires_at > ? AND password_expires_at <= ?",
-		pigp.AccountActive, utc(from), utc(to)).Order("id").Find(&rows).Error; err != nil {
+	if err := db.with(ctx).Where("state = ? AND source = ? AND password_expires_at > ? AND password_expires_at <= ?",
+		pigp.AccountActive, pigp.SourceLocal, utc(from), utc(to)).Order("id").Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("find expiring passwords: %w", err)
 	}
 	return db.toAccounts(ctx, rows)

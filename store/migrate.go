@@ -209,6 +209,19 @@ CREATE TABLE bans (
 	until     {{TS}} NOT NULL
 );
 `},
+	{8, "directory accounts and group mappings", `
+ALTER TABLE accounts ADD COLUMN source VARCHAR(8) NOT NULL DEFAULT 'local';
+ALTER TABLE accounts ADD COLUMN directory_dn VARCHAR(1000) NOT NULL DEFAULT '';
+ALTER TABLE accounts ADD COLUMN last_seen_at {{TS}};
+CREATE TABLE ldap_group_mappings (
+	group_key  VARCHAR(1000) NOT NULL,
+	group_dn   VARCHAR(1000) NOT NULL,
+	siret      VARCHAR(14) NOT NULL REFERENCES organisations(siret),
+	role       VARCHAR(16) NOT NULL,
+	created_at {{TS}} NOT NULL,
+	PRIMARY KEY (group_key, siret)
+);
+`},
 }
 
 // schemaMigration records an applied migration.

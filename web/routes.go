@@ -218,5 +218,13 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.Directory != nil {
+		if err := s.Directory.Check(r.Context()); err != nil {
+			// Local accounts still work: degraded, not down (200).
+			s.Logger.Warn("readiness: directory unavailable", "error", err)
+			fmt.Fprintln(w, "degraded: directory unavailable")
+			return
+		}
+	}
 	fmt.Fprintln(w, "ready")
 }

@@ -57,6 +57,13 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// DirectoryChecker reports whether the directory of internal agents
+// answers (for /readyz: without it the portal is degraded, not down, since
+// local accounts keep working).
+type DirectoryChecker interface {
+	Check(ctx context.Context) error
+}
+
 // Config holds the settings of the portal. Zero values take the defaults
 // given on each field.
 type Config struct {
@@ -94,7 +101,9 @@ type Server struct {
 	Exchange Exchange
 	History  History
 	DB       Pinger
-	Logger   *slog.Logger
+	// Directory is the directory of internal agents (nil: none).
+	Directory DirectoryChecker
+	Logger    *slog.Logger
 	// Guard throttles failed logins; it is the SSH server's (nil: a
 	// private one with the default thresholds and bans in memory).
 	Guard Guard

@@ -733,3 +733,37 @@ func TestPortalMarkdownEscapes(t *testing.T) {
 		t.Errorf("unsafe markdown output:\n%s", got)
 	}
 }
+
+// directoryState is a directory that answers or not.
+type directoryState struct {
+	mu   sync.Mutex
+	down bool
+}
+
+func (d *directoryState) Check(context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.down {
+		return pigp.Errorf(pigp.EDIRECTORY, pigp.MsgDirectoryUnavailable)
+	}
+	return nil
+}
+
+func TestReadyzDirectoryDegraded(t *testing.T) {
+	dir := &directoryState{}
+	f := newFixture(t, func(f *fixture) { f.srv.Directory = dir })
+	b := f.browser()
+	if r := b.get("/readyz"); r.status != 200 || strings.TrimSpace(r.body) != "ready" {
+		t.Fatalf("readyz: %d %q", r.status, r.body)
+	}
+	dir.mu.Lock()
+	dir.down = true
+	dir.mu.Unlock()
+	if r := b.get("/readyz"); r.status != 200 || strings.TrimSpace(r.body) != "degraded: directory unavailable" {
+		t.Fatalf("readyz with the directory down: %d %q; want 200 degraded", r.status, r.body)
+	}
+	f.db.Close()
+	if r := b.get("/readyz"); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz without database: %d", r.status)
+	}
+}

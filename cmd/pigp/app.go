@@ -18,6 +18,7 @@ import (
 	"github.com/pigp/pigp/apa"
 	"github.com/pigp/pigp/blob"
 	"github.com/pigp/pigp/config"
+	"github.com/pigp/pigp/directory"
 	"github.com/pigp/pigp/docs"
 	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/lifecycle"
@@ -46,6 +47,9 @@ type App struct {
 	Jobs     *scheduler.Scheduler
 	// Guard throttles failed logins, for SSH and the portal alike.
 	Guard *exchange.Guard
+	// Directory authenticates internal agents (nil: no ldap.url, every
+	// login is local).
+	Directory *directory.Client
 }
 
 // configFlags registers --config and the settings that can be given as flags.
@@ -125,6 +129,14 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	a.Exchange.HistoryMonths = c.HistoryMonths
 	a.Exchange.PasswordValidityMonths = c.PasswordValidityMonths
 	a.Exchange.Audit = db
+	if c.LDAP.Enabled() {
+		// No connection yet: a directory down at start-up must not keep
+		// local accounts from working.
+		if a.Directory, err = directory.New(c.LDAP.Directory(), db, logger.With("component", "directory")); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
 	a.Guard = exchange.NewGuard(guardPolicy(c.Throttle), db, db, a.Exchange.Now, logger.With("component", "guard"))
 	if a.Places, err = places.Load(); err != nil {
 		db.Close()
@@ -243,6 +255,9 @@ func (a *App) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
 		errs = append(errs, a.SFTP.Close(ctx))
 		cancel()
+	}
+	if a.Directory != nil {
+		errs = append(errs, a.Directory.Close())
 	}
 	if a.DB != nil {
 		errs = append(errs, a.DB.Close())

@@ -143,8 +143,11 @@ func parseAuditTime(s string) (t time.Time, day bool, err error) {
 var operatorActions = map[string]bool{
 	"org add": true, "user add": true, "user disable": true, "user enable": true, "user reset-password": true,
 	"user key": true, "response publish": true, "referentiel import": true, "referentiel generate": true,
-	"process": true, "expire": true, "ban remove": true,
+	"process": true, "expire": true, "ban remove": true, "ldap map": true,
 }
+
+// readOnlyActions are sub-commands of operator actions that change nothing.
+var readOnlyActions = map[string]bool{"ldap map list": true}
 
 // auditOperator records the operator action m is running, if it is one.
 func auditOperator(ctx context.Context, m *Main, a *App, runErr error) {
@@ -156,6 +159,9 @@ func auditOperator(ctx context.Context, m *Main, a *App, runErr error) {
 		name += " " + m.args[1]
 	}
 	if !operatorActions[name] {
+		return
+	}
+	if len(m.args) > 2 && readOnlyActions[name+" "+m.args[2]] {
 		return
 	}
 	e := &pigp.AuditEvent{Action: pigp.AuditOperator, Outcome: pigp.AuditOK, Protocol: pigp.ProtocolCLI,

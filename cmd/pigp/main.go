@@ -52,6 +52,7 @@ var commands = map[string]command{
 	"version":     versionCommand{},
 	"audit":       auditCommand{},
 	"ban":         banCommand{},
+	"ldap":        ldapCommand{},
 }
 
 const usage = `pigp — serveur d'échange APA (SFTP) entre départements et DGFiP
@@ -73,6 +74,8 @@ Commands:
   expire [--at TIME]    run the expiry jobs once as of TIME and print the counts
   audit verify|export   check the audit trail's hash chain, or export it as CSV
   ban list|remove       list or lift the address bans (brute force)
+  ldap map|map list|map remove|check
+                        map directory groups to SIRETs and roles; test the directory
   version               print the version
 
 Every command accepts --config FILE (YAML); PIGP_* environment variables win

@@ -76,6 +76,10 @@ func userAdd(ctx context.Context, m *Main, args []string) error {
 		}
 	}
 	return withApp(ctx, m, &cf, func(app *App) error {
+		if app.Directory != nil && !app.Directory.IsLocal(a.Login) {
+			return pigp.Errorf(pigp.EINVALID, "identifiant %s refusé : un annuaire est configuré et seuls les identifiants de la forme ldap.local_logins (%s) sont des comptes locaux ; les autres se connectent avec l'annuaire",
+				a.Login, app.Config.LDAP.LocalLogins)
+		}
 		hash, err := pigp.HashPassword(password)
 		if err != nil {
 			return err
@@ -108,8 +112,19 @@ func userList(ctx context.Context, m *Main, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "IDENTIFIANT\tNOM\tCOURRIEL\tSIRET\tÉTAT\tEXPIRATION MOT DE PASSE\tCLÉS SSH")
+		fmt.Fprintln(tw, "IDENTIFIANT\tNOM\tCOURRIEL\tSIRET\tÉTAT\tORIGINE\tEXPIRATION MOT DE PASSE\tCLÉS SSH")
 		for _, a := range accounts {
+			if a.FromDirectory() {
+				// The directory owns the password; the shadow row tells
+				// when the agent last logged in.
+				seen := "jamais"
+				if !a.LastSeenAt.IsZero() {
+					seen = a.LastSeenAt.Format("2006-01-02")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\tannuaire (vu le %s)\t-\t0\n", a.Login, a.Name, a.Email,
+					strings.Join(a.SIRETs, ","), a.State, seen)
+				continue
+			}
 			keys, err := app.DB.ListSSHKeys(ctx, a.ID)
 			if err != nil {
 				return err
@@ -121,7 +136,7 @@ func userList(ctx context.Context, m *Main, args []string) error {
 			if a.PasswordExpired(app.DB.Now()) {
 				state += " (mot de passe expiré)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", a.Login, a.Name, a.Email, strings.Join(a.SIRETs, ","),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\tlocal\t%s\t%d\n", a.Login, a.Name, a.Email, strings.Join(a.SIRETs, ","),
 				state, a.PasswordExpiresAt.Format("2006-01-02"), len(keys))
 		}
 		return tw.Flush()
@@ -161,8 +176,12 @@ func userResetPassword(ctx context.Context, m *Main, args []string) error {
 		return usagef("--login is required")
 	}
 	return withApp(ctx, m, &cf, func(app *App) error {
-		if _, err := app.DB.FindAccountByLogin(ctx, *login); err != nil {
+		a, err := app.DB.FindAccountByLogin(ctx, *login)
+		if err != nil {
 			return err
+		}
+		if a.FromDirectory() {
+			return pigp.Errorf(pigp.EINVALID, "%s est un compte de l'annuaire : son mot de passe se change dans l'annuaire, pas dans pigp", a.Login)
 		}
 		password := pigp.GeneratePassword(16)
 		hash, err := pigp.HashPassword(password)
@@ -203,6 +222,9 @@ func userKeyAdd(ctx context.Context, m *Main, args []string) error {
 		a, err := app.DB.FindAccountByLogin(ctx, *login)
 		if err != nil {
 			return err
+		}
+		if a.FromDirectory() {
+			return pigp.Errorf(pigp.EINVALID, "%s est un compte de l'annuaire : il se connecte avec l'annuaire, sans clé SSH (ses groupes sont vérifiés à chaque connexion)", a.Login)
 		}
 		key.AccountID = a.ID
 		if err := app.DB.AddSSHKey(ctx, key); err != nil {

@@ -12,7 +12,7 @@ import (
 // and the XSDs are embedded in the binary.
 func (a *App) newWeb() *web.Server {
 	c := a.Config
-	return &web.Server{
+	srv := &web.Server{
 		Config: web.Config{
 			Addr:                   c.HTTPListen,
 			TLSCertFile:            c.TLSCert,
@@ -33,6 +33,10 @@ func (a *App) newWeb() *web.Server {
 		Guard:    a.Guard,
 		Logger:   a.Logger.With("component", "web"),
 	}
+	if a.Directory != nil { // never a typed nil in the interface
+		srv.Directory = a.Directory
+	}
+	return srv
 }
 
 // StartWeb starts the portal on the configured HTTP address; an empty
