@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,15 +84,22 @@ func StartVersityGW(tb testing.TB) *S3Server {
 		}
 		exited := make(chan error, 1)
 		go func() { exited <- cmd.Wait() }()
+		s.Endpoint = "http://" + addr
+		s.client = awss3.New(awss3.Options{
+			Region: s.Region, BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true,
+			Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
+		})
 		if lastErr = waitListening(addr, exited); lastErr == nil {
+			// Our own secret is accepted: this is our server, not another
+			// test's versitygw that took the port first.
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			_, lastErr = s.client.ListBuckets(ctx, &awss3.ListBucketsInput{})
+			cancel()
+		}
+		if lastErr == nil {
 			tb.Cleanup(func() {
 				cmd.Process.Kill()
 				<-exited
-			})
-			s.Endpoint = "http://" + addr
-			s.client = awss3.New(awss3.Options{
-				Region: s.Region, BaseEndpoint: aws.String(s.Endpoint), UsePathStyle: true,
-				Credentials: credentials.NewStaticCredentialsProvider(s.AccessKey, s.SecretKey, ""),
 			})
 			return s
 		}
@@ -103,7 +111,11 @@ func StartVersityGW(tb testing.TB) *S3Server {
 	return nil
 }
 
+// waitListening waits until the versitygw just started answers on addr. A
+// server that answers but is not versitygw (another process took the
+// port first) is an error, so that the caller tries another port.
 func waitListening(addr string, exited <-chan error) error {
+	client := &http.Client{Timeout: 2 * time.Second}
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
@@ -111,13 +123,18 @@ func waitListening(addr string, exited <-chan error) error {
 			return fmt.Errorf("versitygw exited: %v", err)
 		default:
 		}
-		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
-			c.Close()
-			return nil
+		resp, err := client.Get("http://" + addr + "/")
+		if err != nil {
+			time.Sleep(50 * time.Millisecond)
+			continue
 		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		if resp.Header.Get("Server") != "VERSITYGW" {
+			return fmt.Errorf("%s is answered by another server (%q)", addr, resp.Header.Get("Server"))
+		}
+		return nil
 	}
-	return fmt.Errorf("nothing listening on %s after 30 s", addr)
+	return fmt.Errorf("nothing answers on %s after 30 s", addr)
 }
 
 // NewBucket creates an empty bucket with a fresh name and returns it.
