@@ -74,8 +74,9 @@ type Backend interface {
 	Remove(ctx context.Context, keys ...string) error
 
 	// Walk calls fn for every object whose key starts with prefix ("" for
-	// all), in lexical key order, with its key, size and modification time
-	// (Info.SHA256 is left empty). It stops at fn's first error and
+	// all), once each and in no promised order (S3 lists in lexical order,
+	// the filesystem by directory), with its key, size and modification
+	// time (Info.SHA256 is left empty). It stops at fn's first error and
 	// returns it. Objects put or removed during the walk may or may not be
 	// seen. Used to sweep orphans: objects that no row refers to.
 	Walk(ctx context.Context, prefix string, fn func(Info) error) error
