@@ -222,6 +222,17 @@ CREATE TABLE ldap_group_mappings (
 	PRIMARY KEY (group_key, siret)
 );
 `},
+	{9, "accounts: civility", `
+ALTER TABLE accounts ADD COLUMN civility VARCHAR(8) NOT NULL DEFAULT '';
+`},
+	{10, "campaign windows", `
+CREATE TABLE campaign_windows (
+	year       INTEGER PRIMARY KEY,
+	opens      VARCHAR(10) NOT NULL,
+	closes     VARCHAR(10) NOT NULL,
+	updated_at {{TS}} NOT NULL
+);
+`},
 }
 
 // schemaMigration records an applied migration.

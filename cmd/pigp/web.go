@@ -26,6 +26,7 @@ func (a *App) newWeb() *web.Server {
 			Docs:                   docs.FS,
 			Now:                    a.Exchange.Now,
 			ShutdownTimeout:        c.ShutdownTimeout.Std(),
+			MaxSessionsPerAccount:  c.Limits.MaxSessionsPerAccount,
 		},
 		Exchange: a.Exchange,
 		History:  a.DB,
@@ -42,7 +43,7 @@ func (a *App) newWeb() *web.Server {
 // StartWeb starts the portal on the configured HTTP address; an empty
 // address disables it.
 func (a *App) StartWeb() error {
-	if a.Config.HTTPListen == "" {
+	if a.Config.HTTPListen == "" || a.Config.HTTPListen == "off" {
 		a.Logger.Info("portal disabled (empty http_listen)")
 		return nil
 	}
