@@ -51,11 +51,14 @@ func BuildCommit() string {
 	return rev
 }
 
-// Protocols through which a file can be deposited or downloaded.
+// Protocols through which a file can be deposited or downloaded, as
+// recorded in the history and the audit trail. The portal records HTTP or
+// HTTPS according to the scheme the client actually used.
 const (
-	ProtocolSFTP = "SFTP"
-	ProtocolHTTP = "HTTPS"
-	ProtocolCLI  = "CLI"
+	ProtocolSFTP  = "SFTP"
+	ProtocolHTTP  = "HTTP"
+	ProtocolHTTPS = "HTTPS"
+	ProtocolCLI   = "CLI"
 )
 
 // NewID returns a new 32-character lowercase hexadecimal identifier from
@@ -142,6 +145,7 @@ type Clock func() time.Time
 type Caller struct {
 	AccountID int64
 	Login     string
+	Civility  string // "MR", "MME" or "" (shown before the name)
 	Name      string
 	SIRETs    []string
 	RemoteIP  string
@@ -150,6 +154,10 @@ type Caller struct {
 	// change the password now or soon.
 	PasswordTemporary bool
 	PasswordExpiresAt time.Time
+	// Session names the SSH connection or portal session the caller acts
+	// in (never a secret): refusals are counted per session so that a
+	// hostile client cannot grow the audit trail without bound.
+	Session string
 }
 
 // MayActFor reports whether the caller may act for siret.

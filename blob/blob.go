@@ -394,3 +394,17 @@ func syncDir(dir string) error {
 func IsNoSpace(err error) bool {
 	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
 }
+
+// FreeSpace returns the space available to the service on the store's
+// filesystem and its size, in bytes (errors.ErrUnsupported where the
+// system cannot tell).
+func (s *Store) FreeSpace() (free, total uint64, err error) {
+	sp, err := statSpace(s.dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !sp.Known {
+		return 0, 0, errors.ErrUnsupported
+	}
+	return sp.Free, sp.Total, nil
+}

@@ -12,12 +12,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/directory"
 )
 
@@ -86,6 +88,16 @@ type Config struct {
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// Throttle holds the brute-force thresholds (SSH and portal).
 	Throttle Throttle `yaml:"throttle"`
+	// Auth bounds the work and memory that authentication may take.
+	Auth Auth `yaml:"auth"`
+	// Limits bounds what one session, one account and the process hold.
+	Limits Limits `yaml:"limits"`
+	// Audit holds the audit trail's flood control.
+	Audit Audit `yaml:"audit"`
+	// MemoryLimit is the Go runtime's soft memory limit (like GOMEMLIMIT);
+	// 0 leaves the runtime's default (none, or GOMEMLIMIT from the
+	// environment).
+	MemoryLimit Size `yaml:"memory_limit"`
 	// LDAP is the directory of the administration's internal agents;
 	// without a URL there is none and every login is local.
 	LDAP LDAP `yaml:"ldap"`
@@ -107,6 +119,10 @@ type Config struct {
 	// DuplicateWindow is how long a re-upload of the same file (account,
 	// name, SHA-256) is answered as a retry of the first deposit (0: off).
 	DuplicateWindow Duration `yaml:"duplicate_window"`
+	// Campaigns are the campaign windows of the file (E008); the database
+	// holds those set by `pigp campaign set` for the other years. Without
+	// any window, every campaign is open.
+	Campaigns []Campaign `yaml:"campaigns"`
 
 	// dbPassword is the content of DatabasePasswordFile, read by Load.
 	dbPassword string
@@ -173,6 +189,53 @@ func (c Config) AuditCheckpointPath() string {
 	return filepath.Join(c.DataDir, "audit-checkpoints.log")
 }
 
+// Auth bounds authentication. Each password check (argon2id, one thread)
+// holds 19 MiB while it runs: at most MaxConcurrentHashes run at once
+// (default: the number of CPUs, which they keep busy; the process then
+// peaks near 2 × 19 MiB per check with the garbage collector's slack),
+// HashQueue more wait, each at most HashWait; past that a login is
+// refused like a wrong password, without checking it.
+type Auth struct {
+	MaxConcurrentHashes int      `yaml:"max_concurrent_hashes"`
+	HashQueue           int      `yaml:"hash_queue"`
+	HashWait            Duration `yaml:"hash_wait"`
+	// ReleaseMemory returns the hashing memory to the system once the
+	// checks stop (runtime/debug.FreeOSMemory a second after the last one).
+	ReleaseMemory bool `yaml:"release_memory"`
+	// MaxUnauthenticatedPerIP bounds the SSH connections of one address
+	// that have not authenticated yet.
+	MaxUnauthenticatedPerIP int `yaml:"max_unauthenticated_per_ip"`
+}
+
+// Limits bounds what clients hold open.
+type Limits struct {
+	// MaxOpenHandles bounds the open files and directories of one SFTP session.
+	MaxOpenHandles int `yaml:"max_open_handles"`
+	// MaxUploadsPerAccount bounds the uploads an account has in progress
+	// (SFTP and portal, staged uploads waiting for a resume included).
+	MaxUploadsPerAccount int `yaml:"max_uploads_per_account"`
+	// MaxSessionsPerAccount bounds the SSH connections of one account, and
+	// the portal sessions (the oldest one ends when a login exceeds it).
+	MaxSessionsPerAccount int `yaml:"max_sessions_per_account"`
+	// MaxOpenFiles bounds the descriptors held by uploads and downloads of
+	// all clients; 0 derives it from RLIMIT_NOFILE (raised to its hard
+	// limit at start) minus max_connections minus ReservedDescriptors.
+	MaxOpenFiles int `yaml:"max_open_files"`
+	// ReservedDescriptors are kept for the portal, the database, the
+	// listeners and new logins when MaxOpenFiles is derived.
+	ReservedDescriptors int `yaml:"reserved_descriptors"`
+}
+
+// Audit holds the flood control of the audit trail: within one session
+// (or, before login, one client address) the first MaxDetailedRefusals
+// refusals of each kind are recorded one by one; the others are counted
+// and recorded as one summary row at the end of the session, or after
+// RefusalSummaryAfter without a refusal.
+type Audit struct {
+	MaxDetailedRefusals int      `yaml:"max_detailed_refusals"`
+	RefusalSummaryAfter Duration `yaml:"refusal_summary_after"`
+}
+
 // LDAP holds the directory settings (see the directory package).
 type LDAP struct {
 	// URL is ldaps://host or ldap://host ("": no directory).
@@ -224,6 +287,27 @@ func defaultLDAP() LDAP {
 		GroupAttribute: d.GroupAttribute, GroupFilter: d.GroupFilter, LocalLogins: d.LocalLogins,
 		DialTimeout: Duration(d.DialTimeout), Timeout: Duration(d.Timeout), PoolSize: d.PoolSize, IdleTimeout: Duration(d.IdleTimeout),
 	}
+}
+
+// Campaign is one campaign window: call files of Year are accepted from
+// Opens to Closes, both days included (Paris time).
+type Campaign struct {
+	Year   int `yaml:"year"`
+	Opens  Day `yaml:"opens"`
+	Closes Day `yaml:"closes"`
+}
+
+// Day is a calendar day written 2006-01-02, kept as written (YAML would
+// otherwise read it as an instant in UTC).
+type Day string
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Day) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: a day is written 2006-01-02", n.Line)
+	}
+	*d = Day(n.Value)
+	return nil
 }
 
 // Throttle holds the brute-force thresholds shared by SSH and the portal
@@ -344,7 +428,15 @@ func Default() Config {
 			AccountSlowAfter: 10, BaseTarpit: Duration(250 * time.Millisecond), MaxTarpit: Duration(3 * time.Second),
 			Forget: Duration(time.Hour),
 		},
-		LDAP: defaultLDAP(),
+		Auth: Auth{
+			MaxConcurrentHashes: runtime.NumCPU(), HashQueue: 128, HashWait: Duration(10 * time.Second),
+			ReleaseMemory: true, MaxUnauthenticatedPerIP: 64,
+		},
+		Limits: Limits{
+			MaxOpenHandles: 64, MaxUploadsPerAccount: 100, MaxSessionsPerAccount: 100, ReservedDescriptors: 256,
+		},
+		Audit: Audit{MaxDetailedRefusals: 10, RefusalSummaryAfter: Duration(time.Minute)},
+		LDAP:  defaultLDAP(),
 	}
 }
 
@@ -483,6 +575,21 @@ var envVars = []struct {
 	{"PIGP_DUPLICATE_WINDOW", func(c *Config, v string) error {
 		d, err := ParseDuration(v)
 		c.DuplicateWindow = Duration(d)
+		return err
+	}},
+	{"PIGP_MAX_CONCURRENT_HASHES", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.Auth.MaxConcurrentHashes = n
+		return err
+	}},
+	{"PIGP_MEMORY_LIMIT", func(c *Config, v string) error {
+		n, err := ParseSize(v)
+		c.MemoryLimit = Size(n)
+		return err
+	}},
+	{"PIGP_MAX_OPEN_FILES", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.Limits.MaxOpenFiles = n
 		return err
 	}},
 	{"PIGP_LDAP_URL", func(c *Config, v string) error { c.LDAP.URL = v; return nil }},
@@ -682,12 +789,18 @@ func (c Config) Validate() error {
 	if c.MinFreeSpace.Bytes < 0 || c.MinFreeSpace.Percent < 0 || c.MinFreeSpace.Percent >= 100 {
 		return &ValidationError{"min_free_space", c.MinFreeSpace, errors.New("must be a size or a percentage below 100%")}
 	}
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
 	if c.LDAP.Enabled() {
 		d := c.LDAP.Directory()
 		if err := d.Validate(); err != nil {
 			field, _, _ := strings.Cut(err.Error(), " ")
 			return &ValidationError{strings.TrimSuffix(field, ":"), redactLDAP(c.LDAP), err}
 		}
+	}
+	if _, err := c.CampaignWindows(); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -698,6 +811,61 @@ func (c Config) Validate() error {
 	case "text", "json":
 	default:
 		return &ValidationError{"log_format", c.LogFormat, errors.New("must be text or json")}
+	}
+	return nil
+}
+
+// CampaignWindows returns the configured campaign windows, checked: valid
+// days, the opening not after the closing, one window per year.
+func (c Config) CampaignWindows() ([]pigp.Campaign, error) {
+	out := make([]pigp.Campaign, 0, len(c.Campaigns))
+	seen := map[int]bool{}
+	for i, cc := range c.Campaigns {
+		field := fmt.Sprintf("campaigns[%d]", i)
+		w, err := pigp.NewCampaign(cc.Year, string(cc.Opens), string(cc.Closes))
+		if err != nil {
+			return nil, &ValidationError{field, fmt.Sprintf("{year: %d, opens: %s, closes: %s}", cc.Year, cc.Opens, cc.Closes),
+				errors.New(pigp.ErrorMessage(err))}
+		}
+		if seen[cc.Year] {
+			return nil, &ValidationError{field, cc.Year, errors.New("a second window for the same year")}
+		}
+		seen[cc.Year] = true
+		w.Source = pigp.CampaignFromConfig
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// validateLimits checks the auth, limits, audit and memory settings.
+func (c Config) validateLimits() error {
+	for _, f := range []struct {
+		name     string
+		v        int
+		min, max int
+	}{
+		{"auth.max_concurrent_hashes", c.Auth.MaxConcurrentHashes, 1, 1024},
+		{"auth.hash_queue", c.Auth.HashQueue, 0, 100_000},
+		{"auth.max_unauthenticated_per_ip", c.Auth.MaxUnauthenticatedPerIP, 1, 100_000},
+		{"limits.max_open_handles", c.Limits.MaxOpenHandles, 1, 1_000_000},
+		{"limits.max_uploads_per_account", c.Limits.MaxUploadsPerAccount, 1, 1_000_000},
+		{"limits.max_sessions_per_account", c.Limits.MaxSessionsPerAccount, 1, 1_000_000},
+		{"limits.max_open_files", c.Limits.MaxOpenFiles, 0, 100_000_000},
+		{"limits.reserved_descriptors", c.Limits.ReservedDescriptors, 0, 1_000_000},
+		{"audit.max_detailed_refusals", c.Audit.MaxDetailedRefusals, 1, 100_000},
+	} {
+		if f.v < f.min || f.v > f.max {
+			return &ValidationError{f.name, f.v, fmt.Errorf("must be between %d and %d", f.min, f.max)}
+		}
+	}
+	if c.Auth.HashWait <= 0 || c.Auth.HashWait > Duration(10*time.Minute) {
+		return &ValidationError{"auth.hash_wait", time.Duration(c.Auth.HashWait), errors.New("must be positive and at most 10m")}
+	}
+	if c.Audit.RefusalSummaryAfter <= 0 {
+		return &ValidationError{"audit.refusal_summary_after", time.Duration(c.Audit.RefusalSummaryAfter), errors.New("must be positive")}
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < 64<<20 {
+		return &ValidationError{"memory_limit", c.MemoryLimit, errors.New("must be 0 (none) or at least 64MiB")}
 	}
 	return nil
 }

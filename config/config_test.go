@@ -6,10 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/config"
 )
 
@@ -45,6 +47,22 @@ func TestDefault(t *testing.T) {
 		{"ShutdownTimeout", c.ShutdownTimeout.Std(), 30 * time.Second},
 		{"LogLevel", c.LogLevel, "info"},
 		{"LogFormat", c.LogFormat, "text"},
+		{"Auth.MaxConcurrentHashes", c.Auth.MaxConcurrentHashes, runtime.NumCPU()},
+		{"Auth.HashQueue", c.Auth.HashQueue, 128},
+		{"Auth.MaxUnauthenticatedPerIP", c.Auth.MaxUnauthenticatedPerIP, 64},
+		{"Limits.MaxOpenHandles", c.Limits.MaxOpenHandles, 64},
+		{"Limits.MaxUploadsPerAccount", c.Limits.MaxUploadsPerAccount, 100},
+		{"Limits.MaxSessionsPerAccount", c.Limits.MaxSessionsPerAccount, 100},
+		{"Audit.MaxDetailedRefusals", c.Audit.MaxDetailedRefusals, 10},
+		{"MemoryLimit", int64(c.MemoryLimit), int64(0)},
+	}
+	// A département's batch tool runs 50 transfers at once from one
+	// address and one account: no per-address or per-account default
+	// may stand in its way.
+	for _, n := range []int{c.Auth.MaxUnauthenticatedPerIP, c.Limits.MaxUploadsPerAccount, c.Limits.MaxSessionsPerAccount} {
+		if n < 50 {
+			t.Errorf("a per-address or per-account default is %d, below 50 parallel transfers", n)
+		}
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -237,6 +255,18 @@ func TestConfig_Validate(t *testing.T) {
 		{"history_months", func(c *config.Config) { c.HistoryMonths = 0 }},
 		{"log_level", func(c *config.Config) { c.LogLevel = "verbose" }},
 		{"log_format", func(c *config.Config) { c.LogFormat = "xml" }},
+		{"auth.max_concurrent_hashes", func(c *config.Config) { c.Auth.MaxConcurrentHashes = 0 }},
+		{"auth.hash_queue", func(c *config.Config) { c.Auth.HashQueue = -1 }},
+		{"auth.hash_wait", func(c *config.Config) { c.Auth.HashWait = 0 }},
+		{"auth.max_unauthenticated_per_ip", func(c *config.Config) { c.Auth.MaxUnauthenticatedPerIP = 0 }},
+		{"limits.max_open_handles", func(c *config.Config) { c.Limits.MaxOpenHandles = 0 }},
+		{"limits.max_uploads_per_account", func(c *config.Config) { c.Limits.MaxUploadsPerAccount = 0 }},
+		{"limits.max_sessions_per_account", func(c *config.Config) { c.Limits.MaxSessionsPerAccount = -3 }},
+		{"limits.max_open_files", func(c *config.Config) { c.Limits.MaxOpenFiles = -1 }},
+		{"limits.reserved_descriptors", func(c *config.Config) { c.Limits.ReservedDescriptors = -1 }},
+		{"audit.max_detailed_refusals", func(c *config.Config) { c.Audit.MaxDetailedRefusals = 0 }},
+		{"audit.refusal_summary_after", func(c *config.Config) { c.Audit.RefusalSummaryAfter = 0 }},
+		{"memory_limit", func(c *config.Config) { c.MemoryLimit = 1 << 20 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {
@@ -275,6 +305,8 @@ func TestConfig_Validate(t *testing.T) {
 			func(c *config.Config) { c.DatabaseURL = "sqlite:///var/lib/pigp/pigp.db" },
 			func(c *config.Config) { c.SFTPListen = "[::1]:2222" },
 			func(c *config.Config) { c.PasswordValidityMonths = 120 },
+			func(c *config.Config) { c.MemoryLimit = 512 << 20 },
+			func(c *config.Config) { c.Auth.HashQueue = 0 },
 		} {
 			c := config.Default()
 			change(&c)
@@ -555,6 +587,41 @@ func TestLoad_SecretFiles(t *testing.T) {
 	}
 }
 
+func TestLoad_Campaigns(t *testing.T) {
+	c, err := config.Load(writeFile(t, `campaigns:
+  - {year: 2026, opens: 2026-01-15, closes: 2026-12-31}
+  - year: 2027
+    opens: "2027-01-15"
+    closes: 2027-06-30
+`), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := c.CampaignWindows()
+	if err != nil || c.Validate() != nil {
+		t.Fatalf("CampaignWindows: %v; Validate: %v", err, c.Validate())
+	}
+	if len(ws) != 2 || ws[0].Year != 2026 || ws[0].Opens.Format(time.DateOnly) != "2026-01-15" ||
+		ws[1].Closes.Format(time.DateOnly) != "2027-06-30" || ws[0].Source != pigp.CampaignFromConfig {
+		t.Fatalf("windows %+v", ws)
+	}
+	for _, bad := range []string{
+		"campaigns:\n  - {year: 2026, opens: 2026-02-30, closes: 2026-12-31}\n",
+		"campaigns:\n  - {year: 2026, opens: 2026-06-01, closes: 2026-05-31}\n",
+		"campaigns:\n  - {year: 2026, opens: 2026-01-01, closes: 2026-06-30}\n  - {year: 2026, opens: 2026-07-01, closes: 2026-12-31}\n",
+		"campaigns:\n  - {year: 26, opens: 2026-01-01, closes: 2026-06-30}\n",
+	} {
+		c, err := config.Load(writeFile(t, bad), env(nil))
+		if err != nil {
+			t.Fatalf("load %q: %v", bad, err)
+		}
+		var ve *config.ValidationError
+		if err := c.Validate(); !errors.As(err, &ve) || !strings.HasPrefix(ve.Field, "campaigns[") {
+			t.Errorf("Validate(%q) = %v, want a campaigns[i] error", bad, err)
+		}
+	}
+}
+
 func TestLoad_LDAP(t *testing.T) {
 	c, err := config.Load("", env(nil))
 	if err != nil || c.LDAP.Enabled() || c.Validate() != nil {
@@ -612,5 +679,46 @@ ldap:
 	c.LDAP.BaseDN, c.LDAP.URL = "dc=x", "http://annuaire"
 	if err := c.Validate(); !errors.As(err, &ve) || ve.Field != "ldap.url" {
 		t.Fatalf("bad url: %v", err)
+	}
+}
+
+func TestLoad_Limits(t *testing.T) {
+	path := writeFile(t, `
+memory_limit: 512MiB
+auth:
+  max_concurrent_hashes: 6
+  hash_queue: 50
+  hash_wait: 3s
+  release_memory: false
+  max_unauthenticated_per_ip: 80
+limits:
+  max_open_handles: 200
+  max_uploads_per_account: 60
+  max_sessions_per_account: 70
+  max_open_files: 5000
+  reserved_descriptors: 100
+audit:
+  max_detailed_refusals: 5
+  refusal_summary_after: 2m
+`)
+	c, err := config.Load(path, env(map[string]string{"PIGP_MAX_CONCURRENT_HASHES": "8", "PIGP_MAX_OPEN_FILES": "6000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Default()
+	want.MemoryLimit = 512 << 20
+	want.Auth = config.Auth{MaxConcurrentHashes: 8, HashQueue: 50, HashWait: config.Duration(3 * time.Second),
+		MaxUnauthenticatedPerIP: 80}
+	want.Limits = config.Limits{MaxOpenHandles: 200, MaxUploadsPerAccount: 60, MaxSessionsPerAccount: 70,
+		MaxOpenFiles: 6000, ReservedDescriptors: 100}
+	want.Audit = config.Audit{MaxDetailedRefusals: 5, RefusalSummaryAfter: config.Duration(2 * time.Minute)}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("Load =\n%+v\nwant\n%+v", c, want)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load("", env(map[string]string{"PIGP_MEMORY_LIMIT": "lots"})); err == nil {
+		t.Fatal("PIGP_MEMORY_LIMIT=lots accepted")
 	}
 }

@@ -222,7 +222,18 @@ CREATE TABLE ldap_group_mappings (
 	PRIMARY KEY (group_key, siret)
 );
 `},
-	{9, "keyed audit chain and exactly-once deposits", `
+	{9, "accounts: civility", `
+ALTER TABLE accounts ADD COLUMN civility VARCHAR(8) NOT NULL DEFAULT '';
+`},
+	{10, "campaign windows", `
+CREATE TABLE campaign_windows (
+	year       INTEGER PRIMARY KEY,
+	opens      VARCHAR(10) NOT NULL,
+	closes     VARCHAR(10) NOT NULL,
+	updated_at {{TS}} NOT NULL
+);
+`},
+	{11, "keyed audit chain and exactly-once deposits", `
 ALTER TABLE audit_head ADD COLUMN key_id VARCHAR(32) NOT NULL DEFAULT '';
 ALTER TABLE audit_head ADD COLUMN anchor_id {{BIGINT}} NOT NULL DEFAULT 0;
 ALTER TABLE audit_head ADD COLUMN mac VARCHAR(64) NOT NULL DEFAULT '';

@@ -30,12 +30,13 @@ type sessionStore struct {
 	now      func() time.Time
 	idle     time.Duration
 	max      time.Duration
+	perAcct  int // sessions per account (0: no bound)
 	mu       sync.Mutex
 	sessions map[string]*session
 }
 
-func newSessionStore(now func() time.Time, idle, max time.Duration) *sessionStore {
-	return &sessionStore{now: now, idle: idle, max: max, sessions: map[string]*session{}}
+func newSessionStore(now func() time.Time, idle, max time.Duration, perAccount int) *sessionStore {
+	return &sessionStore{now: now, idle: idle, max: max, perAcct: perAccount, sessions: map[string]*session{}}
 }
 
 func randomToken() string {
@@ -44,19 +45,33 @@ func randomToken() string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// create starts a session for caller and sweeps the expired ones.
-func (st *sessionStore) create(caller *pigp.Caller) *session {
+// create starts a session for caller and sweeps the expired ones. When
+// the account already has all its sessions, the least recently used one
+// ends and is returned.
+func (st *sessionStore) create(caller *pigp.Caller) (s, ended *session) {
 	now := st.now()
-	s := &session{id: randomToken(), caller: caller, created: now, lastSeen: now}
+	s = &session{id: randomToken(), caller: caller, created: now, lastSeen: now}
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	n := 0
 	for id, old := range st.sessions {
-		if st.expired(old, now) {
+		switch {
+		case st.expired(old, now):
 			delete(st.sessions, id)
+		case old.caller.AccountID == caller.AccountID:
+			n++
+			if ended == nil || old.lastSeen.Before(ended.lastSeen) {
+				ended = old
+			}
 		}
 	}
+	if st.perAcct > 0 && n >= st.perAcct {
+		delete(st.sessions, ended.id)
+	} else {
+		ended = nil
+	}
 	st.sessions[s.id] = s
-	return s
+	return s, ended
 }
 
 func (st *sessionStore) expired(s *session, now time.Time) bool {

@@ -42,6 +42,12 @@ type Exchange interface {
 	// OpenResponse opens a response; closing the reader after a full read
 	// records the download (ENOTFOUND when absent or expired).
 	OpenResponse(ctx context.Context, caller *pigp.Caller, name string) (*exchange.ResponseReader, error)
+	// DepositsCSV and DownloadsCSV return depots.csv and retraits.csv of
+	// the caller's SIRETs (contract §7), the same files as over SFTP.
+	DepositsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
+	DownloadsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
+	// EndSession records the refusals counted in the caller's session.
+	EndSession(ctx context.Context, caller *pigp.Caller)
 }
 
 // History is what the portal needs from the store for the history pages.
@@ -99,6 +105,9 @@ type Config struct {
 	Now func() time.Time
 	// ShutdownTimeout bounds Close when its context has no deadline.
 	ShutdownTimeout time.Duration
+	// MaxSessionsPerAccount bounds the sessions of one account (0: no
+	// bound): a login beyond ends the account's least recently used one.
+	MaxSessionsPerAccount int
 }
 
 // Server is the portal's HTTP(S) server.
@@ -172,7 +181,7 @@ func (s *Server) Open() error {
 	s.tmpl = tmpl
 	s.csrfKey = make([]byte, 32)
 	rand.Read(s.csrfKey)
-	s.sessions = newSessionStore(c.Now, c.SessionIdle, c.SessionMax)
+	s.sessions = newSessionStore(c.Now, c.SessionIdle, c.SessionMax, c.MaxSessionsPerAccount)
 	if s.Guard == nil {
 		s.Guard = exchange.NewGuard(exchange.DefaultGuardPolicy(), nil, nil, c.Now, s.Logger)
 	}

@@ -157,6 +157,10 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	a.Exchange.DuplicateWindow = c.DuplicateWindow.Std()
 	a.Exchange.MinFreeSpace = exchange.SpacePolicy{Bytes: c.MinFreeSpace.Bytes, Percent: c.MinFreeSpace.Percent}
 	a.Exchange.Audit = db
+	a.Exchange.Hashes = newHashLimiter(c, a)
+	a.Exchange.Refusals = exchange.NewAuditFlood(db, c.Audit.MaxDetailedRefusals, c.Audit.RefusalSummaryAfter.Std(),
+		a.Exchange.Now, logger.With("component", "audit"))
+	a.Exchange.Limits.UploadsPerAccount = c.Limits.MaxUploadsPerAccount
 	if c.LDAP.Enabled() {
 		// No connection yet: a directory down at start-up must not keep
 		// local accounts from working.
@@ -166,6 +170,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 		}
 	}
 	a.Guard = exchange.NewGuard(guardPolicy(c.Throttle), db, db, a.Exchange.Now, logger.With("component", "guard"))
+	a.Guard.Flood = a.Exchange.Refusals
 	if a.Places, err = places.Load(); err != nil {
 		db.Close()
 		return nil, err
@@ -181,6 +186,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	a.Process = &processing.Processor{
 		Store: db, Blobs: a.Blobs, Places: a.Places, Logger: logger.With("component", "processing"),
 		Now: db.Now, Retention: c.Retention.Std(), StaleAfter: c.ProcessingStaleAfter.Std(), Audit: true,
+		Campaigns: a.campaigns,
 		Published: func(ctx context.Context, d *pigp.Deposit, r *pigp.Response, contact string) {
 			// Notifications never block processing: a failure is logged.
 			if err := a.Life.ResponseAvailable(ctx, db.Now(), d, r, contact); err != nil {
@@ -246,6 +252,7 @@ func (a *App) StartScheduler() error {
 
 // StartSFTP starts the SSH/SFTP listener.
 func (a *App) StartSFTP() error {
+	a.applyLimits()
 	// Compute the dummy hash of unknown logins now, so that the first one
 	// does not take longer than a known one.
 	pigp.VerifyPassword("", "")
@@ -259,6 +266,7 @@ func (a *App) StartSFTP() error {
 		return err
 	}
 	shared := vfs.NewSharedWith(documents)
+	shared.MaxHandles = a.Config.Limits.MaxOpenHandles
 	a.SFTP = &server.Server{
 		Addr:     a.Config.SFTPListen,
 		HostKeys: keys,
@@ -271,6 +279,12 @@ func (a *App) StartSFTP() error {
 		MaxAuthTries:   a.Config.MaxAuthTries,
 		MaxConns:       a.Config.MaxConnections,
 		MaxConnsPerIP:  a.Config.MaxConnectionsPerIP,
+		MaxUnauthPerIP: a.Config.Auth.MaxUnauthenticatedPerIP,
+
+		MaxSessionsPerAccount: a.Config.Limits.MaxSessionsPerAccount,
+		SessionEnded: func(c *pigp.Caller) {
+			a.Exchange.EndSession(context.Background(), c)
+		},
 		NewFS: func(c *pigp.Caller) server.SessionFS {
 			return vfs.New(a.Exchange, shared, c, log)
 		},
@@ -302,6 +316,9 @@ func (a *App) Close() error {
 		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
 		errs = append(errs, a.closeMetrics(ctx))
 		cancel()
+	}
+	if a.Exchange != nil {
+		a.closeRefusals()
 	}
 	if a.Directory != nil {
 		errs = append(errs, a.Directory.Close())

@@ -57,6 +57,7 @@ var commands = map[string]command{
 	"audit":       auditCommand{},
 	"ban":         banCommand{},
 	"ldap":        ldapCommand{},
+	"campaign":    campaignCommand{},
 }
 
 const usage = `pigp — serveur d'échange APA (SFTP) entre départements et DGFiP
@@ -68,7 +69,7 @@ Commands:
   demo                  run a throw-away server with a demo account
   migrate               apply pending database migrations
   org add|list          manage organisations (SIRET)
-  user add|list|disable|enable|reset-password|key add
+  user add|list|update|disable|enable|reset-password|key add
                         manage accounts
   response publish      make a file available in a SIRET's /retrait
   referentiel import|generate
@@ -86,6 +87,8 @@ Commands:
   backup --out DIR      copy the embedded database and contents, with a SHA-256 manifest
   restore --from DIR --data-dir NEW
                         restore a backup into a new data directory, checking it
+  campaign list|set|remove
+                        campaign windows: call files outside get E008
   version               print the version, the commit and the Go version
 
 Every command accepts --config FILE (YAML); PIGP_* environment variables win

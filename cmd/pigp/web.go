@@ -26,6 +26,7 @@ func (a *App) newWeb() *web.Server {
 			Docs:                   docs.FS,
 			Now:                    a.Exchange.Now,
 			ShutdownTimeout:        c.ShutdownTimeout.Std(),
+			MaxSessionsPerAccount:  c.Limits.MaxSessionsPerAccount,
 		},
 		Exchange: a.Exchange,
 		History:  a.DB,
