@@ -31,6 +31,7 @@ func (a *App) newWeb() *web.Server {
 		Exchange: a.Exchange,
 		History:  a.DB,
 		DB:       a.DB,
+		Space:    a.Exchange,
 		Guard:    a.Guard,
 		Logger:   a.Logger.With("component", "web"),
 	}
