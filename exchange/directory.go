@@ -62,7 +62,7 @@ func (s *Service) directoryLogin(ctx context.Context, login, password, ip, proto
 			s.Logger.Warn("directory login refused: directory unavailable", "login", login, "ip", ip, "protocol", protocol, "error", err)
 			return nil, pigp.WrapError(pigp.EDIRECTORY, msgDirectoryDown, err)
 		}
-		return nil, err // any other error is the database's, reading the mappings
+		return nil, unavailable(err) // the database's, reading the mappings
 	}
 	a, err := s.Store.UpsertDirectoryAccount(ctx, d)
 	if err != nil {
@@ -73,7 +73,7 @@ func (s *Service) directoryLogin(ctx context.Context, login, password, ip, proto
 		case pigp.ENOTFOUND, pigp.EINVALID: // an organisation removed meanwhile, a row pigp cannot hold
 			ev.Detail = "annuaire : " + pigp.ErrorMessage(err)
 		default:
-			return nil, err
+			return nil, unavailable(err)
 		}
 		return nil, s.refuseLogin(ctx, ev, protocol)
 	}
@@ -85,9 +85,10 @@ func (s *Service) directoryLogin(ctx context.Context, login, password, ip, proto
 	c.SIRETs, c.Grants = d.SIRETs(), d.Grants
 	c.PasswordTemporary, c.PasswordExpiresAt = false, pigp.NoPasswordExpiry
 	ev.Outcome, ev.Detail, ev.SIRET = pigp.AuditOK, "annuaire", strings.Join(c.SIRETs, ",")
-	// Fail closed: no session without its audit row.
+	// Fail closed: no session without its audit row; the agent is told
+	// the service is unavailable.
 	if err := s.audit(ctx, nil, ev); err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	s.countLogin(protocol, "success")
 	return c, nil

@@ -96,7 +96,7 @@ func (s *Service) ChangePassword(ctx context.Context, caller *pigp.Caller, curre
 	}
 	a, err := s.Store.FindAccountByLogin(ctx, login)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	c := callerOf(a, caller.RemoteIP, caller.Protocol)
 	c.Session = caller.Session
@@ -112,7 +112,7 @@ func (s *Service) guarded(ctx context.Context, ip, login, protocol string, attem
 	}
 	wait, err := s.Guard.Check(ctx, ip, login)
 	if err != nil {
-		return err // the bans cannot be read: fail closed
+		return unavailable(err) // the bans cannot be read: fail closed
 	}
 	if wait > 0 {
 		s.Logger.Warn("login throttled", "login", login, "ip", ip, "protocol", protocol, "wait", wait)

@@ -209,15 +209,18 @@ const callerKey = "pigp.caller"
 // authError maps an authentication error to what the SSH client sees,
 // once for every method: a plain refusal for EUNAUTHORIZED (the client
 // tries its next method), a French banner for the refusals that say why
-// (expired password, throttled, directory unreachable, ...), and nothing
-// of an internal error but the log line.
+// (expired password, throttled, directory unreachable, service
+// unavailable, ...). An internal error is logged; the client is told the
+// service is unavailable, never left to think the password wrong.
 func (s *Server) authError(conn ssh.ConnMetadata, err error) error {
 	switch pigp.ErrorCode(err) {
 	case pigp.EUNAUTHORIZED:
 		return err
 	case pigp.EINTERNAL:
 		s.Logger.Error("authentication error", "login", conn.User(), "error", err)
-		return errors.New("authentication unavailable")
+		return &ssh.BannerError{Err: errors.New("authentication unavailable"), Message: msgUnavailable}
+	case pigp.EUNAVAILABLE:
+		s.Logger.Error("authentication error", "login", conn.User(), "error", err)
 	}
 	return &ssh.BannerError{Err: err, Message: pigp.ErrorMessage(err) + "\r\n"}
 }

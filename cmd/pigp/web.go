@@ -31,6 +31,7 @@ func (a *App) newWeb() *web.Server {
 		Exchange: a.Exchange,
 		History:  a.DB,
 		DB:       a.DB,
+		Space:    a.Exchange,
 		Logger:   a.Logger.With("component", "web"),
 	}
 	if a.Directory != nil { // never a typed nil in the interface
