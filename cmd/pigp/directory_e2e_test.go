@@ -425,40 +425,9 @@ func TestDirectoryTLS(t *testing.T) {
 // directory stopped, the login page says "Connexion à l'annuaire
 // impossible".
 func TestDirectoryPortalBrowser(t *testing.T) {
-	chrome := chromiumPath(t)
+	chromiumPath(t)
 	e := startDirEnv(t, "sqlite", slapdtest.Options{}, nil)
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 800),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
-	}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	if err := chromedp.Do(ctx); err != nil { // start the browser, for the whole test
-		t.Fatalf("start chromium: %v", err)
-	}
-	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, c := context.WithTimeout(ctx, 60*time.Second)
-		defer c()
-		if err := chromedp.Do(sctx, actions...); err != nil {
-			loc, _ := chromedp.Run(ctx, chromedp.Location())
-			t.Fatalf("%s: %v (page %s)", what, err, loc)
-		}
-	}
-	text := func(sel string) string {
-		t.Helper()
-		sctx, c := context.WithTimeout(ctx, 30*time.Second)
-		defer c()
-		s, err := chromedp.Run(sctx, chromedp.Text(sel))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return s
-	}
+	ctx, step, text := startBrowser(t, "")
 	exists := func(sel string) bool {
 		n, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf(`document.querySelector(%q) !== null`, sel)))
 		return err == nil && n
