@@ -66,6 +66,15 @@ func (s *Service) localLogin(ctx context.Context, login, password, remoteIP, pro
 	return c, nil
 }
 
+// refuseLogin records ev as a failed login and returns the answer of a
+// wrong password.
+func (s *Service) refuseLogin(ctx context.Context, ev *pigp.AuditEvent, protocol string) error {
+	ev.Outcome = pigp.AuditFailed
+	s.audit(ctx, nil, ev)
+	s.countLogin(protocol, "failure")
+	return pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
+}
+
 // unavailable maps a failure of the server's own (database, full disk)
 // during a login to EUNAVAILABLE with a French message.
 func unavailable(err error) error {

@@ -93,12 +93,3 @@ func (s *Service) directoryLogin(ctx context.Context, login, password, ip, proto
 	s.countLogin(protocol, "success")
 	return c, nil
 }
-
-// refuseLogin records ev as a failed login and returns the answer of a
-// wrong password.
-func (s *Service) refuseLogin(ctx context.Context, ev *pigp.AuditEvent, protocol string) error {
-	ev.Outcome = pigp.AuditFailed
-	s.audit(ctx, nil, ev)
-	s.countLogin(protocol, "failure")
-	return pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
-}

@@ -216,11 +216,10 @@ func (s *Server) authError(conn ssh.ConnMetadata, err error) error {
 	switch pigp.ErrorCode(err) {
 	case pigp.EUNAUTHORIZED:
 		return err
-	case pigp.EINTERNAL:
+	case pigp.EINTERNAL, pigp.EUNAVAILABLE:
+		// The server's own failure (database, full disk).
 		s.Logger.Error("authentication error", "login", conn.User(), "error", err)
 		return &ssh.BannerError{Err: errors.New("authentication unavailable"), Message: msgUnavailable}
-	case pigp.EUNAVAILABLE:
-		s.Logger.Error("authentication error", "login", conn.User(), "error", err)
 	}
 	return &ssh.BannerError{Err: err, Message: pigp.ErrorMessage(err) + "\r\n"}
 }
