@@ -138,6 +138,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 		}
 	}
 	a.Guard = exchange.NewGuard(guardPolicy(c.Throttle), db, db, a.Exchange.Now, logger.With("component", "guard"))
+	a.Guard.Failures = db // shared by every node
 	if a.Places, err = places.Load(); err != nil {
 		db.Close()
 		return nil, err
