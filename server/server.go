@@ -110,10 +110,10 @@ type Server struct {
 	config *ssh.ServerConfig
 	wg     sync.WaitGroup
 
-	mu       sync.Mutex
-	conns    map[net.Conn]struct{}
-	perIP    map[string]int
-	closing  bool
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	perIP   map[string]int
+	closing bool
 	// active counts the tracked connections, authenticated or not: a
 	// graceful stop lets a login begun before it finish and transfer.
 	active sync.WaitGroup
