@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math/big"
 	"net/mail"
@@ -30,6 +31,7 @@ const DefaultPasswordValidity = 12 // months
 type Account struct {
 	ID                int64
 	Login             string
+	Civility          string // CivilityMr, CivilityMme or "" (not given)
 	Name              string
 	Email             string
 	SIRETs            []string
@@ -51,12 +53,36 @@ type Account struct {
 // FromDirectory reports whether the account is a directory agent's shadow row.
 func (a *Account) FromDirectory() bool { return a.Source == SourceLDAP }
 
+// Civilities an account may have, shown before the name as the portal does
+// ("MR DENIS JOUFFRE").
+const (
+	CivilityMr  = "MR"
+	CivilityMme = "MME"
+)
+
+// ParseCivility accepts MR or MME in any case (and M., MONSIEUR, MADAME as
+// their long forms); "" stays "" (no civility).
+func ParseCivility(s string) (string, error) {
+	switch strings.ToUpper(strings.TrimSpace(s)) {
+	case "":
+		return "", nil
+	case "MR", "M", "M.", "MONSIEUR":
+		return CivilityMr, nil
+	case "MME", "MADAME":
+		return CivilityMme, nil
+	}
+	return "", Errorf(EINVALID, "civilité %q invalide : MR ou MME", s)
+}
+
 var loginRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{1,62}[a-z0-9]$`)
 
 // Validate checks an account before it is stored.
 func (a *Account) Validate() error {
 	if !loginRE.MatchString(a.Login) {
 		return Errorf(EINVALID, "identifiant %q invalide : 3 à 64 caractères parmi a-z, 0-9, point, tiret et souligné, commençant et finissant par une lettre ou un chiffre", a.Login)
+	}
+	if a.Civility != "" && a.Civility != CivilityMr && a.Civility != CivilityMme {
+		return Errorf(EINVALID, "civilité %q invalide : MR ou MME", a.Civility)
 	}
 	if strings.TrimSpace(a.Name) == "" || len([]rune(a.Name)) > 200 {
 		return Errorf(EINVALID, "le nom affiché est obligatoire (200 caractères au plus)")
@@ -154,6 +180,12 @@ var dummyHash = sync.OnceValue(func() string {
 	}
 	return h
 })
+
+// ErrPasswordNotChecked is the cause of an EUNAUTHORIZED refusal given
+// without looking at the password (too many password checks were waiting):
+// the answer is the one of a wrong password, but the brute-force guard does
+// not count it as a guess.
+var ErrPasswordNotChecked = errors.New("password not checked: too many password checks at once")
 
 // VerifyPassword reports whether password matches the PHC string hash. An
 // empty hash is verified against a dummy hash (same cost) and never matches.

@@ -17,6 +17,7 @@ const (
 	ETOOLARGE     = "too_large"    // a size limit was reached
 	EUNAVAILABLE  = "unavailable"  // the service is shutting down or a dependency is down
 	EEXPIRED      = "expired"      // a credential or object has expired
+	ELIMIT        = "limit"        // a per-session or per-account limit was reached; retry later
 )
 
 // Error is the one domain error type of pigp. Message is written for the

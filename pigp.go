@@ -8,18 +8,57 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"runtime/debug"
 	"strings"
 	"time"
 )
 
-// Version is the build version, set by the linker in release builds.
-var Version = "dev"
+// Version and Commit are the build version and source commit, set by the
+// linker in release builds:
+//
+//	go build -trimpath -ldflags "-X github.com/pigp/pigp.Version=1.4.0 -X github.com/pigp/pigp.Commit=$(git rev-parse HEAD)" ./cmd/pigp
+var (
+	Version = "dev"
+	Commit  = ""
+)
 
-// Protocols through which a file can be deposited or downloaded.
+// BuildCommit returns Commit or, when the linker did not set it, the
+// revision the go command stamped from the work tree ("-dirty" when it had
+// uncommitted changes), or "unknown".
+func BuildCommit() string {
+	if Commit != "" {
+		return Commit
+	}
+	info, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "unknown"
+	}
+	rev, dirty := "", false
+	for _, s := range info.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			dirty = s.Value == "true"
+		}
+	}
+	if rev == "" {
+		return "unknown"
+	}
+	if dirty {
+		rev += "-dirty"
+	}
+	return rev
+}
+
+// Protocols through which a file can be deposited or downloaded, as
+// recorded in the history and the audit trail. The portal records HTTP or
+// HTTPS according to the scheme the client actually used.
 const (
-	ProtocolSFTP = "SFTP"
-	ProtocolHTTP = "HTTPS"
-	ProtocolCLI  = "CLI"
+	ProtocolSFTP  = "SFTP"
+	ProtocolHTTP  = "HTTP"
+	ProtocolHTTPS = "HTTPS"
+	ProtocolCLI   = "CLI"
 )
 
 // NewID returns a new 32-character lowercase hexadecimal identifier from
@@ -106,6 +145,7 @@ type Clock func() time.Time
 type Caller struct {
 	AccountID int64
 	Login     string
+	Civility  string // "MR", "MME" or "" (shown before the name)
 	Name      string
 	SIRETs    []string
 	RemoteIP  string
@@ -114,6 +154,10 @@ type Caller struct {
 	// change the password now or soon.
 	PasswordTemporary bool
 	PasswordExpiresAt time.Time
+	// Session names the SSH connection or portal session the caller acts
+	// in (never a secret): refusals are counted per session so that a
+	// hostile client cannot grow the audit trail without bound.
+	Session string
 }
 
 // MayActFor reports whether the caller may act for siret.

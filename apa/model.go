@@ -38,6 +38,18 @@ const (
 	nFields
 )
 
+// coded reports whether the field holds a code or a number of fixed format
+// (a SIRET, a date, a postal code…) rather than free text: such a value of
+// the wrong length is a mistyped code (E003), and is refused as a NIR or
+// an IBAN only when its check key proves it is one.
+func (f field) coded() bool {
+	switch f {
+	case fCampagne, fSiret, fDateCreation, fNombre, fSexe, fDateNaissance, fCodeCommune, fCodePays, fCodePostal:
+		return true
+	}
+	return false
+}
+
 // elem is an element declaration. A simple element has a check and no
 // content; a complex one has a content model.
 type elem struct {

@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	_ "time/tzdata" // Europe/Paris must load even where the system has no zoneinfo
 
 	"github.com/pigp/pigp"
 )
@@ -31,17 +30,8 @@ func ResponseName(campaign int, siret string, t time.Time) string {
 }
 
 // Paris is the time zone of the horodatage in names and of local dates in
-// files. The zone database is embedded (time/tzdata), so loading it cannot
-// fail; a silent fixed offset would put summer times an hour off.
-var Paris = mustLoadParis()
-
-func mustLoadParis() *time.Location {
-	loc, err := time.LoadLocation("Europe/Paris")
-	if err != nil {
-		panic("apa: load Europe/Paris: " + err.Error())
-	}
-	return loc
-}
+// files (pigp.Paris: embedded zone database, never a fixed offset).
+var Paris = pigp.Paris
 
 func invalid(format string, args ...any) error {
 	return pigp.Errorf(pigp.EINVALID, format, args...)

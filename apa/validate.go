@@ -443,7 +443,7 @@ func (v *validator) endSimple(f *frame) {
 	if !ok {
 		v.schemaErr(fmt.Sprintf("Valeur invalide pour %s : attendu %s", f.el.name, f.el.want), f.line, f.col, v.path(""))
 	}
-	if kind := forbiddenData(val); kind != "" {
+	if kind := forbiddenData(val); kind != "" && !(f.el.field.coded() && (kind == ForbiddenNIRBadKey || kind == ForbiddenIBANBadKey)) {
 		v.add(CodeForbiddenData, fmt.Sprintf("Donnée interdite dans %s : %s", f.el.name, kind), f.line, f.col, v.path(""))
 	}
 	if !ok {

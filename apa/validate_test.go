@@ -134,7 +134,11 @@ func TestValidateRules(t *testing.T) {
 		{"NIRInCommune", "<Commune>CRETEIL<", "<Commune>CRETEIL 238029402812301<", []string{"E007", "R103"}, false},
 		{"BICWithBranch", "<Ligne1>12 RUE DES LILAS<", "<Ligne1>BNPAFRPP123<", []string{"E007"}, false},
 		{"BICWordOnly", "<Ligne1>12 RUE DES LILAS<", "<Ligne1>BOULOGNE<", nil, false},
-		{"NIRBadKey", "<Ligne1>12 RUE DES LILAS<", "<Ligne1>2 38 02 94 028 123 02<", nil, false},
+		{"NIRBadKey", "<Ligne1>12 RUE DES LILAS<", "<Ligne1>2 38 02 94 028 123 02<", []string{"E007"}, false},
+		{"NIRNoKey", "<Ligne1>12 RUE DES LILAS<", "<Ligne1>NIR 2 38 02 94 028 123<", []string{"E007"}, false},
+		{"IBANBadKey", "<Ligne1>12 RUE DES LILAS<", "<Ligne1>FR76 3000 6000 0112 3456 7890 188<", []string{"E007"}, false},
+		{"NIRInReference", "<ReferenceDossier>APA-2026-000001<", "<ReferenceDossier>1380594028123<", []string{"E007"}, false},
+		{"SiretTypoNotNIR", "<SiretDeposant>22940028800010<", "<SiretDeposant>229400288000105<", []string{"E003"}, false},
 		{"PhoneNumber", "<Ligne1>12 RUE DES LILAS<", "<Ligne1>TEL 01 45 17 22 33<", nil, false},
 		// Well-formedness and encoding.
 		{"EndTagCase", "<Sexe>F</Sexe>", "<Sexe>F</sexe>", []string{"E001"}, false},

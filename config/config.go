@@ -10,14 +10,17 @@ import (
 	"net"
 	"net/mail"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/directory"
 )
 
@@ -28,10 +31,17 @@ type Config struct {
 	DataDir string `yaml:"data_dir"`
 	// DatabaseURL is "" (SQLite file in DataDir), "sqlite:///path/file.db" or "postgres://…".
 	DatabaseURL string `yaml:"database_url"`
+	// DatabasePasswordFile holds the password of a postgres:// DatabaseURL
+	// that has none (a Docker secret, a systemd credential).
+	DatabasePasswordFile string `yaml:"database_password_file"`
 	// SFTPListen is the SSH/SFTP listen address.
 	SFTPListen string `yaml:"sftp_listen"`
-	// HTTPListen is the portal's listen address ("" or "off" disables it).
+	// HTTPListen is the portal's listen address ("" or "off" disables it;
+	// Load turns "off" into "").
 	HTTPListen string `yaml:"http_listen"`
+	// MetricsListen is the Prometheus metrics listen address, apart from
+	// the portal ("" or "off", the default, disables it).
+	MetricsListen string `yaml:"metrics_listen"`
 	// TLSCert and TLSKey are the portal's certificate and key (PEM files);
 	// without them the portal runs in plain HTTP and says so in the log.
 	TLSCert string `yaml:"tls_cert"`
@@ -92,9 +102,73 @@ type Config struct {
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// Throttle holds the brute-force thresholds (SSH and portal).
 	Throttle Throttle `yaml:"throttle"`
+	// Auth bounds the work and memory that authentication may take.
+	Auth Auth `yaml:"auth"`
+	// Limits bounds what one session, one account and the process hold.
+	Limits Limits `yaml:"limits"`
+	// Audit holds the audit trail's flood control.
+	Audit Audit `yaml:"audit"`
+	// MemoryLimit is the Go runtime's soft memory limit (like GOMEMLIMIT);
+	// 0 leaves the runtime's default (none, or GOMEMLIMIT from the
+	// environment).
+	MemoryLimit Size `yaml:"memory_limit"`
 	// LDAP is the directory of the administration's internal agents;
 	// without a URL there is none and every login is local.
 	LDAP LDAP `yaml:"ldap"`
+	// Campaigns are the campaign windows of the file (E008); the database
+	// holds those set by `pigp campaign set` for the other years. Without
+	// any window, every campaign is open.
+	Campaigns []Campaign `yaml:"campaigns"`
+
+	// dbPassword is the content of DatabasePasswordFile, read by Load.
+	dbPassword string
+}
+
+// Auth bounds authentication. Each password check (argon2id, one thread)
+// holds 19 MiB while it runs: at most MaxConcurrentHashes run at once
+// (default: the number of CPUs, which they keep busy; the process then
+// peaks near 2 × 19 MiB per check with the garbage collector's slack),
+// HashQueue more wait, each at most HashWait; past that a login is
+// refused like a wrong password, without checking it.
+type Auth struct {
+	MaxConcurrentHashes int      `yaml:"max_concurrent_hashes"`
+	HashQueue           int      `yaml:"hash_queue"`
+	HashWait            Duration `yaml:"hash_wait"`
+	// ReleaseMemory returns the hashing memory to the system once the
+	// checks stop (runtime/debug.FreeOSMemory a second after the last one).
+	ReleaseMemory bool `yaml:"release_memory"`
+	// MaxUnauthenticatedPerIP bounds the SSH connections of one address
+	// that have not authenticated yet.
+	MaxUnauthenticatedPerIP int `yaml:"max_unauthenticated_per_ip"`
+}
+
+// Limits bounds what clients hold open.
+type Limits struct {
+	// MaxOpenHandles bounds the open files and directories of one SFTP session.
+	MaxOpenHandles int `yaml:"max_open_handles"`
+	// MaxUploadsPerAccount bounds the uploads an account has in progress
+	// (SFTP and portal, staged uploads waiting for a resume included).
+	MaxUploadsPerAccount int `yaml:"max_uploads_per_account"`
+	// MaxSessionsPerAccount bounds the SSH connections of one account, and
+	// the portal sessions (the oldest one ends when a login exceeds it).
+	MaxSessionsPerAccount int `yaml:"max_sessions_per_account"`
+	// MaxOpenFiles bounds the descriptors held by uploads and downloads of
+	// all clients; 0 derives it from RLIMIT_NOFILE (raised to its hard
+	// limit at start) minus max_connections minus ReservedDescriptors.
+	MaxOpenFiles int `yaml:"max_open_files"`
+	// ReservedDescriptors are kept for the portal, the database, the
+	// listeners and new logins when MaxOpenFiles is derived.
+	ReservedDescriptors int `yaml:"reserved_descriptors"`
+}
+
+// Audit holds the flood control of the audit trail: within one session
+// (or, before login, one client address) the first MaxDetailedRefusals
+// refusals of each kind are recorded one by one; the others are counted
+// and recorded as one summary row at the end of the session, or after
+// RefusalSummaryAfter without a refusal.
+type Audit struct {
+	MaxDetailedRefusals int      `yaml:"max_detailed_refusals"`
+	RefusalSummaryAfter Duration `yaml:"refusal_summary_after"`
 }
 
 // ProxyProtocol holds the settings of the PROXY protocol (v1 and v2) on
@@ -182,6 +256,27 @@ func defaultLDAP() LDAP {
 	}
 }
 
+// Campaign is one campaign window: call files of Year are accepted from
+// Opens to Closes, both days included (Paris time).
+type Campaign struct {
+	Year   int `yaml:"year"`
+	Opens  Day `yaml:"opens"`
+	Closes Day `yaml:"closes"`
+}
+
+// Day is a calendar day written 2006-01-02, kept as written (YAML would
+// otherwise read it as an instant in UTC).
+type Day string
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (d *Day) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: a day is written 2006-01-02", n.Line)
+	}
+	*d = Day(n.Value)
+	return nil
+}
+
 // Throttle holds the brute-force thresholds shared by SSH and the portal
 // (see docs/securite.md). Failures are counted over Forget.
 type Throttle struct {
@@ -213,7 +308,9 @@ type SMTP struct {
 	Security string `yaml:"security"` // starttls, tls or none
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
-	From     string `yaml:"from"`
+	// PasswordFile, when set, holds Password (read by Load).
+	PasswordFile string `yaml:"password_file"`
+	From         string `yaml:"from"`
 }
 
 // Duration is a time.Duration read from YAML as "21d", "504h" or "90s".
@@ -297,7 +394,15 @@ func Default() Config {
 			AccountSlowAfter: 10, BaseTarpit: Duration(250 * time.Millisecond), MaxTarpit: Duration(3 * time.Second),
 			Forget: Duration(time.Hour),
 		},
-		LDAP: defaultLDAP(),
+		Auth: Auth{
+			MaxConcurrentHashes: runtime.NumCPU(), HashQueue: 128, HashWait: Duration(10 * time.Second),
+			ReleaseMemory: true, MaxUnauthenticatedPerIP: 64,
+		},
+		Limits: Limits{
+			MaxOpenHandles: 64, MaxUploadsPerAccount: 100, MaxSessionsPerAccount: 100, ReservedDescriptors: 256,
+		},
+		Audit: Audit{MaxDetailedRefusals: 10, RefusalSummaryAfter: Duration(time.Minute)},
+		LDAP:  defaultLDAP(),
 	}
 }
 
@@ -319,7 +424,37 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	if err := c.applyEnv(getenv); err != nil {
 		return c, err
 	}
+	// "off" disables a listener; the code knows only "".
+	for _, l := range []*string{&c.HTTPListen, &c.MetricsListen} {
+		if strings.EqualFold(strings.TrimSpace(*l), "off") {
+			*l = ""
+		}
+	}
+	var err error
+	if c.DatabasePasswordFile != "" {
+		if c.dbPassword, err = readSecret("database_password_file", c.DatabasePasswordFile); err != nil {
+			return c, err
+		}
+	}
+	if c.SMTP.PasswordFile != "" {
+		if c.SMTP.Password, err = readSecret("smtp.password_file", c.SMTP.PasswordFile); err != nil {
+			return c, err
+		}
+	}
 	return c, nil
+}
+
+// readSecret reads a secret from a file, without its final line break.
+func readSecret(field, path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("config: %s: %w", field, err)
+	}
+	s := strings.TrimRight(string(b), "\r\n")
+	if s == "" {
+		return "", &ValidationError{field, path, errors.New("the file is empty")}
+	}
+	return s, nil
 }
 
 // envVars lists the environment variables read, with the field each sets.
@@ -329,8 +464,10 @@ var envVars = []struct {
 }{
 	{"PIGP_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"PIGP_DATABASE_URL", func(c *Config, v string) error { c.DatabaseURL = v; return nil }},
+	{"PIGP_DATABASE_PASSWORD_FILE", func(c *Config, v string) error { c.DatabasePasswordFile = v; return nil }},
 	{"PIGP_SFTP_LISTEN", func(c *Config, v string) error { c.SFTPListen = v; return nil }},
 	{"PIGP_HTTP_LISTEN", func(c *Config, v string) error { c.HTTPListen = v; return nil }},
+	{"PIGP_METRICS_LISTEN", func(c *Config, v string) error { c.MetricsListen = v; return nil }},
 	{"PIGP_TLS_CERT", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"PIGP_TLS_KEY", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 	{"PIGP_SESSION_IDLE", func(c *Config, v string) error {
@@ -385,6 +522,7 @@ var envVars = []struct {
 	{"PIGP_SMTP_SECURITY", func(c *Config, v string) error { c.SMTP.Security = v; return nil }},
 	{"PIGP_SMTP_USERNAME", func(c *Config, v string) error { c.SMTP.Username = v; return nil }},
 	{"PIGP_SMTP_PASSWORD", func(c *Config, v string) error { c.SMTP.Password = v; return nil }},
+	{"PIGP_SMTP_PASSWORD_FILE", func(c *Config, v string) error { c.SMTP.PasswordFile = v; return nil }},
 	{"PIGP_SMTP_FROM", func(c *Config, v string) error { c.SMTP.From = v; return nil }},
 	{"PIGP_PORTAL_URL", func(c *Config, v string) error { c.PortalURL = v; return nil }},
 	{"PIGP_LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
@@ -407,6 +545,21 @@ var envVars = []struct {
 	{"PIGP_MAX_CONNECTIONS_PER_IP", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		c.MaxConnectionsPerIP = n
+		return err
+	}},
+	{"PIGP_MAX_CONCURRENT_HASHES", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.Auth.MaxConcurrentHashes = n
+		return err
+	}},
+	{"PIGP_MEMORY_LIMIT", func(c *Config, v string) error {
+		n, err := ParseSize(v)
+		c.MemoryLimit = Size(n)
+		return err
+	}},
+	{"PIGP_MAX_OPEN_FILES", func(c *Config, v string) error {
+		n, err := strconv.Atoi(v)
+		c.Limits.MaxOpenFiles = n
 		return err
 	}},
 	{"PIGP_LDAP_URL", func(c *Config, v string) error { c.LDAP.URL = v; return nil }},
@@ -436,6 +589,15 @@ func splitComma(v string) []string {
 		if p = strings.TrimSpace(p); p != "" {
 			out = append(out, p)
 		}
+	}
+	return out
+}
+
+// EnvNames lists the environment variables Load reads, in order.
+func EnvNames() []string {
+	out := make([]string, len(envVars))
+	for i, e := range envVars {
+		out[i] = e.name
 	}
 	return out
 }
@@ -493,9 +655,6 @@ func (c Config) Validate() error {
 	if _, _, err := net.SplitHostPort(c.SFTPListen); err != nil {
 		return &ValidationError{"sftp_listen", c.SFTPListen, err}
 	}
-	if c.HTTPListen == "off" {
-		c.HTTPListen = ""
-	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return &ValidationError{"tls_cert", c.TLSCert, errors.New("tls_cert and tls_key go together")}
 	}
@@ -517,14 +676,29 @@ func (c Config) Validate() error {
 	if c.DrainDelay < 0 || c.DrainDelay > Duration(5*time.Minute) {
 		return &ValidationError{"drain_delay", time.Duration(c.DrainDelay), errors.New("must be between 0 and 5m")}
 	}
-	if c.HTTPListen != "" {
+	if c.HTTPListen != "" && c.HTTPListen != "off" {
 		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {
 			return &ValidationError{"http_listen", c.HTTPListen, err}
+		}
+	}
+	if c.MetricsListen != "" && c.MetricsListen != "off" {
+		if _, _, err := net.SplitHostPort(c.MetricsListen); err != nil {
+			return &ValidationError{"metrics_listen", c.MetricsListen, err}
 		}
 	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
 		!strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
 		return &ValidationError{"database_url", redact(c.DatabaseURL), errors.New("must start with postgres://, postgresql:// or sqlite://")}
+	}
+	if c.DatabasePasswordFile != "" {
+		if dialect, _ := c.Database(); dialect != "postgres" {
+			return &ValidationError{"database_password_file", c.DatabasePasswordFile, errors.New("needs a postgres:// database_url")}
+		}
+		if u, err := url.Parse(c.DatabaseURL); err != nil || u.User == nil {
+			return &ValidationError{"database_password_file", c.DatabasePasswordFile, errors.New("database_url must name the user (postgres://user@host/db)")}
+		} else if _, set := u.User.Password(); set {
+			return &ValidationError{"database_password_file", c.DatabasePasswordFile, errors.New("database_url already holds a password")}
+		}
 	}
 	if c.MaxUploadSize <= 0 {
 		return &ValidationError{"max_upload_size", c.MaxUploadSize, errors.New("must be positive")}
@@ -605,12 +779,18 @@ func (c Config) Validate() error {
 	if t.MaxTarpit > Duration(30*time.Second) {
 		return &ValidationError{"throttle.max_tarpit", time.Duration(t.MaxTarpit), errors.New("must be at most 30s")}
 	}
+	if err := c.validateLimits(); err != nil {
+		return err
+	}
 	if c.LDAP.Enabled() {
 		d := c.LDAP.Directory()
 		if err := d.Validate(); err != nil {
 			field, _, _ := strings.Cut(err.Error(), " ")
 			return &ValidationError{strings.TrimSuffix(field, ":"), redactLDAP(c.LDAP), err}
 		}
+	}
+	if _, err := c.CampaignWindows(); err != nil {
+		return err
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -625,6 +805,61 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// CampaignWindows returns the configured campaign windows, checked: valid
+// days, the opening not after the closing, one window per year.
+func (c Config) CampaignWindows() ([]pigp.Campaign, error) {
+	out := make([]pigp.Campaign, 0, len(c.Campaigns))
+	seen := map[int]bool{}
+	for i, cc := range c.Campaigns {
+		field := fmt.Sprintf("campaigns[%d]", i)
+		w, err := pigp.NewCampaign(cc.Year, string(cc.Opens), string(cc.Closes))
+		if err != nil {
+			return nil, &ValidationError{field, fmt.Sprintf("{year: %d, opens: %s, closes: %s}", cc.Year, cc.Opens, cc.Closes),
+				errors.New(pigp.ErrorMessage(err))}
+		}
+		if seen[cc.Year] {
+			return nil, &ValidationError{field, cc.Year, errors.New("a second window for the same year")}
+		}
+		seen[cc.Year] = true
+		w.Source = pigp.CampaignFromConfig
+		out = append(out, w)
+	}
+	return out, nil
+}
+
+// validateLimits checks the auth, limits, audit and memory settings.
+func (c Config) validateLimits() error {
+	for _, f := range []struct {
+		name     string
+		v        int
+		min, max int
+	}{
+		{"auth.max_concurrent_hashes", c.Auth.MaxConcurrentHashes, 1, 1024},
+		{"auth.hash_queue", c.Auth.HashQueue, 0, 100_000},
+		{"auth.max_unauthenticated_per_ip", c.Auth.MaxUnauthenticatedPerIP, 1, 100_000},
+		{"limits.max_open_handles", c.Limits.MaxOpenHandles, 1, 1_000_000},
+		{"limits.max_uploads_per_account", c.Limits.MaxUploadsPerAccount, 1, 1_000_000},
+		{"limits.max_sessions_per_account", c.Limits.MaxSessionsPerAccount, 1, 1_000_000},
+		{"limits.max_open_files", c.Limits.MaxOpenFiles, 0, 100_000_000},
+		{"limits.reserved_descriptors", c.Limits.ReservedDescriptors, 0, 1_000_000},
+		{"audit.max_detailed_refusals", c.Audit.MaxDetailedRefusals, 1, 100_000},
+	} {
+		if f.v < f.min || f.v > f.max {
+			return &ValidationError{f.name, f.v, fmt.Errorf("must be between %d and %d", f.min, f.max)}
+		}
+	}
+	if c.Auth.HashWait <= 0 || c.Auth.HashWait > Duration(10*time.Minute) {
+		return &ValidationError{"auth.hash_wait", time.Duration(c.Auth.HashWait), errors.New("must be positive and at most 10m")}
+	}
+	if c.Audit.RefusalSummaryAfter <= 0 {
+		return &ValidationError{"audit.refusal_summary_after", time.Duration(c.Audit.RefusalSummaryAfter), errors.New("must be positive")}
+	}
+	if c.MemoryLimit != 0 && c.MemoryLimit < 64<<20 {
+		return &ValidationError{"memory_limit", c.MemoryLimit, errors.New("must be 0 (none) or at least 64MiB")}
+	}
+	return nil
+}
+
 // Database returns the gorm dialect ("sqlite" or "postgres") and DSN.
 func (c Config) Database() (dialect, dsn string) {
 	switch {
@@ -633,8 +868,25 @@ func (c Config) Database() (dialect, dsn string) {
 	case strings.HasPrefix(c.DatabaseURL, "sqlite://"):
 		return "sqlite", strings.TrimPrefix(c.DatabaseURL, "sqlite://")
 	default:
-		return "postgres", c.DatabaseURL
+		return "postgres", c.withPassword(c.DatabaseURL)
 	}
+}
+
+// withPassword puts the password read from database_password_file into a
+// PostgreSQL URL that names a user without a password.
+func (c Config) withPassword(dsn string) string {
+	if c.dbPassword == "" {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil || u.User == nil {
+		return dsn
+	}
+	if _, set := u.User.Password(); set {
+		return dsn
+	}
+	u.User = url.UserPassword(u.User.Username(), c.dbPassword)
+	return u.String()
 }
 
 // redactLDAP shows the directory settings without the password.

@@ -2,13 +2,16 @@ package config_test
 
 import (
 	"errors"
+	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/config"
 )
 
@@ -44,6 +47,22 @@ func TestDefault(t *testing.T) {
 		{"ShutdownTimeout", c.ShutdownTimeout.Std(), 30 * time.Second},
 		{"LogLevel", c.LogLevel, "info"},
 		{"LogFormat", c.LogFormat, "text"},
+		{"Auth.MaxConcurrentHashes", c.Auth.MaxConcurrentHashes, runtime.NumCPU()},
+		{"Auth.HashQueue", c.Auth.HashQueue, 128},
+		{"Auth.MaxUnauthenticatedPerIP", c.Auth.MaxUnauthenticatedPerIP, 64},
+		{"Limits.MaxOpenHandles", c.Limits.MaxOpenHandles, 64},
+		{"Limits.MaxUploadsPerAccount", c.Limits.MaxUploadsPerAccount, 100},
+		{"Limits.MaxSessionsPerAccount", c.Limits.MaxSessionsPerAccount, 100},
+		{"Audit.MaxDetailedRefusals", c.Audit.MaxDetailedRefusals, 10},
+		{"MemoryLimit", int64(c.MemoryLimit), int64(0)},
+	}
+	// A département's batch tool runs 50 transfers at once from one
+	// address and one account: no per-address or per-account default
+	// may stand in its way.
+	for _, n := range []int{c.Auth.MaxUnauthenticatedPerIP, c.Limits.MaxUploadsPerAccount, c.Limits.MaxSessionsPerAccount} {
+		if n < 50 {
+			t.Errorf("a per-address or per-account default is %d, below 50 parallel transfers", n)
+		}
 	}
 	for _, tt := range tests {
 		if tt.got != tt.want {
@@ -236,6 +255,18 @@ func TestConfig_Validate(t *testing.T) {
 		{"history_months", func(c *config.Config) { c.HistoryMonths = 0 }},
 		{"log_level", func(c *config.Config) { c.LogLevel = "verbose" }},
 		{"log_format", func(c *config.Config) { c.LogFormat = "xml" }},
+		{"auth.max_concurrent_hashes", func(c *config.Config) { c.Auth.MaxConcurrentHashes = 0 }},
+		{"auth.hash_queue", func(c *config.Config) { c.Auth.HashQueue = -1 }},
+		{"auth.hash_wait", func(c *config.Config) { c.Auth.HashWait = 0 }},
+		{"auth.max_unauthenticated_per_ip", func(c *config.Config) { c.Auth.MaxUnauthenticatedPerIP = 0 }},
+		{"limits.max_open_handles", func(c *config.Config) { c.Limits.MaxOpenHandles = 0 }},
+		{"limits.max_uploads_per_account", func(c *config.Config) { c.Limits.MaxUploadsPerAccount = 0 }},
+		{"limits.max_sessions_per_account", func(c *config.Config) { c.Limits.MaxSessionsPerAccount = -3 }},
+		{"limits.max_open_files", func(c *config.Config) { c.Limits.MaxOpenFiles = -1 }},
+		{"limits.reserved_descriptors", func(c *config.Config) { c.Limits.ReservedDescriptors = -1 }},
+		{"audit.max_detailed_refusals", func(c *config.Config) { c.Audit.MaxDetailedRefusals = 0 }},
+		{"audit.refusal_summary_after", func(c *config.Config) { c.Audit.RefusalSummaryAfter = 0 }},
+		{"memory_limit", func(c *config.Config) { c.MemoryLimit = 1 << 20 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.field, func(t *testing.T) {
@@ -274,6 +305,8 @@ func TestConfig_Validate(t *testing.T) {
 			func(c *config.Config) { c.DatabaseURL = "sqlite:///var/lib/pigp/pigp.db" },
 			func(c *config.Config) { c.SFTPListen = "[::1]:2222" },
 			func(c *config.Config) { c.PasswordValidityMonths = 120 },
+			func(c *config.Config) { c.MemoryLimit = 512 << 20 },
+			func(c *config.Config) { c.Auth.HashQueue = 0 },
 		} {
 			c := config.Default()
 			change(&c)
@@ -418,6 +451,142 @@ func TestLoad_SizeInYAML(t *testing.T) {
 	}
 }
 
+// TestLoad_ListenOff: "off" disables the portal and the metrics listener,
+// from the file or the environment, and the configuration stays valid.
+func TestLoad_ListenOff(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pigp.yaml")
+	os.WriteFile(path, []byte("http_listen: \"off\"\nmetrics_listen: \"off\"\n"), 0o600)
+	for name, tc := range map[string]struct {
+		path string
+		env  map[string]string
+	}{
+		"file": {path, nil},
+		"env":  {"", map[string]string{"PIGP_HTTP_LISTEN": "off", "PIGP_METRICS_LISTEN": "OFF"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := config.Load(tc.path, env(tc.env))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.HTTPListen != "" || c.MetricsListen != "" {
+				t.Fatalf("http_listen %q, metrics_listen %q; want both empty", c.HTTPListen, c.MetricsListen)
+			}
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	c, err := config.Load("", env(map[string]string{"PIGP_METRICS_LISTEN": "127.0.0.1:9090"}))
+	if err != nil || c.MetricsListen != "127.0.0.1:9090" || config.Default().MetricsListen != "" {
+		t.Fatalf("metrics_listen from the environment: %q, %v (default %q, want off)", c.MetricsListen, err, config.Default().MetricsListen)
+	}
+	c.MetricsListen = "9090"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "metrics_listen") {
+		t.Fatalf("metrics_listen without a port: %v", err)
+	}
+}
+
+// TestLoad_SecretFiles: passwords read from files (Docker secrets, systemd
+// credentials) rather than written in the configuration.
+func TestLoad_SecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	dbpw := filepath.Join(dir, "db_password")
+	os.WriteFile(dbpw, []byte("p@ss:w/rd é\n"), 0o600)
+	smtppw := filepath.Join(dir, "smtp_password")
+	os.WriteFile(smtppw, []byte("smtp-secret\r\n"), 0o600)
+	c, err := config.Load("", env(map[string]string{
+		"PIGP_DATABASE_URL":           "postgres://pigp@db:5432/pigp?sslmode=disable",
+		"PIGP_DATABASE_PASSWORD_FILE": dbpw,
+		"PIGP_SMTP_HOST":              "smtp.example.fr",
+		"PIGP_SMTP_PASSWORD_FILE":     smtppw,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	dialect, dsn := c.Database()
+	u, err := url.Parse(dsn)
+	if err != nil || dialect != "postgres" {
+		t.Fatalf("Database() = %q, %q, %v", dialect, dsn, err)
+	}
+	if pw, _ := u.User.Password(); pw != "p@ss:w/rd é" || u.User.Username() != "pigp" || u.Host != "db:5432" ||
+		u.Query().Get("sslmode") != "disable" {
+		t.Fatalf("dsn %q: password %q", dsn, pw)
+	}
+	if c.SMTP.Password != "smtp-secret" {
+		t.Fatalf("smtp password %q", c.SMTP.Password)
+	}
+	// The --database-url flag replaces the URL after Load: the password
+	// file still applies.
+	c.DatabaseURL = "postgres://other@db2/pigp"
+	if _, dsn := c.Database(); dsn != "postgres://other:p%40ss%3Aw%2Frd%20%C3%A9@db2/pigp" {
+		t.Fatalf("dsn after the flag: %q", dsn)
+	}
+
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"missing file": {map[string]string{"PIGP_DATABASE_URL": "postgres://pigp@db/pigp",
+			"PIGP_DATABASE_PASSWORD_FILE": filepath.Join(dir, "nope")}, "database_password_file"},
+		"empty file": {map[string]string{"PIGP_DATABASE_URL": "postgres://pigp@db/pigp",
+			"PIGP_DATABASE_PASSWORD_FILE": writeFile(t, "\n")}, "empty"},
+		"sqlite": {map[string]string{"PIGP_DATABASE_PASSWORD_FILE": dbpw}, "needs a postgres"},
+		"password twice": {map[string]string{"PIGP_DATABASE_URL": "postgres://pigp:x@db/pigp",
+			"PIGP_DATABASE_PASSWORD_FILE": dbpw}, "already holds a password"},
+		"no user": {map[string]string{"PIGP_DATABASE_URL": "postgres://db/pigp",
+			"PIGP_DATABASE_PASSWORD_FILE": dbpw}, "must name the user"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := config.Load("", env(tc.env))
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoad_Campaigns(t *testing.T) {
+	c, err := config.Load(writeFile(t, `campaigns:
+  - {year: 2026, opens: 2026-01-15, closes: 2026-12-31}
+  - year: 2027
+    opens: "2027-01-15"
+    closes: 2027-06-30
+`), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws, err := c.CampaignWindows()
+	if err != nil || c.Validate() != nil {
+		t.Fatalf("CampaignWindows: %v; Validate: %v", err, c.Validate())
+	}
+	if len(ws) != 2 || ws[0].Year != 2026 || ws[0].Opens.Format(time.DateOnly) != "2026-01-15" ||
+		ws[1].Closes.Format(time.DateOnly) != "2027-06-30" || ws[0].Source != pigp.CampaignFromConfig {
+		t.Fatalf("windows %+v", ws)
+	}
+	for _, bad := range []string{
+		"campaigns:\n  - {year: 2026, opens: 2026-02-30, closes: 2026-12-31}\n",
+		"campaigns:\n  - {year: 2026, opens: 2026-06-01, closes: 2026-05-31}\n",
+		"campaigns:\n  - {year: 2026, opens: 2026-01-01, closes: 2026-06-30}\n  - {year: 2026, opens: 2026-07-01, closes: 2026-12-31}\n",
+		"campaigns:\n  - {year: 26, opens: 2026-01-01, closes: 2026-06-30}\n",
+	} {
+		c, err := config.Load(writeFile(t, bad), env(nil))
+		if err != nil {
+			t.Fatalf("load %q: %v", bad, err)
+		}
+		var ve *config.ValidationError
+		if err := c.Validate(); !errors.As(err, &ve) || !strings.HasPrefix(ve.Field, "campaigns[") {
+			t.Errorf("Validate(%q) = %v, want a campaigns[i] error", bad, err)
+		}
+	}
+}
+
 func TestLoad_LDAP(t *testing.T) {
 	c, err := config.Load("", env(nil))
 	if err != nil || c.LDAP.Enabled() || c.Validate() != nil {
@@ -475,5 +644,46 @@ ldap:
 	c.LDAP.BaseDN, c.LDAP.URL = "dc=x", "http://annuaire"
 	if err := c.Validate(); !errors.As(err, &ve) || ve.Field != "ldap.url" {
 		t.Fatalf("bad url: %v", err)
+	}
+}
+
+func TestLoad_Limits(t *testing.T) {
+	path := writeFile(t, `
+memory_limit: 512MiB
+auth:
+  max_concurrent_hashes: 6
+  hash_queue: 50
+  hash_wait: 3s
+  release_memory: false
+  max_unauthenticated_per_ip: 80
+limits:
+  max_open_handles: 200
+  max_uploads_per_account: 60
+  max_sessions_per_account: 70
+  max_open_files: 5000
+  reserved_descriptors: 100
+audit:
+  max_detailed_refusals: 5
+  refusal_summary_after: 2m
+`)
+	c, err := config.Load(path, env(map[string]string{"PIGP_MAX_CONCURRENT_HASHES": "8", "PIGP_MAX_OPEN_FILES": "6000"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := config.Default()
+	want.MemoryLimit = 512 << 20
+	want.Auth = config.Auth{MaxConcurrentHashes: 8, HashQueue: 50, HashWait: config.Duration(3 * time.Second),
+		MaxUnauthenticatedPerIP: 80}
+	want.Limits = config.Limits{MaxOpenHandles: 200, MaxUploadsPerAccount: 60, MaxSessionsPerAccount: 70,
+		MaxOpenFiles: 6000, ReservedDescriptors: 100}
+	want.Audit = config.Audit{MaxDetailedRefusals: 5, RefusalSummaryAfter: config.Duration(2 * time.Minute)}
+	if !reflect.DeepEqual(c, want) {
+		t.Fatalf("Load =\n%+v\nwant\n%+v", c, want)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := config.Load("", env(map[string]string{"PIGP_MEMORY_LIMIT": "lots"})); err == nil {
+		t.Fatal("PIGP_MEMORY_LIMIT=lots accepted")
 	}
 }

@@ -28,16 +28,52 @@ func (s *Service) audit(ctx context.Context, caller *pigp.Caller, e *pigp.AuditE
 		}
 	}
 	e.Time = s.now()
-	if err := s.Audit.Audit(ctx, e); err != nil {
+	var err error
+	if e.Outcome != pigp.AuditOK && caller != nil && s.Refusals != nil {
+		err = s.Refusals.Record(ctx, caller.Session, e) // flood control per session
+	} else {
+		err = s.Audit.Audit(ctx, e)
+	}
+	if err != nil {
 		s.Logger.Error("audit", "action", e.Action, "error", err)
 		return err
 	}
 	return nil
 }
 
+// auditScoped records a refusal that has no session yet (a login) with the
+// flood control of scope, such as the client's address.
+func (s *Service) auditScoped(ctx context.Context, scope string, e *pigp.AuditEvent) {
+	if s.Audit == nil {
+		return
+	}
+	e.Time = s.now()
+	var err error
+	if s.Refusals != nil {
+		err = s.Refusals.Record(ctx, scope, e)
+	} else {
+		err = s.Audit.Audit(ctx, e)
+	}
+	if err != nil {
+		s.Logger.Error("audit", "action", e.Action, "error", err)
+	}
+}
+
+// EndSession records the summaries of the refusals counted in the caller's
+// session (SSH connection closed, portal logout).
+func (s *Service) EndSession(ctx context.Context, caller *pigp.Caller) {
+	if caller != nil {
+		s.Refusals.End(ctx, caller.Session)
+	}
+}
+
 // AuditKeyLogin records a successful public-key login; the SSH layer
 // calls it once the key has signed (a key offered as a query is not a
 // login). It fails closed: no session without its audit row.
 func (s *Service) AuditKeyLogin(ctx context.Context, caller *pigp.Caller, fingerprint string) error {
-	return s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditOK, Detail: "clé publique " + fingerprint})
+	if err := s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditOK, Detail: "clé publique " + fingerprint}); err != nil {
+		return err
+	}
+	s.countLogin(caller.Protocol, "success")
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 // exists: only a caller who proved the password learns that it expired.
 const (
 	msgBadCredentials  = "Identifiant ou mot de passe incorrect."
+	msgHashBusy        = "Serveur momentanément surchargé : le mot de passe n'a pas pu être vérifié. Réessayez dans quelques instants."
 	msgPasswordExpired = "Votre mot de passe a expiré. Le Conseil départemental est invité à prendre l'attache de sa paierie départementale pour obtenir un nouveau mot de passe."
 )
 
@@ -21,24 +22,38 @@ const (
 func (s *Service) AuthenticatePassword(ctx context.Context, login, password, remoteIP, protocol string) (*pigp.Caller, error) {
 	ev := &pigp.AuditEvent{Action: pigp.AuditLogin, Login: login, IP: remoteIP, Protocol: protocol, Detail: "mot de passe"}
 	a, err := s.Store.FindAccountByLogin(ctx, login)
+	if err != nil && pigp.ErrorCode(err) != pigp.ENOTFOUND {
+		return nil, err
+	}
+	hash := "" // an unknown login is checked against a dummy hash: same cost
+	if a != nil {
+		hash = a.PasswordHash
+		ev.SIRET = strings.Join(a.SIRETs, ",")
+	}
+	ok, err := s.verifyPassword(ctx, remoteIP, hash, password)
 	if err != nil {
-		if pigp.ErrorCode(err) != pigp.ENOTFOUND {
-			return nil, err
-		}
-		pigp.VerifyPassword("", password) // same cost as a real check
+		// Refused unchecked, answered like a wrong password; the refusals
+		// of one address are recorded with flood control.
+		ev.Outcome, ev.Detail = pigp.AuditFailed, "refusée sans vérification : trop de vérifications de mot de passe en attente"
+		s.auditScoped(ctx, "ip:"+remoteIP, ev)
+		return nil, pigp.WrapError(pigp.EUNAUTHORIZED, msgBadCredentials, err)
+	}
+	if a == nil {
 		ev.Outcome, ev.Detail = pigp.AuditFailed, "identifiant ou mot de passe incorrect"
 		s.audit(ctx, nil, ev)
+		s.countLogin(protocol, "failure")
 		return nil, pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
 	}
-	ev.SIRET = strings.Join(a.SIRETs, ",")
-	if !pigp.VerifyPassword(a.PasswordHash, password) || a.State != pigp.AccountActive {
+	if !ok || a.State != pigp.AccountActive {
 		ev.Outcome, ev.Detail = pigp.AuditFailed, "identifiant ou mot de passe incorrect"
 		s.audit(ctx, nil, ev)
+		s.countLogin(protocol, "failure")
 		return nil, pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
 	}
 	if a.PasswordExpired(s.now()) {
 		ev.Outcome, ev.Detail = pigp.AuditRefused, "mot de passe expiré"
 		s.audit(ctx, nil, ev)
+		s.countLogin(protocol, "expired")
 		return nil, pigp.Errorf(pigp.EEXPIRED, msgPasswordExpired)
 	}
 	c := callerOf(a, remoteIP, protocol)
@@ -50,6 +65,7 @@ func (s *Service) AuthenticatePassword(ctx context.Context, login, password, rem
 	if err := s.audit(ctx, nil, ev); err != nil {
 		return nil, err
 	}
+	s.countLogin(protocol, "success")
 	return c, nil
 }
 
@@ -65,6 +81,11 @@ func (s *Service) AuthenticateKey(ctx context.Context, login, fingerprint, remot
 		// client has signed (server's verified-key callback).
 		s.audit(ctx, nil, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditFailed, Login: login,
 			IP: remoteIP, Protocol: protocol, Detail: "clé publique " + fingerprint + " refusée : " + pigp.ErrorMessage(err)})
+		if code == pigp.EEXPIRED {
+			s.countLogin(protocol, "expired")
+		} else {
+			s.countLogin(protocol, "failure")
+		}
 	}
 	return c, err
 }
@@ -92,8 +113,16 @@ func (s *Service) authenticateKey(ctx context.Context, login, fingerprint, remot
 	return callerOf(a, remoteIP, protocol), nil
 }
 
+// verifyPassword checks password against hash (a dummy one when hash is
+// "") within the hashing limit, for the client key (its address).
+func (s *Service) verifyPassword(ctx context.Context, key, hash, password string) (bool, error) {
+	var ok bool
+	err := s.Hashes.Do(ctx, key, func() { ok = pigp.VerifyPassword(hash, password) })
+	return ok, err
+}
+
 func callerOf(a *pigp.Account, ip, protocol string) *pigp.Caller {
-	return &pigp.Caller{AccountID: a.ID, Login: a.Login, Name: a.Name, SIRETs: a.SIRETs, RemoteIP: ip, Protocol: protocol,
+	return &pigp.Caller{AccountID: a.ID, Login: a.Login, Civility: a.Civility, Name: a.Name, SIRETs: a.SIRETs, RemoteIP: ip, Protocol: protocol,
 		PasswordTemporary: a.PasswordTemporary, PasswordExpiresAt: a.PasswordExpiresAt}
 }
 
@@ -118,12 +147,18 @@ func (s *Service) changePassword(ctx context.Context, login, current, next strin
 	a, err := s.Store.FindAccountByLogin(ctx, login)
 	if err != nil {
 		if pigp.ErrorCode(err) == pigp.ENOTFOUND {
-			pigp.VerifyPassword("", current)
+			if _, err := s.verifyPassword(ctx, "login:"+login, "", current); err != nil {
+				return pigp.WrapError(pigp.EUNAUTHORIZED, msgBadCredentials, err)
+			}
 			return pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
 		}
 		return err
 	}
-	if !pigp.VerifyPassword(a.PasswordHash, current) || a.State != pigp.AccountActive {
+	ok, err := s.verifyPassword(ctx, "login:"+login, a.PasswordHash, current)
+	if err != nil {
+		return pigp.WrapError(pigp.EUNAUTHORIZED, "Mot de passe actuel incorrect.", err)
+	}
+	if !ok || a.State != pigp.AccountActive {
 		return pigp.Errorf(pigp.EUNAUTHORIZED, "Mot de passe actuel incorrect.")
 	}
 	now := s.now()
@@ -141,11 +176,18 @@ func (s *Service) changePassword(ctx context.Context, login, current, next strin
 		return err
 	}
 	for _, h := range old {
-		if pigp.VerifyPassword(h, next) {
+		reused, err := s.verifyPassword(ctx, "login:"+login, h, next)
+		if err != nil {
+			return pigp.WrapError(pigp.EUNAVAILABLE, msgHashBusy, err)
+		}
+		if reused {
 			return pigp.Errorf(pigp.EINVALID, "mot de passe refusé : il a déjà été utilisé parmi les %d derniers", PasswordHistory)
 		}
 	}
-	hash, err := pigp.HashPassword(next)
+	var hash string
+	if herr := s.Hashes.Do(ctx, "login:"+login, func() { hash, err = pigp.HashPassword(next) }); herr != nil {
+		return pigp.WrapError(pigp.EUNAVAILABLE, msgHashBusy, herr)
+	}
 	if err != nil {
 		return err
 	}

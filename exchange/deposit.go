@@ -27,6 +27,7 @@ func (s *Service) CheckDepositName(caller *pigp.Caller, name string) (apa.CallNa
 	if err != nil {
 		s.audit(context.Background(), caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused,
 			Object: name, Detail: pigp.ErrorMessage(err)})
+		s.countDeposit("refused", 0)
 	}
 	return n, err
 }
@@ -42,6 +43,9 @@ type Upload struct {
 	siret  string
 	temp   *blob.Temp
 	limit  int64
+	// release gives back the account's upload and the descriptor, once
+	// the upload is committed or aborted.
+	release func()
 
 	mu       sync.Mutex
 	hash     hash.Hash
@@ -76,12 +80,19 @@ func (s *Service) BeginDeposit(ctx context.Context, caller *pigp.Caller, name st
 	if err != nil {
 		return nil, err
 	}
+	release, err := s.holdUpload(caller)
+	if err != nil {
+		s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused,
+			Object: name, SIRET: n.SIRET, Detail: pigp.ErrorMessage(err)})
+		return nil, err
+	}
 	t, err := s.Blobs.Create()
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("begin deposit: %w", err)
 	}
 	return &Upload{
-		svc: s, caller: caller, name: name, siret: n.SIRET, temp: t, limit: s.MaxUploadSize,
+		svc: s, caller: caller, name: name, siret: n.SIRET, temp: t, limit: s.MaxUploadSize, release: release,
 		hash: sha256.New(), pending: map[int64]int64{}, buffered: map[int64][]byte{},
 	}, nil
 }
@@ -98,14 +109,19 @@ func (u *Upload) tooLarge() error {
 // under the lock: sequential writes, no read-back. It fails once the size
 // limit is passed; the upload then can only be aborted.
 func (u *Upload) WriteAt(p []byte, off int64) (int, error) {
-	if off < 0 {
-		return 0, pigp.Errorf(pigp.EINVALID, "position d'écriture négative")
+	// off+len(p) is not computed before it is known not to overflow. A
+	// negative off is a client's offset of 2^63 or more (SFTP offsets are
+	// unsigned): past any size limit too.
+	if off < 0 || off > u.limit-int64(len(p)) {
+		err := u.tooLarge()
+		if off < 0 || off > u.limit {
+			err = pigp.Errorf(pigp.ETOOLARGE, "Écriture refusée : la position %d dépasse la taille maximale autorisée d'un dépôt (%s) ; "+
+				"le dépôt est abandonné", uint64(off), FormatSize(u.limit))
+		}
+		u.fail(err)
+		return 0, err
 	}
 	end := off + int64(len(p))
-	if end > u.limit {
-		u.fail(u.tooLarge())
-		return 0, u.tooLarge()
-	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	switch {
@@ -246,6 +262,12 @@ func (u *Upload) Size() int64 {
 
 // Truncate sets the size of the upload (scp's FSETSTAT after writing).
 func (u *Upload) Truncate(size int64) error {
+	if size < 0 { // a client's size of 2^63 or more (unsigned in SFTP)
+		err := pigp.Errorf(pigp.ETOOLARGE, "Modification refusée : la taille %d dépasse la taille maximale autorisée d'un dépôt (%s) ; "+
+			"le dépôt est abandonné", uint64(size), FormatSize(u.limit))
+		u.fail(err)
+		return err
+	}
 	if size > u.limit {
 		u.fail(u.tooLarge())
 		return u.tooLarge()
@@ -316,6 +338,7 @@ func (u *Upload) Abort() {
 	if err := u.temp.Abort(); err != nil {
 		u.svc.Logger.Warn("discard upload", "error", err)
 	}
+	u.release()
 }
 
 // Commit makes the upload a deposit: the content is fsynced and renamed
@@ -331,16 +354,23 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 	u.done = true
 	failed := u.failed
 	u.mu.Unlock()
+	defer u.release() // the file is closed on every way out
 	if failed != nil {
 		u.temp.Abort()
 		u.svc.audit(ctx, u.caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused, Object: u.name,
 			SIRET: u.siret, Detail: pigp.ErrorMessage(failed)})
+		if pigp.ErrorCode(failed) != pigp.EINTERNAL {
+			u.svc.countDeposit("refused", 0)
+		} else {
+			u.svc.countDeposit("error", 0)
+		}
 		return nil, failed
 	}
 	size := u.Size()
 	sum, err := u.sum(size)
 	if err != nil {
 		u.temp.Abort()
+		u.svc.countDeposit("error", 0)
 		return nil, err
 	}
 	d := &pigp.Deposit{
@@ -352,14 +382,17 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 	d.StorageKey = "depots/" + d.ID[:2] + "/" + d.ID
 	if err := u.temp.Commit(d.StorageKey); err != nil {
 		u.temp.Abort()
+		u.svc.countDeposit("error", 0)
 		return nil, fmt.Errorf("store deposit: %w", err)
 	}
 	if err := u.svc.Store.CreateDeposit(ctx, d); err != nil {
 		if rmErr := u.svc.Blobs.Remove(d.StorageKey); rmErr != nil {
 			u.svc.Logger.Error("remove content of failed deposit", "key", d.StorageKey, "error", rmErr)
 		}
+		u.svc.countDeposit("error", 0)
 		return nil, fmt.Errorf("record deposit: %w", err)
 	}
+	u.svc.countDeposit("accepted", d.Size)
 	u.svc.audit(ctx, u.caller, &pigp.AuditEvent{Action: pigp.AuditUpload, Outcome: pigp.AuditOK, Object: d.ExternalName,
 		SIRET: d.SIRET, SHA256: d.SHA256, Detail: "dépôt " + d.ID})
 	u.svc.Logger.Info("deposit received", "deposit", d.ID, "name", d.ExternalName, "siret", d.SIRET,

@@ -42,12 +42,24 @@ type Service struct {
 	Logger *slog.Logger
 	// Audit receives the audit trail's events (nil: none recorded).
 	Audit pigp.Auditor
+	// Metrics counts logins, deposits and downloads (nil: not counted).
+	Metrics Metrics
 
 	MaxUploadSize int64         // bytes
 	Retention     time.Duration // how long a response stays available
 	HistoryMonths int           // window of the history listings
 	// PasswordValidityMonths is how long a new password stays valid.
 	PasswordValidityMonths int
+
+	// Hashes bounds the password checks running at once (nil: no bound).
+	Hashes *HashLimiter
+	// Refusals records refusals with flood control (nil: each one is
+	// recorded).
+	Refusals *AuditFlood
+	// Limits bounds the uploads and open files (zero: no bound).
+	Limits Limits
+
+	held holdings // what the limits count
 }
 
 // New returns a service with the defaults of the contract.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -623,16 +624,38 @@ func TestUpload(t *testing.T) {
 		}, data[:5000])
 	})
 
-	t.Run("NegativeOffset", func(t *testing.T) {
-		u, err := e.svc.BeginDeposit(context.Background(), e.callerA(), callName(siretA, e.now))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer u.Abort()
-		if _, err := u.WriteAt([]byte("x"), -1); pigp.ErrorCode(err) != pigp.EINVALID {
-			t.Fatalf("WriteAt(off -1) = %v, want EINVALID", err)
-		}
-	})
+	// Offsets and sizes out of range (a client's 64-bit unsigned values
+	// arrive as negative int64 from 2^63) are refused before any
+	// arithmetic, and the upload can then only be aborted.
+	for _, tc := range []struct {
+		name string
+		do   func(u *exchange.Upload) error
+	}{
+		{"NegativeOffset", func(u *exchange.Upload) error { _, err := u.WriteAt([]byte("x"), -1); return err }},
+		{"OverflowingOffset", func(u *exchange.Upload) error { _, err := u.WriteAt(make([]byte, 10), math.MaxInt64-4); return err }},
+		{"NegativeSize", func(u *exchange.Upload) error { return u.Truncate(math.MinInt64) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			u, err := e.svc.BeginDeposit(context.Background(), e.callerA(), callName(siretA, e.now))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer u.Abort()
+			if _, err := u.WriteAt([]byte("<x/>"), 0); err != nil {
+				t.Fatal(err)
+			}
+			err = tc.do(u)
+			if pigp.ErrorCode(err) != pigp.ETOOLARGE || !strings.Contains(pigp.ErrorMessage(err), "dépasse la taille maximale") {
+				t.Fatalf("got %v, want ETOOLARGE naming the size limit", err)
+			}
+			if u.Failed() == nil {
+				t.Fatal("the upload can still be committed after a refused write")
+			}
+			if _, err := u.Commit(context.Background()); pigp.ErrorCode(err) != pigp.ETOOLARGE {
+				t.Fatalf("Commit after the refusal = %v, want the refusal", err)
+			}
+		})
+	}
 }
 
 func TestUpload_Deposit(t *testing.T) {
@@ -1137,7 +1160,10 @@ func TestOpenResponse_OverlappingReads(t *testing.T) {
 
 func lines(t *testing.T, b []byte) []string {
 	t.Helper()
-	s := string(b)
+	s, ok := strings.CutPrefix(string(b), "\xef\xbb\xbf")
+	if !ok {
+		t.Fatalf("CSV %q does not begin with the UTF-8 byte-order mark", b)
+	}
 	if !strings.HasSuffix(s, "\r\n") {
 		t.Fatalf("CSV %q does not end with CRLF", s)
 	}
@@ -1203,7 +1229,7 @@ func TestDepositsCSV(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if want := "nom_externe;nom_interne;date_depot;taille;identifiant_depot;statut;sha256\r\n"; string(b) != want {
+		if want := "\xef\xbb\xbfnom_externe;nom_interne;date_depot;taille;identifiant_depot;statut;sha256\r\n"; string(b) != want {
 			t.Fatalf("empty depots.csv = %q, want %q", b, want)
 		}
 	})

@@ -103,6 +103,9 @@ type Guard struct {
 	Audit    pigp.Auditor
 	Now      pigp.Clock
 	Logger   *slog.Logger
+	// Flood records the refusals of Throttled with flood control per
+	// address (nil: each one is recorded).
+	Flood *AuditFlood
 
 	mu     sync.Mutex
 	blocks map[string]time.Time // blocks seen in Failures
@@ -264,6 +267,27 @@ func (g *Guard) Failure(ctx context.Context, ip, login, protocol string) time.Du
 	g.audit(ctx, &pigp.AuditEvent{Action: pigp.AuditBan, Outcome: pigp.AuditOK, Login: login, IP: ip,
 		Protocol: protocol, Object: ip, Detail: fmt.Sprintf("%s, jusqu'au %s", b.Reason, b.Until.UTC().Format(time.RFC3339))})
 	return tarpit
+}
+
+// Throttled records an attempt refused without being looked at, because
+// ip (or the pair of ip and login) is blocked or banned for wait. Such
+// refusals are recorded with flood control per address: the first ones
+// one by one, then a count.
+func (g *Guard) Throttled(ctx context.Context, ip, login, protocol string, wait time.Duration) {
+	if g.Audit == nil {
+		return
+	}
+	e := &pigp.AuditEvent{Time: g.Now().UTC(), Action: pigp.AuditLogin, Outcome: pigp.AuditRefused, Login: login, IP: ip,
+		Protocol: protocol, Detail: fmt.Sprintf("tentative refusée sans vérification : trop d'échecs, nouvel essai possible dans %d s", int(wait.Seconds()+0.999))}
+	var err error
+	if g.Flood != nil {
+		err = g.Flood.Record(ctx, "ip:"+ip, e)
+	} else {
+		err = g.Audit.Audit(ctx, e)
+	}
+	if err != nil {
+		g.Logger.Error("audit", "action", e.Action, "error", err)
+	}
 }
 
 // Success clears the pair's failures after a correct password. The

@@ -17,10 +17,16 @@ const (
 	DownloadsCSV = "retraits.csv"
 )
 
+// BOM is the UTF-8 byte-order mark that begins the history files and the
+// audit export (contract §7): spreadsheets then read them as UTF-8 instead
+// of guessing Windows-1252.
+const BOM = "\ufeff"
+
 // csvTime writes t in ISO 8601 with its Europe/Paris offset (contract §7).
 func csvTime(t time.Time) string { return t.In(apa.Paris).Format("2006-01-02T15:04:05-07:00") }
 
 func newCSV(buf *bytes.Buffer, header ...string) *csv.Writer {
+	buf.WriteString(BOM)
 	w := csv.NewWriter(buf)
 	w.Comma = ';'
 	w.UseCRLF = true

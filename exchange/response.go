@@ -77,10 +77,11 @@ func (s *Service) Response(ctx context.Context, caller *pigp.Caller, name string
 // ResponseReader reads a response. Closing it records the download when the
 // reader served the whole file.
 type ResponseReader struct {
-	svc    *Service
-	caller *pigp.Caller
-	resp   *pigp.Response
-	f      *os.File
+	svc     *Service
+	caller  *pigp.Caller
+	resp    *pigp.Response
+	f       *os.File
+	release func() // gives the descriptor back
 
 	mu      sync.Mutex
 	covered int64 // bytes [0, covered) were served
@@ -94,11 +95,16 @@ func (s *Service) OpenResponse(ctx context.Context, caller *pigp.Caller, name st
 	if err != nil {
 		return nil, err
 	}
+	release, err := s.holdFile()
+	if err != nil {
+		return nil, err
+	}
 	f, err := s.Blobs.Open(resp.StorageKey)
 	if err != nil {
+		release()
 		return nil, fmt.Errorf("open response %s: %w", resp.ID, err)
 	}
-	return &ResponseReader{svc: s, caller: caller, resp: resp, f: f, extents: map[int64]int64{}}, nil
+	return &ResponseReader{svc: s, caller: caller, resp: resp, f: f, release: release, extents: map[int64]int64{}}, nil
 }
 
 // Response returns the file being read.
@@ -107,6 +113,12 @@ func (rr *ResponseReader) Response() *pigp.Response { return rr.resp }
 // ReadAt implements io.ReaderAt. It records which bytes were served, in any
 // order and with overlaps, so that Close knows whether the whole file went out.
 func (rr *ResponseReader) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, pigp.Errorf(pigp.EINVALID, "Lecture refusée : position %d invalide (négative)", off)
+	}
+	if off >= rr.resp.Size {
+		return 0, io.EOF // never off+len(p) past an int64
+	}
 	n, err := rr.f.ReadAt(p, off)
 	if n > 0 {
 		rr.mu.Lock()
@@ -166,6 +178,7 @@ func (rr *ResponseReader) Close() error {
 	rr.closed = true
 	rr.mu.Unlock()
 	rr.f.Close()
+	rr.release()
 	if !rr.Complete() {
 		return nil
 	}
@@ -177,6 +190,9 @@ func (rr *ResponseReader) Close() error {
 	}
 	if err := s.Store.RecordDownload(context.Background(), d); err != nil {
 		return fmt.Errorf("record download: %w", err)
+	}
+	if s.Metrics != nil {
+		s.Metrics.Download()
 	}
 	s.audit(context.Background(), rr.caller, &pigp.AuditEvent{Action: pigp.AuditDownload, Outcome: pigp.AuditOK, Object: d.ResponseName,
 		SIRET: d.SIRET, SHA256: rr.resp.SHA256, Detail: "réponse " + d.ResponseID})

@@ -14,11 +14,11 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/pigp/pigp"
-	"github.com/pigp/pigp/apa"
 	"github.com/pigp/pigp/blob"
 )
 
@@ -151,18 +151,19 @@ func (l *Lifecycle) ExpirePasswords(ctx context.Context, now time.Time) (expired
 		}
 	}
 	for _, days := range l.ReminderDays {
-		// Accounts whose expiry falls within the reminder window; the
-		// dedup key sends each reminder once per password.
-		list, err := l.Store.AccountsExpiringBetween(ctx, now, now.AddDate(0, 0, days))
+		// Accounts whose expiry day (Paris) is at most days calendar days
+		// away, as the portal counts them; the dedup key sends each
+		// reminder once per password.
+		list, err := l.Store.AccountsExpiringBetween(ctx, now, pigp.StartOfDay(now, days+1))
 		if err != nil {
 			return len(accounts), reminded, err
 		}
 		for _, a := range list {
-			if smaller := l.smallerWindow(days, a.PasswordExpiresAt.Sub(now)); smaller {
+			if smaller := l.smallerWindow(days, pigp.DaysUntil(now, a.PasswordExpiresAt)); smaller {
 				continue // a closer reminder is the one due
 			}
 			key := fmt.Sprintf("pwd-reminder-%d-%d-%d", days, a.ID, a.PasswordExpiresAt.Unix())
-			queued, err := l.queue(ctx, now, pigp.NotifyPasswordReminder, key, a.Email, passwordReminderMessage(a, l.PortalURL))
+			queued, err := l.queue(ctx, now, pigp.NotifyPasswordReminder, key, a.Email, passwordReminderMessage(a, now, l.PortalURL))
 			if err != nil {
 				return len(accounts), reminded, err
 			}
@@ -176,11 +177,12 @@ func (l *Lifecycle) ExpirePasswords(ctx context.Context, now time.Time) (expired
 }
 
 // smallerWindow reports whether a reminder window smaller than days also
-// contains left, so that a 30-day reminder is not sent on the day the 7-day
-// one is due (a password set 10 days before expiry gets only the latter).
-func (l *Lifecycle) smallerWindow(days int, left time.Duration) bool {
+// contains left (calendar days), so that a 30-day reminder is not sent on
+// the day the 7-day one is due (a password set 10 days before expiry gets
+// only the latter).
+func (l *Lifecycle) smallerWindow(days, left int) bool {
 	for _, d := range l.ReminderDays {
-		if d < days && left <= time.Duration(d)*24*time.Hour {
+		if d < days && left <= d {
 			return true
 		}
 	}
@@ -233,7 +235,8 @@ func (l *Lifecycle) queue(ctx context.Context, now time.Time, kind, key, to stri
 		return false, err
 	}
 	if created && l.Sender == nil {
-		l.Logger.Info("notification not sent: no SMTP server configured", "kind", kind, "to", to, "subject", m.subject)
+		// Never the address: logs carry no personal data.
+		l.Logger.Info("notification not sent: no SMTP server configured", "notification", n.ID, "kind", kind, "subject", m.subject)
 	}
 	return created, nil
 }
@@ -266,7 +269,8 @@ func (l *Lifecycle) SendNotifications(ctx context.Context, now time.Time) (sent,
 				n.Status = pigp.NotificationFailed
 				failed++
 			}
-			l.Logger.Warn("notification not sent", "id", n.ID, "to", n.Recipient, "attempt", n.Attempts, "error", serr)
+			l.Logger.Warn("notification not sent", "notification", n.ID, "kind", n.Kind, "attempt", n.Attempts,
+				"error", redactAddresses(serr.Error()))
 		}
 		if err := l.Store.UpdateNotification(ctx, n); err != nil {
 			return sent, failed, err
@@ -337,10 +341,14 @@ func (l *Lifecycle) Housekeeping(ctx context.Context, now time.Time) (temps, orp
 	return temps, orphans, nil
 }
 
-// frenchDate writes t as "23 septembre 2027" in Europe/Paris.
-func frenchDate(t time.Time) string {
-	months := [...]string{"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-		"septembre", "octobre", "novembre", "décembre"}
-	p := t.In(apa.Paris)
-	return fmt.Sprintf("%d %s %d", p.Day(), months[p.Month()-1], p.Year())
+// frenchDate writes t as "23 septembre 2027" ("1er décembre 2027"), in Paris time.
+func frenchDate(t time.Time) string { return pigp.FrenchDate(t) }
+
+// addressPattern matches e-mail addresses, which SMTP servers quote in
+// their refusals ("550 <x@y.fr>: Recipient address rejected").
+var addressPattern = regexp.MustCompile(`[^\s<>"'(),;:]+@[^\s<>"'(),;:]+`)
+
+// redactAddresses hides the e-mail addresses of s, for the logs.
+func redactAddresses(s string) string {
+	return addressPattern.ReplaceAllString(s, "<adresse masquée>")
 }

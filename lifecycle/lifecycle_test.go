@@ -492,3 +492,48 @@ func TestHousekeeping(t *testing.T) {
 		t.Fatalf("live failure counter removed (count %d, want 2)", n)
 	}
 }
+
+// TestPasswordReminderCalendarDays: reminders are due by calendar days in
+// Paris, as the portal counts them, and say how many days are left and
+// the date ("1er décembre 2027").
+func TestPasswordReminderCalendarDays(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	ctx := context.Background()
+	p := func(y int, m time.Month, d, hh, mm int) time.Time {
+		return time.Date(y, m, d, hh, mm, 0, 0, pigp.Paris)
+	}
+	// Expires late on 1 December 2027; the job runs at 06:00 Paris.
+	expires := p(2027, 12, 1, 23, 0)
+	e.db.SetPassword(ctx, e.acct.Login, "y", expires.AddDate(-1, 0, 0), expires, false)
+	run := func(at time.Time) int {
+		t.Helper()
+		_, r, err := e.life.ExpirePasswords(ctx, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	if r := run(p(2027, 10, 31, 6, 0)); r != 0 {
+		t.Fatalf("31 calendar days before: %d reminders", r)
+	}
+	// 30 days and 17 hours before, but the 30th calendar day.
+	if r := run(p(2027, 11, 1, 6, 0)); r != 1 {
+		t.Fatalf("30 calendar days before: %d reminders, want the 30-day one", r)
+	}
+	// 7 days and 17 hours before, but the 7th calendar day.
+	if r := run(p(2027, 11, 24, 6, 0)); r != 1 {
+		t.Fatalf("7 calendar days before: %d reminders, want the 7-day one", r)
+	}
+	ns, _ := e.db.ListNotifications(ctx, "")
+	var bodies []string
+	for _, n := range ns {
+		if n.Kind == pigp.NotifyPasswordReminder {
+			bodies = append(bodies, n.Subject+"\n"+n.Body)
+		}
+	}
+	if len(bodies) != 2 || !strings.Contains(bodies[0], "expire dans 30 jours, le 1er décembre 2027") ||
+		!strings.Contains(bodies[0], "Votre mot de passe expire le 1er décembre 2027") ||
+		!strings.Contains(bodies[1], "expire dans 7 jours, le 1er décembre 2027") {
+		t.Fatalf("reminders:\n%s", strings.Join(bodies, "\n---\n"))
+	}
+}

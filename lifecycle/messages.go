@@ -2,6 +2,7 @@ package lifecycle
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/apa"
@@ -26,15 +27,22 @@ Il restera disponible jusqu'au %s à %s ; au-delà, il sera supprimé du serveur
 	return subject, body
 }
 
-func passwordReminderMessage(a *pigp.Account, portal string) message {
+func passwordReminderMessage(a *pigp.Account, now time.Time, portal string) message {
+	when := "dans " + fmt.Sprint(pigp.DaysUntil(now, a.PasswordExpiresAt)) + " jours"
+	switch pigp.DaysUntil(now, a.PasswordExpiresAt) {
+	case 0:
+		when = "aujourd'hui"
+	case 1:
+		when = "demain"
+	}
 	body := fmt.Sprintf(`Bonjour,
 
-Le mot de passe de l'identifiant %s expire le %s.
+Le mot de passe de l'identifiant %s expire %s, le %s.
 
 Pensez à le modifier avant cette date, depuis le menu « Accéder au changement
 de mot de passe » du portail. Après expiration, le Conseil départemental devra
 prendre l'attache de sa paierie départementale.
-`, a.Login, frenchDate(a.PasswordExpiresAt))
+`, a.Login, when, frenchDate(a.PasswordExpiresAt))
 	if portal != "" {
 		body += "\nPortail : " + portal + "\n"
 	}

@@ -42,11 +42,28 @@ type Processor struct {
 
 	Retention  time.Duration // how long an answer stays available
 	StaleAfter time.Duration // a claim older than this is taken over
-	Windows    []apa.Window  // campaign windows (E008); empty: not enforced
+	// Campaigns, if set, returns the campaign windows in force, read at
+	// each deposit so that a change applies without a restart (E008);
+	// none (or nil): every campaign is open.
+	Campaigns func(ctx context.Context) ([]pigp.Campaign, error)
+	// Wait lets the clock reach an answer's production time when the
+	// current second's name is already taken (nil: a real timer). Names
+	// have a one-second resolution and must be unique, so two answers for
+	// the same SIRET and campaign are produced at least a second apart.
+	Wait func(ctx context.Context, d time.Duration) error
 	// Published, if set, is called after an answer is committed.
 	Published func(ctx context.Context, d *pigp.Deposit, r *pigp.Response, contact string)
 	// Audit, if set, records each answered deposit in the audit trail.
 	Audit pigp.Auditor
+	// Metrics, if set, observes each answered deposit.
+	Metrics Metrics
+}
+
+// Metrics observes the answered deposits: how long each took, from claim
+// to commit, and how many of its requests were found, not found, ambiguous
+// and rejected.
+type Metrics interface {
+	DepositProcessed(elapsed time.Duration, found, notFound, ambiguous, rejected int)
 }
 
 // matchBatch is how many requests are matched together.
@@ -111,9 +128,14 @@ func (p *Processor) ProcessNext(ctx context.Context) (*Outcome, error) {
 	if err != nil {
 		return nil, err
 	}
+	started := time.Now()
 	out := &Outcome{Deposit: d}
 	if err := p.answer(ctx, out); err != nil {
 		return out, fmt.Errorf("process deposit %s: %w", d.ID, err)
+	}
+	if p.Metrics != nil {
+		c := out.Counts
+		p.Metrics.DepositProcessed(time.Since(started), c.Found, c.NotFound, c.Ambiguous, c.Rejected)
 	}
 	p.log().Info("deposit processed", "deposit", d.ID, "siret", d.SIRET, "status", out.Status,
 		"response", out.Response.Name, "demandes", out.Counts.Demandes, "found", out.Counts.Found,
@@ -180,8 +202,12 @@ func (p *Processor) answer(ctx context.Context, out *Outcome) error {
 		}
 		return nil
 	}
+	windows, err := p.windows(ctx)
+	if err != nil {
+		return err
+	}
 	rep, err := apa.Validate(bufio.NewReaderSize(content, 256<<10), name,
-		apa.Options{Places: p.Places, Windows: p.Windows, DepositedAt: d.DepositedAt}, visit)
+		apa.Options{Places: p.Places, Windows: windows, DepositedAt: d.DepositedAt}, visit)
 	if err != nil {
 		return fmt.Errorf("validate: %w", err)
 	}
@@ -191,45 +217,22 @@ func (p *Processor) answer(ctx context.Context, out *Outcome) error {
 		}
 	}
 	out.Report = rep
-
-	produced := p.now()
-	final, err := p.Blobs.Create()
-	if err != nil {
-		return err
-	}
-	defer final.Abort()
-	h := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(final, h), 256<<10)
-	resp := &pigp.Response{ID: pigp.NewID(), SIRET: d.SIRET, DepositID: d.ID, State: pigp.ResponseAvailable}
 	if rep.Rejected() {
-		out.Status, resp.DocType = pigp.DepositRejected, pigp.DocReport
-		err = apa.WriteReport(bw, apa.ReportHeader{CallName: d.ExternalName, DepositID: d.ID, SIRET: d.SIRET,
-			Deposited: d.DepositedAt, Processed: produced}, rep)
+		out.Status = pigp.DepositRejected
 	} else {
-		out.Status, resp.DocType = pigp.DepositProcessed, pigp.DocResponse
+		out.Status = pigp.DepositProcessed
 		out.Counts = results.Counts()
-		_, err = results.Finish(bw, apa.ResponseHeader{Campaign: name.Campaign, SIRET: d.SIRET,
-			CallName: d.ExternalName, DepositID: d.ID, Produced: produced})
 	}
-	if err != nil {
-		return fmt.Errorf("write answer: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write answer: %w", err)
-	}
-	fi, err := final.Stat()
-	if err != nil {
-		return err
-	}
-	resp.Size, resp.SHA256 = fi.Size(), hex.EncodeToString(h.Sum(nil))
-	resp.StorageKey = "retraits/" + resp.ID[:2] + "/" + resp.ID
-	if err := final.Commit(resp.StorageKey); err != nil {
-		return fmt.Errorf("store answer: %w", err)
-	}
-	if err := p.commit(ctx, d, out.Status, resp, name.Campaign, produced); err != nil {
-		if rmErr := p.Blobs.Remove(resp.StorageKey); rmErr != nil {
-			p.log().Error("remove unused answer", "key", resp.StorageKey, "error", rmErr)
+	resp, err := p.publish(ctx, d, name.Campaign, func(w io.Writer, produced time.Time) error {
+		if rep.Rejected() {
+			return apa.WriteReport(w, apa.ReportHeader{CallName: d.ExternalName, DepositID: d.ID, SIRET: d.SIRET,
+				Deposited: d.DepositedAt, Processed: produced}, rep)
 		}
+		_, err := results.Finish(w, apa.ResponseHeader{Campaign: name.Campaign, SIRET: d.SIRET,
+			CallName: d.ExternalName, DepositID: d.ID, Produced: produced})
+		return err
+	}, out.Status)
+	if err != nil {
 		return err
 	}
 	out.Response = resp
@@ -251,31 +254,141 @@ func (p *Processor) answer(ctx context.Context, out *Outcome) error {
 	return nil
 }
 
-// commit names the answer after its production time and commits it with
-// the deposit's final status. When another answer took the name first (two
-// nodes in the same second), the next second is tried; when the deposit
+// windows returns the campaign windows in force for the validator.
+func (p *Processor) windows(ctx context.Context) ([]apa.Window, error) {
+	if p.Campaigns == nil {
+		return nil, nil
+	}
+	cs, err := p.Campaigns(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("campaign windows: %w", err)
+	}
+	out := make([]apa.Window, len(cs))
+	for i, c := range cs {
+		out[i] = apa.Window{Campaign: c.Year, Open: c.Opens, Close: c.End().Add(-time.Nanosecond)}
+	}
+	return out, nil
+}
+
+// publish writes the answer and commits it with the deposit's final
+// status. The answer's name carries its production time (contract §1),
+// and the time written inside it (DateProduction of a response,
+// DateTraitement of a report) is that same second: the first second, from
+// now on, whose name is free for the SIRET and campaign. When that second
+// is still ahead (an answer of the same SIRET took the current one), the
+// processor waits for it, so that no answer claims a time not yet come.
+// When another node takes the name between the check and the commit, the
+// answer is written again for the next free second; when the deposit
 // already has an answer, the conflict is returned.
-func (p *Processor) commit(ctx context.Context, d *pigp.Deposit, status string, resp *pigp.Response, campaign int, produced time.Time) error {
-	for i := 0; i < 120; i++ {
-		resp.Name = apa.ResponseName(campaign, d.SIRET, produced.In(apa.Paris).Add(time.Duration(i)*time.Second))
-		taken, err := p.Store.ResponseNameTaken(ctx, d.SIRET, resp.Name)
+func (p *Processor) publish(ctx context.Context, d *pigp.Deposit, campaign int, write func(io.Writer, time.Time) error, status string) (*pigp.Response, error) {
+	docType := pigp.DocResponse
+	if status == pigp.DepositRejected {
+		docType = pigp.DocReport
+	}
+	for attempt := 0; attempt < 10; attempt++ {
+		produced, name, err := p.productionTime(ctx, d.SIRET, campaign)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if taken {
-			continue
+		resp := &pigp.Response{ID: pigp.NewID(), SIRET: d.SIRET, DepositID: d.ID, State: pigp.ResponseAvailable,
+			DocType: docType, Name: name}
+		if err := p.store(resp, func(w io.Writer) error { return write(w, produced) }); err != nil {
+			return nil, err
 		}
 		now := p.now()
 		resp.AvailableAt, resp.ExpiresAt = now, now.Add(p.Retention)
 		err = p.Store.FinishDeposit(ctx, d.ID, status, resp, now)
+		if err == nil {
+			return resp, nil
+		}
+		if rmErr := p.Blobs.Remove(resp.StorageKey); rmErr != nil {
+			p.log().Error("remove unused answer", "key", resp.StorageKey, "error", rmErr)
+		}
 		if pigp.ErrorCode(err) != pigp.ECONFLICT {
-			return err
+			return nil, err
 		}
 		if taken, terr := p.Store.ResponseNameTaken(ctx, d.SIRET, resp.Name); terr != nil || !taken {
-			return err // the deposit itself was answered or released meanwhile
+			return nil, err // the deposit itself was answered or released meanwhile
 		}
 	}
-	return pigp.Errorf(pigp.ECONFLICT, "aucun nom de réponse libre pour le SIRET %s", d.SIRET)
+	return nil, pigp.Errorf(pigp.ECONFLICT, "aucun nom de réponse libre pour le SIRET %s", d.SIRET)
+}
+
+// maxAhead bounds how far ahead of the clock a production time is looked
+// for; beyond it (names taken by a node whose clock runs fast), processing
+// fails and the deposit is taken over later.
+const maxAhead = 120
+
+// productionTime returns the first second, from the current one, whose
+// response name is free for siret and campaign, and that name; it waits
+// until the clock reaches that second.
+func (p *Processor) productionTime(ctx context.Context, siret string, campaign int) (time.Time, string, error) {
+	now := p.now()
+	t := now.Truncate(time.Second)
+	for i := 0; i < maxAhead; i, t = i+1, t.Add(time.Second) {
+		name := apa.ResponseName(campaign, siret, t.In(apa.Paris))
+		taken, err := p.Store.ResponseNameTaken(ctx, siret, name)
+		if err != nil {
+			return time.Time{}, "", err
+		}
+		if taken {
+			continue
+		}
+		if ahead := t.Sub(now); ahead > 0 {
+			if err := p.wait(ctx, ahead); err != nil {
+				return time.Time{}, "", err
+			}
+		}
+		return t, name, nil
+	}
+	return time.Time{}, "", pigp.Errorf(pigp.ECONFLICT, "aucun nom de réponse libre pour le SIRET %s", siret)
+}
+
+// maxWait bounds the default wait: a clock that does not follow real time
+// (or names taken ahead by a node whose clock runs fast) must not hold
+// processing; the answer then carries the time of its name all the same.
+const maxWait = 2 * time.Second
+
+func (p *Processor) wait(ctx context.Context, d time.Duration) error {
+	if p.Wait != nil {
+		return p.Wait(ctx, d)
+	}
+	t := time.NewTimer(min(d, maxWait))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// store writes an answer durably under a new storage key and sets its
+// size, SHA-256 and key.
+func (p *Processor) store(resp *pigp.Response, write func(io.Writer) error) error {
+	final, err := p.Blobs.Create()
+	if err != nil {
+		return err
+	}
+	defer final.Abort()
+	h := sha256.New()
+	bw := bufio.NewWriterSize(io.MultiWriter(final, h), 256<<10)
+	if err := write(bw); err != nil {
+		return fmt.Errorf("write answer: %w", err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("write answer: %w", err)
+	}
+	fi, err := final.Stat()
+	if err != nil {
+		return err
+	}
+	resp.Size, resp.SHA256 = fi.Size(), hex.EncodeToString(h.Sum(nil))
+	resp.StorageKey = "retraits/" + resp.ID[:2] + "/" + resp.ID
+	if err := final.Commit(resp.StorageKey); err != nil {
+		return fmt.Errorf("store answer: %w", err)
+	}
+	return nil
 }
 
 // resultOf turns a match into the Resultat of a response: only what the

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -38,8 +39,24 @@ type env struct {
 	db    *store.DB
 	blobs *blob.Store
 	proc  *processing.Processor
-	now   time.Time
 	acct  *pigp.Account
+
+	mu    sync.Mutex
+	clock time.Time
+}
+
+// now returns the test clock.
+func (e *env) now() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.clock
+}
+
+// advance moves the test clock.
+func (e *env) advance(d time.Duration) {
+	e.mu.Lock()
+	e.clock = e.clock.Add(d)
+	e.mu.Unlock()
 }
 
 func newEnv(t *testing.T, kind string) *env {
@@ -64,9 +81,10 @@ func newEnv(t *testing.T, kind string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{db: db, blobs: blobs, now: now, acct: acct}
-	e.proc = &processing.Processor{Store: db, Blobs: blobs, Places: tab, Now: func() time.Time { return e.now },
-		Retention: 21 * 24 * time.Hour, StaleAfter: 15 * time.Minute}
+	e := &env{db: db, blobs: blobs, clock: now, acct: acct}
+	e.proc = &processing.Processor{Store: db, Blobs: blobs, Places: tab, Now: e.now,
+		Retention: 21 * 24 * time.Hour, StaleAfter: 15 * time.Minute,
+		Wait: func(_ context.Context, d time.Duration) error { e.advance(d); return nil }}
 	return e
 }
 
@@ -81,7 +99,7 @@ func (e *env) deposit(t *testing.T, name string, content []byte) *pigp.Deposit {
 	sum := sha256.Sum256(content)
 	d := &pigp.Deposit{ID: id, ExternalName: name, InternalName: name + "." + siret, SIRET: siret, AccountID: e.acct.ID,
 		Size: int64(len(content)), SHA256: hex.EncodeToString(sum[:]), Status: pigp.DepositReceived, ClientIP: "127.0.0.1",
-		Protocol: pigp.ProtocolSFTP, DepositedAt: e.now, StorageKey: key}
+		Protocol: pigp.ProtocolSFTP, DepositedAt: e.now(), StorageKey: key}
 	if err := e.db.CreateDeposit(context.Background(), d); err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +186,7 @@ func TestProcess(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			e := newEnv(t, kind)
 			ctx := context.Background()
-			name := callName(e.now)
+			name := callName(e.now())
 			good := e.deposit(t, name.String(), callFile(name,
 				demande{"TROUVE-1", "F", "LEFEVRE", "Jeanne", "1938-04-00", "94028", "", "94000", "Créteil"},
 				demande{"ABSENT-2", "F", "Inconnue", "Marie", "1938-04-12", "94028", "", "94000", "Créteil"},
@@ -181,6 +199,7 @@ func TestProcess(t *testing.T) {
 			name2 := apa.CallName{Campaign: 2026, SIRET: siret, Timestamp: name.Timestamp.Add(time.Second)}
 			bad := e.deposit(t, name2.String(), []byte("<DemandeAPA version=\"1.0\"><Entete></DemandeAPA>"))
 
+			start := e.now()
 			sum, err := e.proc.Run(ctx)
 			if err != nil {
 				t.Fatal(err)
@@ -197,7 +216,7 @@ func TestProcess(t *testing.T) {
 				t.Fatal(err)
 			}
 			if r.DocType != pigp.DocResponse || !strings.HasSuffix(r.Name, "_REP.xml") || !strings.HasPrefix(r.Name, "2026_"+siret+"_") ||
-				!r.ExpiresAt.Equal(e.now.Add(21*24*time.Hour)) {
+				!r.ExpiresAt.Equal(r.AvailableAt.Add(21*24*time.Hour)) || r.AvailableAt.Before(start) || r.AvailableAt.After(e.now()) {
 				t.Fatalf("response %+v", r)
 			}
 			doc := readAnswer(t, e, r)
@@ -249,7 +268,7 @@ func TestProcess(t *testing.T) {
 				t.Fatal("two answers share a name")
 			}
 			// Listed in /retrait for the SIRET.
-			list, _ := e.db.ListAvailableResponses(ctx, []string{siret}, e.now)
+			list, _ := e.db.ListAvailableResponses(ctx, []string{siret}, e.now())
 			if len(list) != 2 {
 				t.Fatalf("%d answers available, want 2", len(list))
 			}
@@ -282,7 +301,7 @@ func (c *crashingStore) FinishDeposit(ctx context.Context, id, status string, r 
 func TestProcessCrashSafe(t *testing.T) {
 	e := newEnv(t, "sqlite")
 	ctx := context.Background()
-	name := callName(e.now)
+	name := callName(e.now())
 	d := e.deposit(t, name.String(), callFile(name, demande{"A", "F", "Lefèvre", "Jeanne", "1938-04-12", "94028", "", "94000", "Créteil"}))
 	cs := &crashingStore{DB: e.db, crashes: 1}
 	e.proc.Store = cs
@@ -297,12 +316,12 @@ func TestProcessCrashSafe(t *testing.T) {
 		t.Fatal("a half-done answer is visible")
 	}
 	// Not taken over before the claim goes stale…
-	e.now = e.now.Add(time.Minute)
+	e.advance(time.Minute)
 	if _, err := e.proc.ProcessNext(ctx); pigp.ErrorCode(err) != pigp.ENOTFOUND {
 		t.Fatalf("fresh claim taken over: %v", err)
 	}
 	// …then processed again, once.
-	e.now = e.now.Add(20 * time.Minute)
+	e.advance(20 * time.Minute)
 	if _, err := e.proc.ProcessNext(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +329,7 @@ func TestProcessCrashSafe(t *testing.T) {
 	if got.Status != pigp.DepositProcessed {
 		t.Fatalf("status %s", got.Status)
 	}
-	if list, _ := e.db.ListAvailableResponses(ctx, []string{siret}, e.now); len(list) != 1 {
+	if list, _ := e.db.ListAvailableResponses(ctx, []string{siret}, e.now()); len(list) != 1 {
 		t.Fatalf("%d answers for one deposit", len(list))
 	}
 	// The content stored before the crash is not referenced: only one
@@ -330,7 +349,7 @@ func TestProcessCrashSafe(t *testing.T) {
 func TestProcessConcurrent(t *testing.T) {
 	e := newEnv(t, "postgres")
 	ctx := context.Background()
-	base := callName(e.now)
+	base := callName(e.now())
 	var ids []string
 	for i := 0; i < 12; i++ {
 		n := apa.CallName{Campaign: 2026, SIRET: siret, Timestamp: base.Timestamp.Add(time.Duration(i) * time.Second)}
@@ -355,11 +374,144 @@ func TestProcessConcurrent(t *testing.T) {
 		t.Fatalf("processed %d deposits in all, want 12 (%+v)", total, sums)
 	}
 	for _, id := range ids {
-		if _, err := e.db.ResponseForDeposit(ctx, id); err != nil {
+		r, err := e.db.ResponseForDeposit(ctx, id)
+		if err != nil {
 			t.Fatalf("deposit %s: %v", id, err)
 		}
+		checkAnswerTime(t, e, r)
 	}
-	if list, _ := e.db.ListAvailableResponses(ctx, []string{siret}, e.now); len(list) != 12 {
+	if list, _ := e.db.ListAvailableResponses(ctx, []string{siret}, e.now()); len(list) != 12 {
 		t.Fatalf("%d answers, want 12", len(list))
+	}
+}
+
+var answerTime = regexp.MustCompile(`<(DateProduction|DateTraitement)>([^<]+)</`)
+
+// checkAnswerTime asserts that the time in an answer's name is the time
+// written inside it (DateProduction or DateTraitement), and returns it.
+func checkAnswerTime(t *testing.T, e *env, r *pigp.Response) time.Time {
+	t.Helper()
+	doc := readAnswer(t, e, r)
+	m := answerTime.FindSubmatch(doc)
+	if m == nil {
+		t.Fatalf("%s: no DateProduction nor DateTraitement:\n%s", r.Name, doc)
+	}
+	want := map[string]string{pigp.DocResponse: "DateProduction", pigp.DocReport: "DateTraitement"}[r.DocType]
+	if string(m[1]) != want {
+		t.Fatalf("%s (%s) carries %s, want %s", r.Name, r.DocType, m[1], want)
+	}
+	inside, err := time.ParseInLocation("2006-01-02T15:04:05", string(m[2]), apa.Paris)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(strings.TrimSuffix(r.Name, "_REP.xml"), "_")
+	named, err := time.ParseInLocation("20060102150405", parts[len(parts)-1], apa.Paris)
+	if err != nil {
+		t.Fatalf("name %s: %v", r.Name, err)
+	}
+	if !named.Equal(inside) {
+		t.Fatalf("%s: name time %s, %s %s", r.Name, named.Format(time.TimeOnly), m[1], inside.Format(time.TimeOnly))
+	}
+	if inside.After(r.AvailableAt) {
+		t.Fatalf("%s: produced at %s, after its availability %s", r.Name, inside, r.AvailableAt)
+	}
+	return inside
+}
+
+// TestProcessAnswerNameIsProductionTime processes a batch of 50 call files
+// of one SIRET and campaign, responses and rejection reports mixed: every
+// answer's name carries exactly the DateProduction / DateTraitement written
+// inside it, and the 50 names are distinct.
+func TestProcessAnswerNameIsProductionTime(t *testing.T) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnv(t, kind)
+			ctx := context.Background()
+			e.advance(437 * time.Millisecond) // not on a second boundary
+			base := callName(e.now())
+			var ds []*pigp.Deposit
+			for i := 0; i < 50; i++ {
+				n := apa.CallName{Campaign: 2026, SIRET: siret, Timestamp: base.Timestamp.Add(time.Duration(-i) * time.Second)}
+				content := callFile(n, demande{"A", "F", "Lefèvre", "Jeanne", "1938-04-12", "94028", "", "94000", "Créteil"})
+				if i%5 == 4 {
+					content = []byte("<DemandeAPA>") // E001: a rejection report
+				}
+				ds = append(ds, e.deposit(t, n.String(), content))
+			}
+			start := e.now()
+			sum, err := e.proc.Run(ctx)
+			if err != nil || sum.Processed != 40 || sum.Rejected != 10 {
+				t.Fatalf("summary %+v, %v", sum, err)
+			}
+			names := map[string]bool{}
+			for _, d := range ds {
+				r, err := e.db.ResponseForDeposit(ctx, d.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if names[r.Name] {
+					t.Fatalf("two answers named %s", r.Name)
+				}
+				names[r.Name] = true
+				if at := checkAnswerTime(t, e, r); at.Before(start.Truncate(time.Second)) {
+					t.Fatalf("%s produced at %s, before processing began (%s)", r.Name, at, start)
+				}
+			}
+		})
+	}
+}
+
+// TestProcessCampaignWindows: with campaign windows in force, a call file
+// deposited while its campaign is closed gets a rejection report with
+// E008; inside its window it is answered; without any window every
+// campaign is open.
+func TestProcessCampaignWindows(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	ctx := context.Background()
+	var windows []pigp.Campaign
+	e.proc.Campaigns = func(context.Context) ([]pigp.Campaign, error) { return windows, nil }
+	window := func(year int, opens, closes string) pigp.Campaign {
+		c, err := pigp.NewCampaign(year, opens, closes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	process := func() (*pigp.Response, []byte) {
+		t.Helper()
+		e.advance(time.Minute)
+		n := callName(e.now())
+		d := e.deposit(t, n.String(), callFile(n, demande{"A", "F", "Lefèvre", "Jeanne", "1938-04-12", "94028", "", "94000", "Créteil"}))
+		if _, err := e.proc.ProcessNext(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r, err := e.db.ResponseForDeposit(ctx, d.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r, readAnswer(t, e, r)
+	}
+	// The clock is 2026-11-28: the 2026 window closed at the end of 30 June.
+	windows = []pigp.Campaign{window(2026, "2026-01-15", "2026-06-30"), window(2027, "2027-01-15", "2027-06-30")}
+	r, doc := process()
+	if r.DocType != pigp.DocReport || !bytes.Contains(doc, []byte("<Code>E008</Code>")) ||
+		!bytes.Contains(doc, []byte("Campagne 2026 fermée")) {
+		t.Fatalf("closed campaign: %s\n%s", r.DocType, doc)
+	}
+	xmllint(t, "CompteRenduAPA.xsd", doc)
+	// A window that holds the deposit day, to its last day included.
+	windows = []pigp.Campaign{window(2026, "2026-01-15", e.now().In(apa.Paris).Format(time.DateOnly))}
+	if r, doc := process(); r.DocType != pigp.DocResponse {
+		t.Fatalf("open campaign: %s\n%s", r.DocType, doc)
+	}
+	// Windows in force, none for 2026: the campaign is not open.
+	windows = []pigp.Campaign{window(2027, "2027-01-15", "2027-12-31")}
+	if r, doc := process(); r.DocType != pigp.DocReport || !bytes.Contains(doc, []byte("<Code>E008</Code>")) {
+		t.Fatalf("campaign without a window among windows: %s\n%s", r.DocType, doc)
+	}
+	// No window at all: every campaign is open, as without the setting.
+	windows = nil
+	if r, doc := process(); r.DocType != pigp.DocResponse {
+		t.Fatalf("no window: %s\n%s", r.DocType, doc)
 	}
 }

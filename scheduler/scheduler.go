@@ -53,6 +53,11 @@ type Store interface {
 	RecordJobRun(ctx context.Context, r *pigp.JobRun) error
 }
 
+// Metrics counts job runs by job name and result.
+type Metrics interface {
+	JobRun(job string, ok bool)
+}
+
 // Scheduler runs jobs on their schedules.
 type Scheduler struct {
 	Jobs   []Job
@@ -60,6 +65,8 @@ type Scheduler struct {
 	Clock  clockwork.Clock
 	Logger *slog.Logger
 	Node   string // this node's name in tick claims and run records
+	// Metrics, if set, counts the runs of this node.
+	Metrics Metrics
 
 	gs gocron.Scheduler
 	wg sync.WaitGroup
@@ -153,6 +160,9 @@ func (s *Scheduler) RunJob(ctx context.Context, j Job, now, tick time.Time) (Cou
 		s.Logger.Error("job failed", "job", j.Name, "counts", run.Counts, "error", err, "elapsed", run.FinishedAt.Sub(started))
 	} else {
 		s.Logger.Info("job run", "job", j.Name, "counts", run.Counts, "elapsed", run.FinishedAt.Sub(started))
+	}
+	if s.Metrics != nil {
+		s.Metrics.JobRun(j.Name, err == nil)
 	}
 	if s.Store != nil {
 		if rerr := s.Store.RecordJobRun(context.WithoutCancel(ctx), run); rerr != nil {

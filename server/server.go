@@ -48,11 +48,19 @@ type Guard interface {
 	Failure(ctx context.Context, ip, login, protocol string) time.Duration
 	// Success records a correct password.
 	Success(ctx context.Context, ip, login string)
+	// Throttled records an attempt refused unchecked (blocked or banned).
+	Throttled(ctx context.Context, ip, login, protocol string, wait time.Duration)
 }
 
 // ChangeWindow is how long before expiry a password login asks for a new
 // password (keyboard-interactive).
 const ChangeWindow = 7 * 24 * time.Hour
+
+// Metrics follows the open SFTP sessions (nil: not followed).
+type Metrics interface {
+	SFTPSessionStarted()
+	SFTPSessionEnded()
+}
 
 // SessionFS is the file system of one SFTP session.
 type SessionFS interface {
@@ -97,6 +105,15 @@ type Server struct {
 	// of text before the SSH version exchange.
 	MaxConns      int
 	MaxConnsPerIP int
+	// MaxUnauthPerIP bounds the connections of one address that have not
+	// authenticated yet (0: MaxConnsPerIP).
+	MaxUnauthPerIP int
+	// MaxSessionsPerAccount bounds the connections of one account (0: no
+	// bound); a login beyond is refused with a French banner.
+	MaxSessionsPerAccount int
+	// SessionEnded is called when an authenticated connection closes
+	// (the exchange records the session's counted refusals then).
+	SessionEnded func(caller *pigp.Caller)
 	// Guard throttles failed logins and refuses banned addresses (nil: none).
 	Guard Guard
 	// Proxy accepts the PROXY protocol from trusted balancers (nil: none).
@@ -105,18 +122,23 @@ type Server struct {
 	ServerVersion string
 	// Now returns the current time (tests move it).
 	Now func() time.Time
+	// Metrics follows the open SFTP sessions (nil: not followed).
+	Metrics Metrics
 
 	ln     net.Listener
 	config *ssh.ServerConfig
 	wg     sync.WaitGroup
 
-	mu      sync.Mutex
-	conns   map[net.Conn]struct{}
-	perIP   map[string]int
-	closing bool
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	perIP    map[string]int
+	unauth   map[string]int // connections not authenticated yet, per address
+	accounts map[int64]int  // authenticated connections per account
+	closing  bool
 	// active counts the tracked connections, authenticated or not: a
 	// graceful stop lets a login begun before it finish and transfer.
 	active sync.WaitGroup
+	sleep  func(time.Duration) // the accept loop's back-off (tests)
 }
 
 // Open validates the settings, binds the listener and starts serving.
@@ -139,6 +161,9 @@ func (s *Server) Open() error {
 	if s.MaxConnsPerIP == 0 {
 		s.MaxConnsPerIP = 32
 	}
+	if s.MaxUnauthPerIP == 0 {
+		s.MaxUnauthPerIP = s.MaxConnsPerIP
+	}
 	if s.ServerVersion == "" {
 		s.ServerVersion = "SSH-2.0-pigp"
 	}
@@ -153,8 +178,10 @@ func (s *Server) Open() error {
 	s.ln = ln
 	s.conns = map[net.Conn]struct{}{}
 	s.perIP = map[string]int{}
+	s.unauth = map[string]int{}
+	s.accounts = map[int64]int{}
 	s.wg.Add(1)
-	go s.serve()
+	go s.serve(ln)
 	s.Logger.Info("sftp server listening", "addr", ln.Addr().String())
 	return nil
 }
@@ -217,13 +244,16 @@ func (s *Server) checkPassword(ctx context.Context, conn ssh.ConnMetadata, passw
 		}
 		if wait > 0 {
 			s.Logger.Warn("ssh login throttled", "login", login, "ip", ip, "wait", wait)
+			s.Guard.Throttled(ctx, ip, login, pigp.ProtocolSFTP, wait)
 			return nil, &ssh.BannerError{Err: errors.New("throttled"),
 				Message: fmt.Sprintf("Trop de tentatives de connexion infructueuses. Réessayez dans %d s.\r\n", int(wait.Seconds()+0.999))}
 		}
 	}
 	c, err := s.Auth.AuthenticatePassword(ctx, login, password, ip, pigp.ProtocolSFTP)
 	if err != nil {
-		if s.Guard != nil && pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
+		// A password refused unchecked (too many checks at once) is not
+		// a guess: the guard does not count it.
+		if s.Guard != nil && pigp.ErrorCode(err) == pigp.EUNAUTHORIZED && !errors.Is(err, pigp.ErrPasswordNotChecked) {
 			pigp.Pause(ctx, s.Guard.Failure(ctx, ip, login, pigp.ProtocolSFTP))
 		}
 		return nil, s.authError(conn, err)
@@ -242,6 +272,9 @@ func (s *Server) passwordCallback(conn ssh.ConnMetadata, password []byte) (*ssh.
 	if c.PasswordTemporary {
 		return nil, &ssh.BannerError{Err: errors.New("password change required"), Message: msgMustChange}
 	}
+	if err := s.accountFull(c); err != nil {
+		return nil, err
+	}
 	return &ssh.Permissions{ExtraData: map[any]any{callerKey: c}}, nil
 }
 
@@ -259,6 +292,9 @@ func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardI
 	ip := remoteIP(conn.RemoteAddr())
 	c, err := s.checkPassword(ctx, conn, current)
 	if err != nil {
+		return nil, err
+	}
+	if err := s.accountFull(c); err != nil {
 		return nil, err
 	}
 	now := time.Now
@@ -317,10 +353,34 @@ func (s *Server) verifiedPublicKeyCallback(conn ssh.ConnMetadata, key ssh.Public
 	if c == nil || c.Login != conn.User() {
 		return nil, errors.New("key mismatch")
 	}
+	if err := s.accountFull(c); err != nil {
+		return nil, err
+	}
 	if err := s.Auth.AuditKeyLogin(context.Background(), c, fp); err != nil {
 		return nil, s.authError(conn, err)
 	}
 	return p, nil
+}
+
+// msgTooManySessions refuses a login of an account at its session limit.
+const msgTooManySessions = "Connexion refusée : ce compte a déjà %d sessions ouvertes (au plus %d à la fois). " +
+	"Fermez des sessions ou attendez la fin des transferts en cours, puis reconnectez-vous.\r\n"
+
+// accountFull refuses a login when the caller's account has all its
+// sessions open (checked again, strictly, once the connection is set up).
+func (s *Server) accountFull(c *pigp.Caller) error {
+	if s.MaxSessionsPerAccount <= 0 {
+		return nil
+	}
+	s.mu.Lock()
+	n := s.accounts[c.AccountID]
+	s.mu.Unlock()
+	if n < s.MaxSessionsPerAccount {
+		return nil
+	}
+	s.Logger.Warn("ssh login refused: account at its session limit", "login", c.Login, "ip", c.RemoteIP,
+		"sessions", n, "max", s.MaxSessionsPerAccount)
+	return &ssh.BannerError{Err: errors.New("too many sessions"), Message: fmt.Sprintf(msgTooManySessions, n, s.MaxSessionsPerAccount)}
 }
 
 func remoteIP(a net.Addr) string {
@@ -334,18 +394,40 @@ func remoteIP(a net.Addr) string {
 	return host
 }
 
-func (s *Server) serve() {
+// Back-off of the accept loop after an error (EMFILE, ENFILE, ...):
+// doubling from acceptBackoffMin up to acceptBackoffMax, reset by the
+// next accepted connection.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+func (s *Server) serve(ln net.Listener) {
 	defer s.wg.Done()
+	var backoff time.Duration
+	var logged time.Time
 	for {
-		conn, err := s.ln.Accept()
+		conn, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			s.Logger.Warn("accept", "error", err)
-			time.Sleep(50 * time.Millisecond)
+			// Out of descriptors (EMFILE, ENFILE) or another transient
+			// failure: wait, longer each time, instead of spinning; the
+			// descriptors reserved for logins come back as files close.
+			backoff = min(max(2*backoff, acceptBackoffMin), acceptBackoffMax)
+			if now := time.Now(); now.Sub(logged) >= time.Second {
+				logged = now
+				s.Logger.Warn("accept failed, backing off", "error", err, "retry_in", backoff)
+			}
+			if s.sleep != nil {
+				s.sleep(backoff)
+			} else {
+				time.Sleep(backoff)
+			}
 			continue
 		}
+		backoff = 0
 		if msg, ok := s.track(conn); !ok {
 			if msg != "" {
 				s.wg.Add(1)
@@ -370,10 +452,11 @@ func (s *Server) serve() {
 // Messages of refused connections, sent before the SSH version exchange
 // (RFC 4253 §4.2 lets a server send lines of text first).
 const (
-	msgTooManyConns = "pigp : trop de connexions simultanées sur le serveur, réessayez dans quelques minutes.\r\n"
-	msgTooManyForIP = "pigp : trop de connexions simultanées depuis votre adresse, réessayez après la fin des transferts en cours.\r\n"
-	msgBanned       = "pigp : adresse temporairement bloquée après trop d'échecs de connexion, réessayez dans %d minute(s).\r\n"
-	msgUnavailable  = "pigp : service momentanément indisponible, réessayez plus tard.\r\n"
+	msgTooManyUnauth = "pigp : trop de connexions en cours d'authentification depuis votre adresse, réessayez dans quelques secondes.\r\n"
+	msgTooManyConns  = "pigp : trop de connexions simultanées sur le serveur, réessayez dans quelques minutes.\r\n"
+	msgTooManyForIP  = "pigp : trop de connexions simultanées depuis votre adresse, réessayez après la fin des transferts en cours.\r\n"
+	msgBanned        = "pigp : adresse temporairement bloquée après trop d'échecs de connexion, réessayez dans %d minute(s).\r\n"
+	msgUnavailable   = "pigp : service momentanément indisponible, réessayez plus tard.\r\n"
 )
 
 // track registers a new connection, or returns why it is refused.
@@ -390,11 +473,45 @@ func (s *Server) track(c net.Conn) (string, bool) {
 	case s.perIP[ip] >= s.MaxConnsPerIP:
 		s.Logger.Warn("connection refused: too many from address", "ip", ip, "max", s.MaxConnsPerIP)
 		return msgTooManyForIP, false
+	case s.unauth[ip] >= s.MaxUnauthPerIP:
+		s.Logger.Warn("connection refused: too many unauthenticated from address", "ip", ip, "max", s.MaxUnauthPerIP)
+		return msgTooManyUnauth, false
 	}
 	s.conns[c] = struct{}{}
 	s.perIP[ip]++
+	s.unauth[ip]++
 	s.active.Add(1)
 	return "", true
+}
+
+// authenticated moves c from the unauthenticated connections of its
+// address to its account's; it reports false when the account has all
+// its sessions open.
+func (s *Server) authenticated(c net.Conn, caller *pigp.Caller) bool {
+	ip := remoteIP(c.RemoteAddr())
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.leaveUnauthLocked(ip)
+	if s.MaxSessionsPerAccount > 0 && s.accounts[caller.AccountID] >= s.MaxSessionsPerAccount {
+		return false
+	}
+	s.accounts[caller.AccountID]++
+	return true
+}
+
+func (s *Server) leaveUnauthLocked(ip string) {
+	if s.unauth[ip]--; s.unauth[ip] <= 0 {
+		delete(s.unauth, ip)
+	}
+}
+
+// sessionClosed releases the account's place.
+func (s *Server) sessionClosed(caller *pigp.Caller) {
+	s.mu.Lock()
+	if s.accounts[caller.AccountID]--; s.accounts[caller.AccountID] <= 0 {
+		delete(s.accounts, caller.AccountID)
+	}
+	s.mu.Unlock()
 }
 
 func (s *Server) untrack(c net.Conn) {
@@ -418,8 +535,16 @@ func refuse(c net.Conn, msg string) {
 
 func (s *Server) handleConn(nc net.Conn) {
 	nc.SetDeadline(time.Now().Add(s.LoginGraceTime))
+	ip := remoteIP(nc.RemoteAddr())
+	authDone := false
+	defer func() {
+		if !authDone {
+			s.mu.Lock()
+			s.leaveUnauthLocked(ip)
+			s.mu.Unlock()
+		}
+	}()
 	if s.Guard != nil {
-		ip := remoteIP(nc.RemoteAddr())
 		d, err := s.Guard.Banned(context.Background(), ip)
 		if err != nil {
 			s.Logger.Error("check ban", "ip", ip, "error", err)
@@ -428,13 +553,14 @@ func (s *Server) handleConn(nc net.Conn) {
 		}
 		if d > 0 {
 			s.Logger.Info("connection refused: banned address", "ip", ip, "remaining", d)
+			s.Guard.Throttled(context.Background(), ip, "", pigp.ProtocolSFTP, d)
 			io.WriteString(nc, fmt.Sprintf(msgBanned, int(d.Minutes())+1))
 			return
 		}
 	}
 	conn, chans, reqs, err := ssh.NewServerConn(nc, s.config)
 	if err != nil {
-		s.Logger.Debug("ssh handshake failed", "ip", remoteIP(nc.RemoteAddr()), "error", err)
+		s.Logger.Debug("ssh handshake failed", "ip", ip, "error", err)
 		return
 	}
 	defer conn.Close()
@@ -443,6 +569,17 @@ func (s *Server) handleConn(nc net.Conn) {
 	if caller == nil {
 		s.Logger.Error("authenticated connection without caller")
 		return
+	}
+	authDone = true
+	if !s.authenticated(nc, caller) {
+		// Logins that raced past the check of the auth callbacks.
+		s.Logger.Warn("ssh session refused: account at its session limit", "login", caller.Login, "ip", ip)
+		return
+	}
+	defer s.sessionClosed(caller)
+	caller.Session = fmt.Sprintf("ssh-%x", conn.SessionID()[:8])
+	if s.SessionEnded != nil {
+		defer s.SessionEnded(caller)
 	}
 	log := s.Logger.With("login", caller.Login, "ip", caller.RemoteIP, "session", fmt.Sprintf("%x", conn.SessionID()[:6]))
 	log.Info("ssh session opened", "client", string(conn.ClientVersion()))
@@ -497,6 +634,10 @@ func (s *Server) handleSession(ch ssh.Channel, reqs <-chan *ssh.Request, caller 
 }
 
 func (s *Server) serveSFTP(ch ssh.Channel, caller *pigp.Caller, log *slog.Logger) {
+	if s.Metrics != nil {
+		s.Metrics.SFTPSessionStarted()
+		defer s.Metrics.SFTPSessionEnded()
+	}
 	fsys := s.NewFS(caller)
 	defer fsys.Close()
 	rs := sftp.NewRequestServer(newSFTPConn(ch), fsys.Handlers(),

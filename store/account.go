@@ -21,6 +21,7 @@ func (organisationRow) TableName() string { return "organisations" }
 type accountRow struct {
 	ID                int64 `gorm:"primaryKey"`
 	Login             string
+	Civility          string
 	Name              string
 	Email             string
 	PasswordHash      string
@@ -111,7 +112,7 @@ func (db *DB) CreateAccount(ctx context.Context, a *pigp.Account) error {
 			a.Source = pigp.SourceLocal
 		}
 		row := accountRow{
-			Login: a.Login, Name: a.Name, Email: a.Email, PasswordHash: a.PasswordHash,
+			Login: a.Login, Civility: a.Civility, Name: a.Name, Email: a.Email, PasswordHash: a.PasswordHash,
 			PasswordSetAt: utc(a.PasswordSetAt), PasswordExpiresAt: utc(a.PasswordExpiresAt),
 			PasswordTemporary: a.PasswordTemporary, State: a.State, CreatedAt: now, UpdatedAt: now,
 			Source: a.Source, DirectoryDN: a.DirectoryDN,
@@ -135,7 +136,7 @@ func (db *DB) toAccount(ctx context.Context, tx *gorm.DB, r *accountRow) (*pigp.
 		return nil, fmt.Errorf("read account sirets: %w", err)
 	}
 	a := &pigp.Account{
-		ID: r.ID, Login: r.Login, Name: r.Name, Email: r.Email, SIRETs: sirets,
+		ID: r.ID, Login: r.Login, Civility: r.Civility, Name: r.Name, Email: r.Email, SIRETs: sirets,
 		PasswordHash: r.PasswordHash, PasswordSetAt: r.PasswordSetAt, PasswordExpiresAt: r.PasswordExpiresAt,
 		PasswordTemporary: r.PasswordTemporary, State: r.State, CreatedAt: r.CreatedAt,
 		Source: r.Source, DirectoryDN: r.DirectoryDN,
@@ -209,6 +210,23 @@ func (db *DB) SetAccountState(ctx context.Context, login, state string) error {
 		if err != nil {
 			return fmt.Errorf("revoke portal sessions: %w", err)
 		}
+	}
+	return nil
+}
+
+// SetCivility sets the civility shown before an account's name ("" for
+// none). ENOTFOUND if the login does not exist.
+func (db *DB) SetCivility(ctx context.Context, login, civility string) error {
+	if civility != "" && civility != pigp.CivilityMr && civility != pigp.CivilityMme {
+		return pigp.Errorf(pigp.EINVALID, "civilité %q invalide : MR ou MME", civility)
+	}
+	res := db.with(ctx).Model(&accountRow{}).Where("login = ?", login).
+		Updates(map[string]any{"civility": civility, "updated_at": db.now()})
+	if res.Error != nil {
+		return fmt.Errorf("set civility: %w", res.Error)
+	}
+	if res.RowsAffected == 0 {
+		return pigp.Errorf(pigp.ENOTFOUND, "identifiant %s inconnu", login)
 	}
 	return nil
 }

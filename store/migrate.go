@@ -222,7 +222,18 @@ CREATE TABLE ldap_group_mappings (
 	PRIMARY KEY (group_key, siret)
 );
 `},
-	{9, "several nodes: portal sessions and shared login failure counters", `
+	{9, "accounts: civility", `
+ALTER TABLE accounts ADD COLUMN civility VARCHAR(8) NOT NULL DEFAULT '';
+`},
+	{10, "campaign windows", `
+CREATE TABLE campaign_windows (
+	year       INTEGER PRIMARY KEY,
+	opens      VARCHAR(10) NOT NULL,
+	closes     VARCHAR(10) NOT NULL,
+	updated_at {{TS}} NOT NULL
+);
+`},
+	{11, "several nodes: portal sessions and shared login failure counters", `
 CREATE TABLE portal_sessions (
 	token_hash   VARCHAR(64) PRIMARY KEY,
 	account_id   {{BIGINT}} NOT NULL REFERENCES accounts(id),

@@ -137,6 +137,44 @@ func deleteAccountSessions(tx *gorm.DB, accountID int64) (int, error) {
 	return int(res.RowsAffected), nil
 }
 
+// EvictSessions ends the account's sessions beyond its keep most recently
+// used live ones, and its expired ones; it returns the live ones it ended.
+// Two logins at once on two nodes may each keep keep others: the bound is
+// exact again at the next login.
+func (db *DB) EvictSessions(ctx context.Context, accountID int64, keep int, now time.Time) ([]*pigp.PortalSession, error) {
+	var ended []*pigp.PortalSession
+	err := db.with(ctx).Transaction(func(tx *gorm.DB) error {
+		var rows []portalSessionRow
+		if err := tx.Where("account_id = ?", accountID).Order("last_seen_at DESC").Find(&rows).Error; err != nil {
+			return fmt.Errorf("list portal sessions: %w", err)
+		}
+		var gone []string
+		live := 0
+		for i := range rows {
+			r := &rows[i]
+			if !r.ExpiresAt.After(utc(now)) {
+				gone = append(gone, r.TokenHash)
+				continue
+			}
+			if live++; live <= keep {
+				continue
+			}
+			gone = append(gone, r.TokenHash)
+			if s, err := r.session(); err == nil {
+				ended = append(ended, s)
+			}
+		}
+		if len(gone) == 0 {
+			return nil
+		}
+		return tx.Where("token_hash IN ?", gone).Delete(&portalSessionRow{}).Error
+	})
+	if err != nil {
+		return nil, fmt.Errorf("evict portal sessions: %w", err)
+	}
+	return ended, nil
+}
+
 // CountAccountSessions returns how many sessions of the account are live
 // at now.
 func (db *DB) CountAccountSessions(ctx context.Context, accountID int64, now time.Time) (int, error) {

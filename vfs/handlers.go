@@ -306,7 +306,7 @@ func (fsys *FS) openUpload(r *sftp.Request) (*uploadFile, error) {
 	// The name comes first: a refused name gets its own message, whatever
 	// the open flags.
 	if _, err := fsys.svc.CheckDepositName(fsys.caller, final); err != nil {
-		fsys.log.Info("upload refused", "name", name, "reason", err)
+		fsys.log.Info("upload refused", exchange.RefusedNameAttrs(name, err)...)
 		return nil, fsys.toSFTP("open", r.Filepath, err)
 	}
 	if staging {
@@ -338,7 +338,7 @@ func (fsys *FS) openDirect(ctx context.Context, name string, flags sftp.FileOpen
 	}
 	u, err := fsys.svc.BeginDeposit(ctx, fsys.caller, name)
 	if err != nil {
-		fsys.log.Info("upload refused", "name", name, "reason", err)
+		fsys.log.Info("upload refused", exchange.RefusedNameAttrs(name, err)...)
 		return nil, fsys.toSFTP("open", name, err)
 	}
 	fsys.track(name, u)
@@ -376,7 +376,7 @@ func (fsys *FS) openStaging(ctx context.Context, name, final string, flags sftp.
 
 	u, err := fsys.svc.BeginDeposit(ctx, fsys.caller, final)
 	if err != nil {
-		fsys.log.Info("upload refused", "name", name, "reason", err)
+		fsys.log.Info("upload refused", exchange.RefusedNameAttrs(name, err)...)
 		return nil, fsys.toSFTP("open", name, err)
 	}
 	s = &staged{u: u}

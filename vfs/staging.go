@@ -75,6 +75,9 @@ func isHex8(s string) bool {
 type Shared struct {
 	// Documentation is served read-only in /historique/documentation.
 	Documentation map[string][]byte
+	// MaxHandles bounds the open files and directories of one session
+	// (0: DefaultMaxHandles).
+	MaxHandles int
 
 	mu     sync.Mutex
 	staged map[accountName]*staged

@@ -49,6 +49,9 @@ type FS struct {
 	mu       sync.Mutex
 	inflight map[string]*exchange.Upload // direct upload name → upload whose handle is open
 	history  map[string]historyFile
+	handles  int // open handles (limits.go)
+	// refusedHandles counts the handles refused at the limit.
+	refusedHandles int
 }
 
 type historyFile struct {
@@ -73,7 +76,8 @@ func New(svc *exchange.Service, shared *Shared, caller *pigp.Caller, log *slog.L
 
 // Handlers returns the pkg/sftp handlers of the session.
 func (fsys *FS) Handlers() sftp.Handlers {
-	return sftp.Handlers{FileGet: fsys, FilePut: fsys, FileCmd: fsys, FileList: fsys}
+	l := limited{fsys}
+	return sftp.Handlers{FileGet: l, FilePut: l, FileCmd: l, FileList: l}
 }
 
 // Close ends the session. Its direct uploads were already closed (and

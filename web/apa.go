@@ -97,7 +97,8 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, sess *session, 
 func (s *Server) store(r *http.Request, caller *pigp.Caller, name string, src io.Reader) (*pigp.Deposit, error) {
 	up, err := s.Exchange.BeginDeposit(r.Context(), caller, name)
 	if err != nil {
-		s.Logger.Info("portal deposit refused", "login", caller.Login, "name", name, "ip", caller.RemoteIP, "reason", pigp.ErrorMessage(err))
+		s.Logger.Info("portal deposit refused", append([]any{"login", caller.Login, "ip", caller.RemoteIP},
+			exchange.RefusedNameAttrs(name, err)...)...)
 		return nil, err
 	}
 	buf := make([]byte, uploadChunk)
@@ -181,6 +182,20 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, sess *session)
 	h.Set("Content-Type", ctype)
 	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", resp.Name))
 	h.Set("Cache-Control", "no-store")
+	if rng := r.Header.Get("Range"); rng != "" {
+		if msg := checkRange(rng, resp.Size); msg != "" {
+			s.Logger.Info("portal range refused", "login", caller.Login, "ip", caller.RemoteIP, "range", rng)
+			h.Set("Content-Range", fmt.Sprintf("bytes */%d", resp.Size))
+			h.Del("Content-Disposition")
+			if wantsJSON(r) {
+				writeJSON(w, http.StatusRequestedRangeNotSatisfiable, map[string]any{"ok": false, "message": msg})
+				return
+			}
+			s.render(w, r, sess, http.StatusRequestedRangeNotSatisfiable, "erreur.html", &page{Title: "Erreur", Error: msg,
+				Data: http.StatusRequestedRangeNotSatisfiable})
+			return
+		}
+	}
 	if r.Header.Get("Range") != "" || r.Method == http.MethodHead {
 		http.ServeContent(w, r, "", resp.AvailableAt, io.NewSectionReader(rr, 0, resp.Size))
 		return
@@ -290,4 +305,29 @@ func (s *Server) downloadHistory(w http.ResponseWriter, r *http.Request, sess *s
 	}
 	s.render(w, r, sess, http.StatusOK, "historique-retraits.html", &page{Title: "Historique des retraits", Nav: "historique-retraits",
 		Data: historyData{Downloads: ds, Pager: pg, Total: total, Months: s.Config.HistoryMonths}})
+}
+
+// historyFile sends depots.csv or retraits.csv, the files an auditor opens
+// in a spreadsheet (UTF-8 with a byte-order mark, contract §7).
+func (s *Server) historyFile(w http.ResponseWriter, r *http.Request, sess *session) {
+	var data []byte
+	var err error
+	switch name := r.PathValue("file"); name {
+	case exchange.DepositsCSV:
+		data, err = s.Exchange.DepositsCSV(r.Context(), callerFor(r, sess))
+	case exchange.DownloadsCSV:
+		data, err = s.Exchange.DownloadsCSV(r.Context(), callerFor(r, sess))
+	default:
+		err = errNotFound
+	}
+	if err != nil {
+		s.fail(w, r, sess, err)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/csv; charset=utf-8")
+	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", r.PathValue("file")))
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(len(data)))
+	w.Write(data)
 }

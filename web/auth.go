@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,10 +13,11 @@ import (
 )
 
 // Password expiry thresholds: within changeSoon the login leads straight
-// to the change page; within warnSoon the application list warns.
+// to the change page; warnDays calendar days before the expiry day, the
+// application list warns.
 const (
 	changeSoon = 7 * 24 * time.Hour
-	warnSoon   = 30 * 24 * time.Hour
+	warnDays   = 30
 )
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -62,16 +64,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 	}
 	if wait > 0 {
 		s.Logger.Warn("portal login throttled", "login", login, "ip", ip, "wait", wait)
+		s.Guard.Throttled(r.Context(), ip, login, pigp.ProtocolHTTP, wait)
 		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds()+0.999)))
 		p.Error = fmt.Sprintf("Trop de tentatives de connexion infructueuses. Réessayez dans %s.", durationFR(wait))
 		s.render(w, r, nil, http.StatusTooManyRequests, "connexion.html", p)
 		return
 	}
-	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, password, ip, pigp.ProtocolHTTP)
+	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, password, ip, requestProtocol(r))
 	if err != nil {
 		status, msg := s.errorResponse(r, err)
-		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
-			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, pigp.ProtocolHTTP))
+		// A password refused unchecked (too many checks at once) is not
+		// a guess: the guard does not count it.
+		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED && !errors.Is(err, pigp.ErrPasswordNotChecked) {
+			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, requestProtocol(r)))
 			s.Logger.Info("portal login failed", "login", login, "ip", ip)
 		}
 		p.Error = msg
@@ -86,6 +91,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 			return
 		}
 	}
+	caller.Session = "web-" + randomToken()[:16] // names the session in logs and audit counts, never the cookie
 	now := s.Config.Now()
 	target, mustChange, flash := "/applications", false, ""
 	switch {
@@ -96,11 +102,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 		target = "/mot-de-passe"
 		flash = fmt.Sprintf("Votre mot de passe expire le %s : modifiez-le dès maintenant.", longDate(caller.PasswordExpiresAt))
 	}
-	sess, err := s.sessions.create(r.Context(), caller, mustChange, flash)
+	sess, ended, err := s.sessions.create(r.Context(), caller, mustChange, flash)
 	if err != nil {
 		s.Logger.Error("portal session not created", "login", caller.Login, "ip", ip, "error", err)
 		s.fail(w, r, nil, sessionError(err))
 		return
+	}
+	for _, e := range ended {
+		s.Logger.Info("portal session ended: account at its session limit", "login", e.Login, "max", s.Config.MaxSessionsPerAccount)
+		s.Exchange.EndSession(r.Context(), e)
 	}
 	s.setCookie(w, r, s.sessionCookieName(r), sess.token, 0)
 	s.setCookie(w, r, s.preCookieName(r), "", -1)
@@ -117,6 +127,7 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, sess *session) {
 		s.fail(w, r, sess, sessionError(err))
 		return
 	}
+	s.Exchange.EndSession(r.Context(), sess.caller)
 	s.setCookie(w, r, s.sessionCookieName(r), "", -1)
 	s.Logger.Info("portal logout", "login", sess.caller.Login, "ip", clientIP(r), "sessions", n)
 	http.Redirect(w, r, "/connexion?deconnexion=1", http.StatusSeeOther)
@@ -129,9 +140,17 @@ type applicationsData struct {
 }
 
 func (s *Server) applications(w http.ResponseWriter, r *http.Request, sess *session) {
-	left := sess.caller.PasswordExpiresAt.Sub(s.Config.Now())
-	d := applicationsData{ExpiresAt: sess.caller.PasswordExpiresAt, DaysLeft: int(left.Hours() / 24), Warn: left < warnSoon}
+	// The warning counts whole calendar days in Paris, as the date shown
+	// beside it: a password expiring on the 20th is "dans 19 jours" on the 1st.
+	now, expires := s.Config.Now(), sess.caller.PasswordExpiresAt
+	d := applicationsData{ExpiresAt: expires, DaysLeft: pigp.DaysUntil(now, expires)}
+	d.Warn = d.DaysLeft <= warnDays
 	s.render(w, r, sess, http.StatusOK, "applications.html", &page{Title: "Applications", Data: d})
+}
+
+// accountPage is the "PIGP" application of the list: the account itself.
+func (s *Server) accountPage(w http.ResponseWriter, r *http.Request, sess *session) {
+	s.render(w, r, sess, http.StatusOK, "compte.html", &page{Title: "Votre compte"})
 }
 
 type passwordData struct {
@@ -175,8 +194,8 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *se
 		err = s.Exchange.ChangePassword(r.Context(), login, current, next)
 	}
 	if err != nil {
-		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED {
-			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, pigp.ProtocolHTTP))
+		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED && !errors.Is(err, pigp.ErrPasswordNotChecked) {
+			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, requestProtocol(r)))
 		}
 		status, msg := s.errorResponse(r, err)
 		p.Error = msg
@@ -186,18 +205,19 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *se
 	s.Logger.Info("portal password changed", "login", login, "ip", ip)
 	// The new expiry date and the end of a temporary password come from
 	// the account: authenticate again with the new password.
-	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, next, ip, pigp.ProtocolHTTP)
+	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, next, ip, requestProtocol(r))
 	if err != nil {
 		s.fail(w, r, sess, err)
 		return
 	}
+	caller.Session = sess.caller.Session
 	// The new password ended every session of the account (on every
 	// node); this browser continues in a new one.
 	if _, err := s.Sessions.DeleteAccountSessions(r.Context(), caller.AccountID); err != nil {
 		s.fail(w, r, nil, sessionError(err))
 		return
 	}
-	fresh, err := s.sessions.create(r.Context(), caller, false,
+	fresh, _, err := s.sessions.create(r.Context(), caller, false,
 		fmt.Sprintf("Votre mot de passe a été modifié. Il est valable jusqu'au %s.", longDate(caller.PasswordExpiresAt)))
 	if err != nil {
 		s.fail(w, r, nil, sessionError(err))

@@ -24,6 +24,8 @@ func httpStatus(code string) int {
 		return http.StatusRequestEntityTooLarge
 	case pigp.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
+	case pigp.ELIMIT:
+		return http.StatusTooManyRequests
 	default:
 		return http.StatusInternalServerError
 	}

@@ -20,15 +20,8 @@ import (
 //go:embed templates/*.html
 var templateFiles embed.FS
 
-// monthNames are the French month names, for "23 septembre 2027".
-var monthNames = [...]string{"janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août",
-	"septembre", "octobre", "novembre", "décembre"}
-
-// longDate writes t as "23 septembre 2027" in Paris time.
-func longDate(t time.Time) string {
-	t = t.In(apa.Paris)
-	return fmt.Sprintf("%d %s %d", t.Day(), monthNames[t.Month()-1], t.Year())
-}
+// longDate writes t as "23 septembre 2027" ("1er décembre 2027"), in Paris time.
+func longDate(t time.Time) string { return pigp.FrenchDate(t) }
 
 // shortDate writes t as the portal does: 25-07-2018, in Paris time.
 func shortDate(t time.Time) string { return t.In(apa.Paris).Format("02-01-2006") }
@@ -44,7 +37,24 @@ var statusLabels = map[string]string{
 	pigp.DepositRejected:   "Rejeté",
 }
 
+// breakable writes a file name with a line-break opportunity after each
+// "_" (and before the ".SIRET" that ends an internal name) and nowhere
+// else, so that a narrow column wraps 2026_22940028800010_20261128101500_REP.xml
+// between its parts, never in the middle of a SIRET or a time.
+func breakable(name string) template.HTML {
+	parts := strings.Split(name, "_")
+	for i, p := range parts {
+		p = template.HTMLEscapeString(p)
+		if base, siret, ok := strings.Cut(p, ".xml."); ok {
+			p = base + ".xml<wbr>." + siret
+		}
+		parts[i] = p
+	}
+	return template.HTML(strings.Join(parts, "_<wbr>"))
+}
+
 var funcs = template.FuncMap{
+	"breakable": breakable,
 	"longDate":  longDate,
 	"shortDate": shortDate,
 	"dateTime":  dateTime,

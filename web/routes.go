@@ -21,7 +21,7 @@ var staticFiles embed.FS
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 	static, _ := fs.Sub(staticFiles, "static")
-	fileServer := http.StripPrefix("/static/", http.FileServerFS(static))
+	fileServer := http.StripPrefix("/static/", s.files(static))
 	mux.Handle("GET /static/", cacheFor(24*time.Hour, fileServer))
 	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
 		r.URL.Path = "/static/dsfr/favicon/favicon.ico"
@@ -35,6 +35,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("POST /connexion", s.public(s.login))
 	mux.Handle("POST /deconnexion", s.private(s.logout))
 	mux.Handle("GET /applications", s.private(s.applications))
+	mux.Handle("GET /compte", s.private(s.accountPage))
 	mux.Handle("GET /apa", s.private(func(w http.ResponseWriter, r *http.Request, _ *session) {
 		http.Redirect(w, r, "/apa/depot", http.StatusSeeOther)
 	}))
@@ -44,6 +45,7 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /apa/retrait/{name}", s.private(s.download))
 	mux.Handle("GET /apa/historique-depots", s.private(s.depositHistory))
 	mux.Handle("GET /apa/historique-retraits", s.private(s.downloadHistory))
+	mux.Handle("GET /apa/historique/{file}", s.private(s.historyFile))
 	mux.Handle("GET /mot-de-passe", s.private(s.passwordPage))
 	mux.Handle("POST /mot-de-passe", s.private(s.changePassword))
 	mux.Handle("POST /mot-de-passe/niveau", s.private(s.passwordStrength))
@@ -95,6 +97,20 @@ func (s *Server) recoverPanics(next http.Handler) http.Handler {
 			}
 		}()
 		next.ServeHTTP(w, r)
+	})
+}
+
+// files serves the embedded assets. Only files: a directory is never
+// listed nor redirected to, it is not found (404) like any unknown path.
+func (s *Server) files(static fs.FS) http.Handler {
+	server := http.FileServerFS(static)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		name := strings.TrimPrefix(r.URL.Path, "/")
+		if fi, err := fs.Stat(static, name); err != nil || fi.IsDir() || strings.HasSuffix(name, "/") {
+			s.fail(w, r, nil, errNotFound)
+			return
+		}
+		server.ServeHTTP(w, r)
 	})
 }
 
@@ -194,12 +210,23 @@ func (s *Server) formCSRF(w http.ResponseWriter, r *http.Request, sess *session)
 	return s.checkCSRF(r, sess, r.PostForm.Get("csrf"))
 }
 
-// callerFor returns the session's caller for this request: the portal's
+// requestProtocol is the one place that says which protocol a request
+// came by, as recorded in the history and the audit trail: HTTPS when the
+// browser reached the portal over HTTPS (the portal's own TLS, or a
+// trusted reverse proxy's X-Forwarded-Proto: https), HTTP otherwise.
+func requestProtocol(r *http.Request) string {
+	if requestSecure(r) {
+		return pigp.ProtocolHTTPS
+	}
+	return pigp.ProtocolHTTP
+}
+
+// callerFor returns the session's caller for this request: the request's
 // protocol and the current client address.
 func callerFor(r *http.Request, sess *session) *pigp.Caller {
 	c := *sess.caller
 	c.RemoteIP = clientIP(r)
-	c.Protocol = pigp.ProtocolHTTP
+	c.Protocol = requestProtocol(r)
 	return &c
 }
 

@@ -29,6 +29,10 @@ type SessionStore interface {
 	DeleteSession(ctx context.Context, tokenHash string) error
 	// DeleteAccountSessions ends every session of the account.
 	DeleteAccountSessions(ctx context.Context, accountID int64) (int, error)
+	// EvictSessions ends the account's sessions beyond its keep most
+	// recently used live ones (and its expired ones), returning the live
+	// ones it ended.
+	EvictSessions(ctx context.Context, accountID int64, keep int, now time.Time) ([]*pigp.PortalSession, error)
 }
 
 // session is one logged-in browser, as read from the store for this
@@ -59,6 +63,9 @@ type sessions struct {
 	now   func() time.Time
 	idle  time.Duration
 	max   time.Duration
+	// perAccount bounds the sessions of one account (0: no bound): a
+	// login beyond ends the least recently used ones.
+	perAccount int
 }
 
 func randomToken() string {
@@ -80,16 +87,27 @@ func (st *sessions) expired(s *session, now time.Time) bool {
 }
 
 // create starts a session for caller; flash and mustChange are its first
-// state.
-func (st *sessions) create(ctx context.Context, caller *pigp.Caller, mustChange bool, flash string) (*session, error) {
+// state. When the account already has perAccount sessions, the least
+// recently used ones end (on every node) and their callers are returned.
+func (st *sessions) create(ctx context.Context, caller *pigp.Caller, mustChange bool, flash string) (*session, []*pigp.Caller, error) {
 	now := st.now().UTC()
+	var ended []*pigp.Caller
+	if st.perAccount > 0 {
+		gone, err := st.store.EvictSessions(ctx, caller.AccountID, st.perAccount-1, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, g := range gone {
+			ended = append(ended, g.Caller)
+		}
+	}
 	token := randomToken()
 	ps := &pigp.PortalSession{TokenHash: pigp.SessionTokenHash(token), Caller: caller, CSRFSecret: randomToken(),
 		MustChange: mustChange, Flash: flash, CreatedAt: now, LastSeenAt: now, ExpiresAt: st.expiry(now, now)}
 	if err := st.store.CreateSession(ctx, ps); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return fromStored(token, ps), nil
+	return fromStored(token, ps), ended, nil
 }
 
 func fromStored(token string, ps *pigp.PortalSession) *session {

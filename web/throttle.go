@@ -18,4 +18,6 @@ type Guard interface {
 	Failure(ctx context.Context, ip, login, protocol string) time.Duration
 	// Success records a correct password.
 	Success(ctx context.Context, ip, login string)
+	// Throttled records an attempt refused unchecked (blocked or banned).
+	Throttled(ctx context.Context, ip, login, protocol string, wait time.Duration)
 }

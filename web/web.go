@@ -45,6 +45,12 @@ type Exchange interface {
 	// OpenResponse opens a response; closing the reader after a full read
 	// records the download (ENOTFOUND when absent or expired).
 	OpenResponse(ctx context.Context, caller *pigp.Caller, name string) (*exchange.ResponseReader, error)
+	// DepositsCSV and DownloadsCSV return depots.csv and retraits.csv of
+	// the caller's SIRETs (contract §7), the same files as over SFTP.
+	DepositsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
+	DownloadsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
+	// EndSession records the refusals counted in the caller's session.
+	EndSession(ctx context.Context, caller *pigp.Caller)
 }
 
 // History is what the portal needs from the store for the history pages.
@@ -100,6 +106,9 @@ type Config struct {
 	// Forwarded and X-Forwarded-Proto headers are believed (none: the
 	// headers are ignored).
 	TrustedProxies []netip.Prefix
+	// MaxSessionsPerAccount bounds the sessions of one account (0: no
+	// bound): a login beyond ends the account's least recently used one, on every node.
+	MaxSessionsPerAccount int
 }
 
 // Server is the portal's HTTP(S) server.
@@ -172,7 +181,7 @@ func (s *Server) Open() error {
 		return err
 	}
 	s.tmpl = tmpl
-	s.sessions = &sessions{store: s.Sessions, now: c.Now, idle: c.SessionIdle, max: c.SessionMax}
+	s.sessions = &sessions{store: s.Sessions, now: c.Now, idle: c.SessionIdle, max: c.SessionMax, perAccount: c.MaxSessionsPerAccount}
 	if s.Guard == nil {
 		s.Guard = exchange.NewGuard(exchange.DefaultGuardPolicy(), nil, nil, c.Now, s.Logger)
 	}

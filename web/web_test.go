@@ -3,12 +3,21 @@ package web_test
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"html"
 	"io"
 	"log/slog"
+	"math/big"
 	"mime/multipart"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -228,9 +237,11 @@ func callName(n int) string {
 	return apa.CallName{Campaign: ts.Year(), SIRET: siret, Timestamp: ts}.String()
 }
 
+// mustContain checks the text of a page: entities decoded, and the
+// line-break opportunities (<wbr>) of file names removed.
 func mustContain(t *testing.T, what, body string, wants ...string) {
 	t.Helper()
-	body = html.UnescapeString(body)
+	body = html.UnescapeString(strings.ReplaceAll(body, "<wbr>", ""))
 	for _, w := range wants {
 		if !strings.Contains(body, w) {
 			t.Fatalf("%s does not contain %q", what, w)
@@ -491,7 +502,7 @@ func TestPortalUploadStreamedAndDownloadRecorded(t *testing.T) {
 	if !regexp.MustCompile(`pigp-first-download">` + regexp.QuoteMeta(web.ShortDate(f.clock.Now())) + `<`).MatchString(r.body) {
 		t.Fatalf("first download date not shown:\n%s", r.body)
 	}
-	mustContain(t, "download history", b.get("/apa/historique-retraits").body, resp.Name, "HTTPS", login)
+	mustContain(t, "download history", b.get("/apa/historique-retraits").body, resp.Name, "<span>HTTP</span>", login)
 	// A partial (range) read records nothing more.
 	req, _ := http.NewRequest("GET", f.base+"/apa/retrait/"+resp.Name, nil)
 	req.Header.Set("Range", "bytes=0-9")
@@ -552,7 +563,7 @@ func TestPortalHistoryPaging(t *testing.T) {
 	}
 	b := f.browser()
 	b.mustLogin()
-	rows := regexp.MustCompile(`<tr>\s*<td class="pigp-name-cell">`)
+	rows := regexp.MustCompile(`<tr role="row">\s*<td role="cell" class="pigp-name-cell">`)
 	r := b.get("/apa/historique-depots")
 	if n := len(rows.FindAllString(r.body, -1)); n != 20 {
 		t.Fatalf("page 1 has %d rows, want 20", n)
@@ -641,7 +652,8 @@ func TestPortalTemporaryAndExpiringPasswords(t *testing.T) {
 	if r := b.login("avertir-xt", warn); r.header.Get("Location") != "/applications" {
 		t.Fatalf("password expiring in 20 days: %q", r.header.Get("Location"))
 	}
-	mustContain(t, "applications", b.get("/applications").body, "Votre mot de passe expire bientôt", "expire dans 20 jours")
+	days := pigp.DaysUntil(f.clock.Now(), f.clock.Now().Add(20*24*time.Hour)) // 20, or 21 across a DST change at night
+	mustContain(t, "applications", b.get("/applications").body, "Votre mot de passe expire bientôt", fmt.Sprintf("expire dans %d jours", days))
 
 	// An expired password says so, once proved.
 	f.clock.Add(400 * 24 * time.Hour)
@@ -732,6 +744,176 @@ func TestPortalMarkdownEscapes(t *testing.T) {
 	if strings.Contains(got, `href="javascript`) || strings.Contains(got, "<script>") {
 		t.Errorf("unsafe markdown output:\n%s", got)
 	}
+}
+
+// TestPortalExpiryCalendarDays: the reminder on the applications page
+// counts whole calendar days in Paris to the expiry date it shows beside
+// it, around the first of a month and the daylight-saving changes.
+func TestPortalExpiryCalendarDays(t *testing.T) {
+	p := func(y int, m time.Month, d, hh, mm int) time.Time { return time.Date(y, m, d, hh, mm, 0, 0, apa.Paris) }
+	for _, tt := range []struct {
+		now, expires time.Time
+		want         []string
+	}{
+		// 19 days and 23 hours: the 1st of December is 20 calendar days away.
+		{p(2027, 11, 11, 8, 0), p(2027, 12, 1, 7, 0), []string{"expire dans 20 jours, le 1er décembre 2027", "Expiration de votre mot de passe le 1er décembre 2027"}},
+		{p(2027, 11, 1, 0, 1), p(2027, 11, 20, 23, 59), []string{"expire dans 19 jours, le 20 novembre 2027", "Expiration de votre mot de passe le 20 novembre 2027"}},
+		// Across the end of summer time (31 October 2027), late at night.
+		{p(2027, 10, 24, 23, 30), p(2027, 11, 1, 0, 10), []string{"expire dans 8 jours, le 1er novembre 2027"}},
+		// Across the start of summer time (28 March 2027): a 23-hour day.
+		{p(2027, 3, 27, 23, 30), p(2027, 4, 1, 0, 10), []string{"expire dans 5 jours, le 1er avril 2027"}},
+		{p(2027, 3, 31, 23, 59), p(2027, 4, 1, 0, 10), []string{"expire demain, le 1er avril 2027"}},
+		{p(2027, 4, 1, 0, 1), p(2027, 4, 1, 23, 10), []string{"expire aujourd'hui, le 1er avril 2027"}},
+	} {
+		f := newFixture(t, nil)
+		f.clock.mu.Lock()
+		f.clock.t = tt.now.UTC()
+		f.clock.mu.Unlock()
+		pw := f.addAccount("calendrier-xt", false, tt.expires)
+		b := f.browser()
+		b.login("calendrier-xt", pw)
+		r := b.get("/applications")
+		if r.status != 200 {
+			t.Fatalf("now %s: /applications %d", tt.now, r.status)
+		}
+		mustContain(t, fmt.Sprintf("applications at %s", tt.now), r.body, tt.want...)
+	}
+}
+
+// selfSigned writes a certificate and key for 127.0.0.1 and returns their
+// paths and a pool that trusts the certificate.
+func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, _ := x509.MarshalECPrivateKey(key)
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// TestPortalRecordsTheRequestScheme: deposits, downloads and logins are
+// recorded as HTTP over plain HTTP and as HTTPS over TLS.
+func TestPortalRecordsTheRequestScheme(t *testing.T) {
+	for _, scheme := range []string{"http", "https"} {
+		t.Run(scheme, func(t *testing.T) {
+			var pool *x509.CertPool
+			f := newFixture(t, func(f *fixture) {
+				f.ex.Audit = f.db
+				if scheme == "https" {
+					f.srv.Config.TLSCertFile, f.srv.Config.TLSKeyFile, pool = selfSigned(t)
+				}
+			})
+			f.base = scheme + "://" + f.srv.ListenAddr().String()
+			b := f.browser()
+			b.client.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}
+			b.mustLogin()
+			want := map[string]string{"http": pigp.ProtocolHTTP, "https": pigp.ProtocolHTTPS}[scheme]
+
+			r := b.upload(callName(1), []byte("<DemandeAPA/>"), true, b.csrf("/apa/depot"))
+			if r.status != 200 {
+				t.Fatalf("upload: %d %s", r.status, r.body)
+			}
+			resp, err := f.ex.Publish(context.Background(), siret, "2026_"+siret+"_20261128101500_REP.xml", pigp.DocResponse, "", strings.NewReader("<ReponseAPA/>"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r := b.get("/apa/retrait/" + resp.Name); r.status != 200 {
+				t.Fatalf("download: %d", r.status)
+			}
+			ctx := context.Background()
+			deps, _ := f.db.ListDeposits(ctx, pigp.DepositFilter{SIRETs: []string{siret}})
+			dls, _ := f.db.ListDownloads(ctx, pigp.HistoryFilter{SIRETs: []string{siret}})
+			if len(deps) != 1 || deps[0].Protocol != want || len(dls) != 1 || dls[0].Protocol != want {
+				t.Fatalf("recorded deposits %+v, downloads %+v; want %s", deps, dls, want)
+			}
+			evs, err := f.db.ListAudit(ctx, pigp.AuditFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			logins := 0
+			for _, e := range evs {
+				if e.Action == pigp.AuditLogin {
+					logins++
+					if e.Protocol != want {
+						t.Errorf("login recorded over %s, want %s", e.Protocol, want)
+					}
+				}
+			}
+			if logins == 0 {
+				t.Fatal("no login in the audit trail")
+			}
+			mustContain(t, "download history", b.get("/apa/historique-retraits").body, "<span>"+want+"</span>")
+		})
+	}
+}
+
+// TestPortalStaticDirectories: the embedded assets are served, their
+// directories are not listed (404, as any unknown page).
+func TestPortalStaticDirectories(t *testing.T) {
+	f := newFixture(t, nil)
+	b := f.browser()
+	for _, p := range []string{"/static/", "/static/dsfr/", "/static/dsfr", "/static/dsfr/icons/", "/static/dsfr/icons/system",
+		"/static/dsfr/fonts", "/static/absent.css"} {
+		r := b.get(p)
+		if r.status != http.StatusNotFound || strings.Contains(r.body, "<pre>") || strings.Contains(r.body, `href="dsfr/"`) {
+			t.Errorf("GET %s: %d, want 404 without a listing\n%.300s", p, r.status, r.body)
+		}
+		if r.status == http.StatusNotFound {
+			mustContain(t, p, r.body, "La page demandée n'existe pas.")
+		}
+	}
+	for _, p := range []string{"/static/pigp.css", "/static/pigp.js", "/static/dsfr/dsfr.min.css", "/favicon.ico"} {
+		if r := b.get(p); r.status != http.StatusOK || len(r.body) == 0 {
+			t.Errorf("GET %s: %d", p, r.status)
+		}
+	}
+}
+
+// TestPortalHistoryFiles: depots.csv and retraits.csv of the caller's
+// SIRETs, with the byte-order mark, for a logged-in agent only.
+func TestPortalHistoryFiles(t *testing.T) {
+	f := newFixture(t, nil)
+	b := f.browser()
+	if r := b.get("/apa/historique/depots.csv"); r.status != http.StatusSeeOther {
+		t.Fatalf("anonymous depots.csv: %d", r.status)
+	}
+	b.mustLogin()
+	call := callName(1)
+	if r := b.upload(call, []byte("<DemandeAPA/>"), true, b.csrf("/apa/depot")); r.status != 200 {
+		t.Fatalf("upload: %d", r.status)
+	}
+	for name, header := range map[string]string{
+		"depots.csv":   "nom_externe;nom_interne;date_depot;taille;identifiant_depot;statut;sha256\r\n",
+		"retraits.csv": "nom_fichier;type_document;taille;date_telechargement;identifiant;protocole;adresse_ip\r\n",
+	} {
+		r := b.get("/apa/historique/" + name)
+		if r.status != 200 || !strings.HasPrefix(r.body, "\ufeff"+header) || r.header.Get("Content-Type") != "text/csv; charset=utf-8" ||
+			!strings.Contains(r.header.Get("Content-Disposition"), name) {
+			t.Fatalf("%s: %d %v %q", name, r.status, r.header, r.body)
+		}
+	}
+	if r := b.get("/apa/historique/depots.csv"); !strings.Contains(r.body, call) {
+		t.Fatalf("depots.csv lacks the deposit: %q", r.body)
+	}
+	if r := b.get("/apa/historique/autre.csv"); r.status != http.StatusNotFound {
+		t.Fatalf("autre.csv: %d", r.status)
+	}
+	mustContain(t, "history page", b.get("/apa/historique-depots").body, `href="/apa/historique/depots.csv"`)
 }
 
 // directoryState is a directory that answers or not.

@@ -22,6 +22,7 @@ import (
 	"github.com/pigp/pigp/docs"
 	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/lifecycle"
+	"github.com/pigp/pigp/metrics"
 	"github.com/pigp/pigp/places"
 	"github.com/pigp/pigp/processing"
 	"github.com/pigp/pigp/scheduler"
@@ -47,6 +48,9 @@ type App struct {
 	Jobs     *scheduler.Scheduler
 	// Guard throttles failed logins, for SSH and the portal alike.
 	Guard *exchange.Guard
+	// Metrics and MetricsServer are set by StartMetrics (nil: no metrics).
+	Metrics       *metrics.Metrics
+	MetricsServer *metrics.Server
 	// Directory authenticates internal agents (nil: no ldap.url, every
 	// login is local).
 	Directory *directory.Client
@@ -90,7 +94,13 @@ func (cf *configFlags) load(m *Main) (config.Config, error) {
 func newLogger(c config.Config, w io.Writer) *slog.Logger {
 	var level slog.Level
 	level.UnmarshalText([]byte(c.LogLevel))
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+		// Times in UTC whatever the machine's zone: one format for shippers.
+		if a.Key == slog.TimeKey && len(groups) == 0 && a.Value.Kind() == slog.KindTime {
+			a.Value = slog.TimeValue(a.Value.Time().UTC())
+		}
+		return a
+	}}
 	if c.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
@@ -129,6 +139,10 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	a.Exchange.HistoryMonths = c.HistoryMonths
 	a.Exchange.PasswordValidityMonths = c.PasswordValidityMonths
 	a.Exchange.Audit = db
+	a.Exchange.Hashes = newHashLimiter(c, a)
+	a.Exchange.Refusals = exchange.NewAuditFlood(db, c.Audit.MaxDetailedRefusals, c.Audit.RefusalSummaryAfter.Std(),
+		a.Exchange.Now, logger.With("component", "audit"))
+	a.Exchange.Limits.UploadsPerAccount = c.Limits.MaxUploadsPerAccount
 	if c.LDAP.Enabled() {
 		// No connection yet: a directory down at start-up must not keep
 		// local accounts from working.
@@ -139,6 +153,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	}
 	a.Guard = exchange.NewGuard(guardPolicy(c.Throttle), db, db, a.Exchange.Now, logger.With("component", "guard"))
 	a.Guard.Failures = db // shared by every node
+	a.Guard.Flood = a.Exchange.Refusals
 	if a.Places, err = places.Load(); err != nil {
 		db.Close()
 		return nil, err
@@ -154,6 +169,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	a.Process = &processing.Processor{
 		Store: db, Blobs: a.Blobs, Places: a.Places, Logger: logger.With("component", "processing"),
 		Now: db.Now, Retention: c.Retention.Std(), StaleAfter: c.ProcessingStaleAfter.Std(), Audit: db,
+		Campaigns: a.campaigns,
 		Published: func(ctx context.Context, d *pigp.Deposit, r *pigp.Response, contact string) {
 			// Notifications never block processing: a failure is logged.
 			if err := a.Life.ResponseAvailable(ctx, db.Now(), d, r, contact); err != nil {
@@ -203,11 +219,15 @@ func (a *App) jobs() []scheduler.Job {
 // StartScheduler starts the periodic jobs.
 func (a *App) StartScheduler() error {
 	a.Jobs = &scheduler.Scheduler{Jobs: a.jobs(), Store: a.DB, Logger: a.Logger.With("component", "scheduler")}
+	if a.Metrics != nil {
+		a.Jobs.Metrics = a.Metrics
+	}
 	return a.Jobs.Start()
 }
 
 // StartSFTP starts the SSH/SFTP listener.
 func (a *App) StartSFTP() error {
+	a.applyLimits()
 	// Compute the dummy hash of unknown logins now, so that the first one
 	// does not take longer than a known one.
 	pigp.VerifyPassword("", "")
@@ -225,6 +245,7 @@ func (a *App) StartSFTP() error {
 	if err != nil {
 		return err
 	}
+	shared.MaxHandles = a.Config.Limits.MaxOpenHandles
 	a.SFTP = &server.Server{
 		Addr:     a.Config.SFTPListen,
 		HostKeys: keys,
@@ -237,6 +258,12 @@ func (a *App) StartSFTP() error {
 		MaxAuthTries:   a.Config.MaxAuthTries,
 		MaxConns:       a.Config.MaxConnections,
 		MaxConnsPerIP:  a.Config.MaxConnectionsPerIP,
+		MaxUnauthPerIP: a.Config.Auth.MaxUnauthenticatedPerIP,
+
+		MaxSessionsPerAccount: a.Config.Limits.MaxSessionsPerAccount,
+		SessionEnded: func(c *pigp.Caller) {
+			a.Exchange.EndSession(context.Background(), c)
+		},
 		NewFS: func(c *pigp.Caller) server.SessionFS {
 			return vfs.New(a.Exchange, shared, c, log)
 		},
@@ -244,6 +271,9 @@ func (a *App) StartSFTP() error {
 	if len(trusted) > 0 {
 		a.SFTP.Proxy = &server.ProxyProtocol{Trusted: trusted, HeaderTimeout: a.Config.ProxyProtocol.HeaderTimeout.Std()}
 		log.Info("PROXY protocol accepted from trusted balancers", "trusted", a.Config.ProxyProtocol.Trusted)
+	}
+	if a.Metrics != nil {
+		a.SFTP.Metrics = a.Metrics
 	}
 	return a.SFTP.Open()
 }
@@ -286,6 +316,14 @@ func (a *App) Close() error {
 	errs = append(errs, webErr, sftpErr)
 	if a.Jobs != nil {
 		errs = append(errs, a.Jobs.Shutdown())
+	}
+	if a.MetricsServer != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
+		errs = append(errs, a.closeMetrics(ctx))
+		cancel()
+	}
+	if a.Exchange != nil {
+		a.closeRefusals()
 	}
 	if a.Directory != nil {
 		errs = append(errs, a.Directory.Close())

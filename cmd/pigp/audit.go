@@ -11,6 +11,7 @@ import (
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/apa"
+	"github.com/pigp/pigp/exchange"
 )
 
 type auditCommand struct{}
@@ -106,6 +107,9 @@ func auditExport(ctx context.Context, m *Main, args []string) error {
 }
 
 func writeAuditCSV(w io.Writer, events []*pigp.AuditEvent) error {
+	if _, err := io.WriteString(w, exchange.BOM); err != nil { // contract §7, as the history files
+		return err
+	}
 	cw := csv.NewWriter(w)
 	cw.Comma = ';'
 	cw.UseCRLF = true
@@ -141,9 +145,10 @@ func parseAuditTime(s string) (t time.Time, day bool, err error) {
 // operatorActions are the commands that change state: each run is an
 // audit row (its arguments, who ran it, the outcome).
 var operatorActions = map[string]bool{
-	"org add": true, "user add": true, "user disable": true, "user enable": true, "user reset-password": true,
+	"org add": true, "user add": true, "user update": true, "user disable": true, "user enable": true, "user reset-password": true,
 	"user key": true, "response publish": true, "referentiel import": true, "referentiel generate": true,
-	"process": true, "expire": true, "ban remove": true, "ldap map": true,
+	"process": true, "expire": true, "ban remove": true, "ldap map": true, "backup": true, "restore": true,
+	"campaign set": true, "campaign remove": true,
 }
 
 // readOnlyActions are sub-commands of operator actions that change nothing.

@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/blob"
+	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/store"
 )
@@ -130,8 +132,9 @@ func TestRun_Usage(t *testing.T) {
 		c.fails(t, 2, `unknown command "frobnicate"`, "", "frobnicate")
 	})
 	t.Run("Version", func(t *testing.T) {
-		if out := c.ok(t, "version"); out != "pigp "+pigp.Version+"\n" {
-			t.Fatalf("version printed %q", out)
+		want := "pigp " + pigp.Version + "\ncommit " + pigp.BuildCommit() + "\ngo " + runtime.Version() + "\n"
+		if out := c.ok(t, "version"); out != want {
+			t.Fatalf("version printed %q, want %q", out, want)
 		}
 	})
 	t.Run("CommandHelp", func(t *testing.T) {
@@ -643,17 +646,20 @@ func TestServeCommand(t *testing.T) {
 		defer cancel()
 		var stdout, stderr cliBuffer
 		m := &Main{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: &stderr, Getenv: func(k string) string {
-			return map[string]string{"PIGP_DATA_DIR": dataDir, "PIGP_SFTP_LISTEN": "127.0.0.1:0"}[k]
+			// Every listener on a free port, the portal's included (its
+			// default :8080 may be taken on the machine).
+			return map[string]string{"PIGP_DATA_DIR": dataDir, "PIGP_SFTP_LISTEN": "127.0.0.1:0",
+				"PIGP_HTTP_LISTEN": "127.0.0.1:0"}[k]
 		}}
 		done := make(chan int, 1)
 		go func() { done <- m.Run(ctx, []string{"serve"}) }()
-		deadline := time.After(10 * time.Second)
-		for !strings.Contains(stderr.String(), "listening") {
+		deadline := time.After(30 * time.Second)
+		for !strings.Contains(stderr.String(), "sftp server listening") || !strings.Contains(stderr.String(), "portal listening") {
 			select {
 			case code := <-done:
 				t.Fatalf("serve exited %d before listening: %s", code, stderr.String())
 			case <-deadline:
-				t.Fatalf("serve not listening after 10 s: %s", stderr.String())
+				t.Fatalf("serve not listening after 30 s: %s", stderr.String())
 			case <-time.After(10 * time.Millisecond):
 			}
 		}
@@ -696,5 +702,39 @@ func TestServeCommand(t *testing.T) {
 	}
 	if !bytes.Equal(first, second) {
 		t.Fatal("the host key changed on the second start, want it reused")
+	}
+}
+
+// TestUserCivility: the civility shown before the name, set at creation
+// and changed later; anything but MR or MME is refused.
+func TestUserCivility(t *testing.T) {
+	c := newCLI(t)
+	c.addOrg(t, cliSIRETA)
+	c.ok(t, "user", "add", "--login", "djouffre-xt", "--siret", cliSIRETA, "--name", "Denis Jouffre", "--email", "d@ex.fr", "--civilite", "mr")
+	if a := c.account(t, "djouffre-xt"); a.Civility != pigp.CivilityMr {
+		t.Fatalf("civility %q, want MR", a.Civility)
+	}
+	if out := c.ok(t, "user", "list"); !strings.Contains(strings.Join(strings.Fields(out), " "), "djouffre-xt MR Denis Jouffre") {
+		t.Fatalf("user list:\n%s", out)
+	}
+	c.fails(t, 1, "civilité \"Mlle\" invalide : MR ou MME", "", "user", "add", "--login", "x-xt", "--siret", cliSIRETA,
+		"--name", "X", "--email", "x@ex.fr", "--civilite", "Mlle")
+	c.ok(t, "user", "update", "--login", "djouffre-xt", "--civilite", "MME")
+	if a := c.account(t, "djouffre-xt"); a.Civility != pigp.CivilityMme {
+		t.Fatalf("civility %q after update, want MME", a.Civility)
+	}
+	c.ok(t, "user", "update", "--login", "djouffre-xt", "--civilite", "-")
+	if a := c.account(t, "djouffre-xt"); a.Civility != "" {
+		t.Fatalf("civility %q after removal", a.Civility)
+	}
+	c.fails(t, 1, "identifiant inconnu-xt inconnu", "", "user", "update", "--login", "inconnu-xt", "--civilite", "MR")
+	c.fails(t, 2, "--login and --civilite are required", "", "user", "update", "--login", "djouffre-xt")
+}
+
+// TestPortalOff: http_listen "off" disables the portal, as documented.
+func TestPortalOff(t *testing.T) {
+	e := startEnv(t, "sqlite", func(c *config.Config) { c.HTTPListen = "off" })
+	if err := e.app.StartWeb(); err != nil || e.app.Web != nil {
+		t.Fatalf("StartWeb with http_listen off: %v, portal %v", err, e.app.Web)
 	}
 }

@@ -932,4 +932,3 @@ func (b *clusterBrowser) login(t *testing.T, base, login, password string) {
 		t.Fatalf("login on %s: %d %q", base, r.status, r.location)
 	}
 }
-

@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/pigp/pigp"
@@ -47,9 +49,9 @@ func (demoCommand) Run(ctx context.Context, m *Main, args []string) error {
 	}
 	if *httpListen != "" {
 		c.HTTPListen = *httpListen
-		if c.HTTPListen == "off" {
-			c.HTTPListen = ""
-		}
+	}
+	if c.HTTPListen == "off" {
+		c.HTTPListen = ""
 	}
 	c.ProcessingSchedule = "*/10 * * * * *" // answers within seconds in a demo
 	logger := newLogger(c, m.Stderr)
@@ -102,10 +104,13 @@ func (demoCommand) Run(ctx context.Context, m *Main, args []string) error {
 	if err := os.WriteFile(callPath, callFile.Bytes(), 0o644); err != nil {
 		return err
 	}
-	if err := a.StartSFTP(); err != nil {
+	// A demo must start whatever else runs on the machine: a taken port
+	// gives way to a free one, said on the banner.
+	var notes []string
+	if err := startOnFreePort(&a.Config.SFTPListen, a.StartSFTP, "SFTP", &notes); err != nil {
 		return err
 	}
-	if err := a.StartWeb(); err != nil {
+	if err := startOnFreePort(&a.Config.HTTPListen, a.StartWeb, "portal", &notes); err != nil {
 		return err
 	}
 	if err := a.StartScheduler(); err != nil {
@@ -113,18 +118,23 @@ func (demoCommand) Run(ctx context.Context, m *Main, args []string) error {
 	}
 	portal := "(portail désactivé)"
 	if a.Web != nil {
-		portal = "http://" + a.Web.ListenAddr().String() + "/"
+		portal = browserURL(a.Web.ListenAddr(), a.Web.TLS())
 	}
 	_, port, _ := net.SplitHostPort(a.SFTP.ListenAddr().String())
+	batch := filepath.Join(dir, "demo.batch")
+	if err := os.WriteFile(batch, []byte("ls -l /retrait\nget /historique/depots.csv\n"), 0o644); err != nil {
+		return err
+	}
+	sshOpts := fmt.Sprintf("-P %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null", port)
 	fmt.Fprintf(m.Stdout, `
 pigp demo is running (data in %s).
-
+%s
   identifiant  : %s
   mot de passe : %s
   SIRET        : %s
 
 Connect with:
-  sftp -P %s -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null %s@127.0.0.1
+  sftp %s %s@127.0.0.1
 
 then, for example:
   ls /retrait
@@ -133,12 +143,60 @@ then, for example:
   (within 10 seconds the deposit is processed and its answer appears in /retrait)
   get /historique/depots.csv
 
+In a script (sftp -b turns password prompts off unless BatchMode=no):
+  sftp -o BatchMode=no -b %s %s %s@127.0.0.1
+  SSHPASS='%s' sshpass -e sftp -o BatchMode=no -b %s %s %s@127.0.0.1
+
 Portal: %s
 
 Press Ctrl-C to stop.
-`, dir, demoLogin, password, demoSIRET, port, demoLogin, respName, callPath, portal)
+`, dir, strings.Join(notes, ""), demoLogin, password, demoSIRET, sshOpts, demoLogin, respName, callPath,
+		batch, sshOpts, demoLogin, password, batch, sshOpts, demoLogin, portal)
 	<-ctx.Done()
+	if *keep {
+		fmt.Fprintf(m.Stdout, "\npigp demo stopped; its data is kept in %s.\n", dir)
+	} else {
+		fmt.Fprintf(m.Stdout, "\npigp demo stopped; removing its temporary data (%s).\n", dir)
+	}
 	return nil
+}
+
+// startOnFreePort runs start on *addr; when that port is taken, it runs it
+// again on a free port of the same host and adds a note saying so. An
+// empty address (the portal switched off) is left alone.
+func startOnFreePort(addr *string, start func() error, what string, notes *[]string) error {
+	err := start()
+	if err == nil || *addr == "" || !errors.Is(err, syscall.EADDRINUSE) {
+		return err
+	}
+	host, _, serr := net.SplitHostPort(*addr)
+	if serr != nil {
+		return err
+	}
+	taken := *addr
+	*addr = net.JoinHostPort(host, "0")
+	if err := start(); err != nil {
+		return err
+	}
+	*notes = append(*notes, fmt.Sprintf("\n  (%s: %s is taken, a free port is used instead)\n", what, taken))
+	return nil
+}
+
+// browserURL returns a URL a browser opens for a listener: a wildcard
+// address (":8080", "[::]:8080", "0.0.0.0:8080") becomes localhost.
+func browserURL(addr net.Addr, tls bool) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "localhost"
+	}
+	scheme := "http"
+	if tls {
+		scheme = "https"
+	}
+	return scheme + "://" + net.JoinHostPort(host, port) + "/"
 }
 
 // sampleResponse returns a small response so that /retrait is not empty.

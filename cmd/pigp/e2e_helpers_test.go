@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -39,7 +41,7 @@ const (
 
 // env is a running pigp with two accounts.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	app      *App
 	addr     string
 	host     string
@@ -48,13 +50,32 @@ type env struct {
 	bob      string // password of bob-xt (acts for siretB)
 	keyFile  string // alice's ed25519 private key (OpenSSH format)
 	aliceKey ssh.Signer
+	logs     *syncBuffer // the server's log lines, warnings and errors
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // dbKinds lists the databases end-to-end tests run on.
 var dbKinds = []string{"sqlite", "postgres"}
 
 // startEnv starts pigp on 127.0.0.1 with a fresh database of the given kind.
-func startEnv(t *testing.T, kind string, tweak func(c *config.Config)) *env {
+func startEnv(t testing.TB, kind string, tweak func(c *config.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	c := config.Default()
@@ -67,9 +88,14 @@ func startEnv(t *testing.T, kind string, tweak func(c *config.Config)) *env {
 	if tweak != nil {
 		tweak(&c)
 	}
-	logger := slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	logs := &syncBuffer{}
+	logger := slog.New(slog.NewTextHandler(io.MultiWriter(testWriter{t}, logs), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	a, err := openApp(ctx, c, logger)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.StartMetrics(); err != nil { // when the tweak set metrics_listen
+		a.Close()
 		t.Fatal(err)
 	}
 	if err := a.StartSFTP(); err != nil {
@@ -77,7 +103,7 @@ func startEnv(t *testing.T, kind string, tweak func(c *config.Config)) *env {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { a.Close() })
-	e := &env{t: t, app: a, addr: a.SFTP.ListenAddr().String()}
+	e := &env{t: t, app: a, addr: a.SFTP.ListenAddr().String(), logs: logs}
 	e.host, e.port, _ = net.SplitHostPort(e.addr)
 	for _, o := range []*pigp.Organisation{{SIRET: siretA, Name: "Département du Val-de-Marne"}, {SIRET: siretB, Name: "Ville de Paris"}} {
 		if err := a.DB.CreateOrganisation(ctx, o); err != nil {
@@ -122,7 +148,7 @@ func (e *env) addAccount(login string, sirets ...string) string {
 	return pw
 }
 
-type testWriter struct{ t *testing.T }
+type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))

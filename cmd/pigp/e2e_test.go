@@ -320,7 +320,7 @@ func testDownloadAndHistory(t *testing.T, e *env) {
 			t.Fatalf("%s: listed size %d, read %d bytes", h.file, fi.Size(), len(b))
 		}
 		lines := strings.Split(string(b), "\r\n")
-		if lines[0] != h.header || !strings.Contains(string(b), h.must) {
+		if lines[0] != "\ufeff"+h.header || !strings.Contains(string(b), h.must) {
 			t.Fatalf("%s:\n%s", h.file, b)
 		}
 		if err := c.Remove("/historique/" + h.file); err == nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 
 	_ "time/tzdata" // Europe/Paris even on machines without a zoneinfo database
@@ -50,9 +51,13 @@ var commands = map[string]command{
 	"jobs":        jobsCommand{},
 	"expire":      expireCommand{},
 	"version":     versionCommand{},
+	"healthcheck": healthcheckCommand{},
+	"backup":      backupCommand{},
+	"restore":     restoreCommand{},
 	"audit":       auditCommand{},
 	"ban":         banCommand{},
 	"ldap":        ldapCommand{},
+	"campaign":    campaignCommand{},
 }
 
 const usage = `pigp — serveur d'échange APA (SFTP) entre départements et DGFiP
@@ -64,7 +69,7 @@ Commands:
   demo                  run a throw-away server with a demo account
   migrate               apply pending database migrations
   org add|list          manage organisations (SIRET)
-  user add|list|disable|enable|reset-password|key add
+  user add|list|update|disable|enable|reset-password|key add
                         manage accounts
   response publish      make a file available in a SIRET's /retrait
   referentiel import|generate
@@ -76,7 +81,13 @@ Commands:
   ban list|remove       list or lift the address bans (brute force)
   ldap map|map list|map remove|check
                         map directory groups to SIRETs and roles; test the directory
-  version               print the version
+  healthcheck [--sftp]  exit 0 when the local node is ready (/readyz, SSH banner)
+  backup --out DIR      copy the embedded database and contents, with a SHA-256 manifest
+  restore --from DIR --data-dir NEW
+                        restore a backup into a new data directory, checking it
+  campaign list|set|remove
+                        campaign windows: call files outside get E008
+  version               print the version, the commit and the Go version
 
 Every command accepts --config FILE (YAML); PIGP_* environment variables win
 over the file. Run "pigp COMMAND -h" for a command's options.
@@ -148,7 +159,13 @@ func parse(fs *flag.FlagSet, args []string, positional int) error {
 
 type versionCommand struct{}
 
-func (versionCommand) Run(_ context.Context, m *Main, _ []string) error {
-	fmt.Fprintln(m.Stdout, "pigp", pigp.Version)
+// Run prints the version, the source commit and the Go version of the
+// build, one per line ("pigp 1.4.0", "commit 0123abc…", "go go1.26.10").
+func (versionCommand) Run(_ context.Context, m *Main, args []string) error {
+	fs := m.flagSet("version")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	fmt.Fprintf(m.Stdout, "pigp %s\ncommit %s\ngo %s\n", pigp.Version, pigp.BuildCommit(), runtime.Version())
 	return nil
 }

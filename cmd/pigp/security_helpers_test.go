@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"net"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -78,10 +77,4 @@ func countAudit(evs []*pigp.AuditEvent, pred func(e *pigp.AuditEvent) bool) int 
 		}
 	}
 	return n
-}
-
-func median(ds []time.Duration) time.Duration {
-	s := append([]time.Duration(nil), ds...)
-	sort.Slice(s, func(i, j int) bool { return s[i] < s[j] })
-	return s[len(s)/2]
 }

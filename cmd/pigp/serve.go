@@ -28,6 +28,9 @@ func (serveCommand) Run(ctx context.Context, m *Main, args []string) error {
 		return err
 	}
 	defer a.Close()
+	if err := a.StartMetrics(); err != nil {
+		return err
+	}
 	if err := a.StartSFTP(); err != nil {
 		return err
 	}

@@ -15,13 +15,15 @@ type userCommand struct{}
 
 func (userCommand) Run(ctx context.Context, m *Main, args []string) error {
 	if len(args) == 0 {
-		return usagef("missing subcommand: add, list, disable, enable, reset-password or key add")
+		return usagef("missing subcommand: add, list, update, disable, enable, reset-password or key add")
 	}
 	switch args[0] {
 	case "add":
 		return userAdd(ctx, m, args[1:])
 	case "list":
 		return userList(ctx, m, args[1:])
+	case "update":
+		return userUpdate(ctx, m, args[1:])
 	case "disable":
 		return userSetState(ctx, m, args[1:], pigp.AccountDisabled)
 	case "enable":
@@ -53,6 +55,7 @@ func userAdd(ctx context.Context, m *Main, args []string) error {
 	login := fs.String("login", "", "identifier, e.g. djouffre-xt")
 	sirets := fs.String("siret", "", "SIRET(s) the account acts for, comma-separated")
 	name := fs.String("name", "", "display name")
+	civility := fs.String("civilite", "", "civility shown before the name: MR or MME")
 	email := fs.String("email", "", "e-mail address")
 	fromStdin := fs.Bool("password-stdin", false, "read the password from standard input instead of generating one")
 	if err := parse(fs, args, 0); err != nil {
@@ -61,7 +64,11 @@ func userAdd(ctx context.Context, m *Main, args []string) error {
 	if *login == "" || *sirets == "" || *name == "" || *email == "" {
 		return usagef("--login, --siret, --name and --email are required")
 	}
-	a := &pigp.Account{Login: *login, Name: *name, Email: *email, SIRETs: splitList(*sirets), State: pigp.AccountActive}
+	civ, err := pigp.ParseCivility(*civility)
+	if err != nil {
+		return err
+	}
+	a := &pigp.Account{Login: *login, Civility: civ, Name: *name, Email: *email, SIRETs: splitList(*sirets), State: pigp.AccountActive}
 	if err := a.Validate(); err != nil {
 		return err
 	}
@@ -112,8 +119,12 @@ func userList(ctx context.Context, m *Main, args []string) error {
 			return err
 		}
 		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "IDENTIFIANT\tNOM\tCOURRIEL\tSIRET\tÉTAT\tORIGINE\tEXPIRATION MOT DE PASSE\tCLÉS SSH")
+		fmt.Fprintln(tw, "IDENTIFIANT\tCIVILITÉ\tNOM\tCOURRIEL\tSIRET\tÉTAT\tORIGINE\tEXPIRATION MOT DE PASSE\tCLÉS SSH")
 		for _, a := range accounts {
+			civ := a.Civility
+			if civ == "" {
+				civ = "-"
+			}
 			if a.FromDirectory() {
 				// The directory owns the password; the shadow row tells
 				// when the agent last logged in.
@@ -121,7 +132,7 @@ func userList(ctx context.Context, m *Main, args []string) error {
 				if !a.LastSeenAt.IsZero() {
 					seen = a.LastSeenAt.Format("2006-01-02")
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\tannuaire (vu le %s)\t-\t0\n", a.Login, a.Name, a.Email,
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\tannuaire (vu le %s)\t-\t0\n", a.Login, civ, a.Name, a.Email,
 					strings.Join(a.SIRETs, ","), a.State, seen)
 				continue
 			}
@@ -136,10 +147,43 @@ func userList(ctx context.Context, m *Main, args []string) error {
 			if a.PasswordExpired(app.DB.Now()) {
 				state += " (mot de passe expiré)"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\tlocal\t%s\t%d\n", a.Login, a.Name, a.Email, strings.Join(a.SIRETs, ","),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\tlocal\t%s\t%d\n", a.Login, civ, a.Name, a.Email, strings.Join(a.SIRETs, ","),
 				state, a.PasswordExpiresAt.Format("2006-01-02"), len(keys))
 		}
 		return tw.Flush()
+	})
+}
+
+// userUpdate changes what an operator may change of an account without
+// touching its password: the civility.
+func userUpdate(ctx context.Context, m *Main, args []string) error {
+	fs := m.flagSet("user update")
+	var cf configFlags
+	cf.register(fs, false)
+	login := fs.String("login", "", "identifier")
+	civility := fs.String("civilite", "", "civility shown before the name: MR, MME, or - for none")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	if *login == "" || *civility == "" {
+		return usagef("--login and --civilite are required")
+	}
+	civ := ""
+	if *civility != "-" {
+		var err error
+		if civ, err = pigp.ParseCivility(*civility); err != nil {
+			return err
+		}
+	}
+	return withApp(ctx, m, &cf, func(app *App) error {
+		if err := app.DB.SetCivility(ctx, *login, civ); err != nil {
+			return err
+		}
+		if civ == "" {
+			civ = "aucune"
+		}
+		fmt.Fprintf(m.Stdout, "compte %s : civilité %s\n", *login, civ)
+		return nil
 	})
 }
 

@@ -33,6 +33,7 @@ func (a *App) newWeb() (*web.Server, error) {
 			Docs:                   docs.FS,
 			Now:                    a.Exchange.Now,
 			ShutdownTimeout:        c.ShutdownTimeout.Std(),
+			MaxSessionsPerAccount:  c.Limits.MaxSessionsPerAccount,
 		},
 		Exchange: a.Exchange,
 		History:  a.DB,
@@ -50,7 +51,7 @@ func (a *App) newWeb() (*web.Server, error) {
 // StartWeb starts the portal on the configured HTTP address; an empty
 // address disables it.
 func (a *App) StartWeb() error {
-	if a.Config.HTTPListen == "" {
+	if a.Config.HTTPListen == "" || a.Config.HTTPListen == "off" {
 		a.Logger.Info("portal disabled (empty http_listen)")
 		return nil
 	}

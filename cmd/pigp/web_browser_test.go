@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/accessibility"
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 
@@ -118,20 +120,25 @@ func TestWebPortalBrowser(t *testing.T) {
 		)
 	}
 
-	// 1. Connexion.
+	if err := e.app.DB.SetCivility(context.Background(), "alice-xt", "MME"); err != nil {
+		t.Fatal(err)
+	}
+	// 1. Connexion: the form beside the introduction, pointer tips on its fields.
 	step("login page", chromedp.Navigate(base+"/connexion"), chromedp.WaitVisible("#identifiant"))
 	if h := text("h1"); h != "Bienvenue sur le Portail de la Gestion Publique" {
 		t.Fatalf("login page title %q", h)
 	}
+	checkLoginLayout(t, ctx, false)
 	shot("01-connexion")
-	// 2. Applications.
+	// 2. Applications: the civility before the name, APA and PIGP.
 	login(e.alice)
 	if got := text("#expiration"); !strings.HasPrefix(got, "Expiration de votre mot de passe le ") {
 		t.Fatalf("expiry line %q", got)
 	}
-	if got := text("main"); !strings.Contains(got, "Liste des applications disponibles pour") || !strings.Contains(got, "AGENT ALICE-XT") {
+	if got := text("main"); !strings.Contains(got, "Liste des applications disponibles pour") {
 		t.Fatalf("applications page: %q", got)
 	}
+	checkApplications(t, ctx, base, step, text)
 	shot("02-applications")
 
 	// 3. Dépôt, with the progress bar.
@@ -142,15 +149,17 @@ func TestWebPortalBrowser(t *testing.T) {
 		t.Fatal(err)
 	}
 	step("upload",
-		chromedp.Click(`a[href="/apa/depot"]`, chromedp.NodeVisible),
+		chromedp.Navigate(base+"/apa/depot"),
 		chromedp.WaitVisible("#fichier"),
 		chromedp.SetUploadFiles("#fichier", []string{file}),
 		chromedp.Evaluate[chromedp.Void](`window.pcts = []; new MutationObserver(function () {
 			window.pcts.push(document.getElementById("depot-pourcentage").textContent);
 		}).observe(document.getElementById("depot-pourcentage"), {childList: true, characterData: true, subtree: true})`),
+		chromedp.Evaluate[chromedp.Void](observeAnnouncements),
 		chromedp.Click("#depot-envoyer"),
 		chromedp.WaitVisible("#depot-resultat .fr-alert--success"),
 	)
+	checkAnnouncements(t, ctx, name)
 	if got := text("#depot-pourcentage"); got != "100%" {
 		t.Fatalf("progress ends at %q, want 100%%", got)
 	}
@@ -196,20 +205,23 @@ func TestWebPortalBrowser(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	step("reload responses", chromedp.Reload(), chromedp.WaitVisible("#table-retrait"))
+	checkRetrievalTable(t, ctx, false)
 	today := time.Now().In(apa.Paris).Format("02-01-2006")
-	row := text(fmt.Sprintf(`//tr[td[normalize-space()="%s"]]`, resp.Name))
+	row := text(fmt.Sprintf(`//tr[td/span[normalize-space()="%s"]]`, resp.Name))
 	if !strings.Contains(row, today) || strings.Count(row, today) < 2 {
 		t.Fatalf("response row after download: %q, want the first-download date %s", row, today)
 	}
 	shot("06-retrait-apres")
 	step("download history", chromedp.Click(`a[href="/apa/historique-retraits"]`, chromedp.NodeVisible), chromedp.WaitVisible("#table-retraits"))
-	if got := text("#table-retraits"); !strings.Contains(got, resp.Name) || !strings.Contains(got, "HTTPS") {
+	if got := text("#table-retraits"); !strings.Contains(got, resp.Name) || !strings.Contains(got, "HTTP") || strings.Contains(got, "HTTPS") {
 		t.Fatalf("download history: %q", got)
 	}
 	shot("07-historique-retraits")
 
 	// 6. Changement de mot de passe, with the live strength indicator.
 	const newPassword = "Velo-Rouge-Pluie-42"
+	step("password page hints", chromedp.Navigate(base+"/mot-de-passe"), chromedp.WaitVisible("#nouveau"))
+	checkPasswordHints(t, ctx, text)
 	step("password page", chromedp.Navigate(base+"/mot-de-passe"), chromedp.WaitVisible("#nouveau"),
 		chromedp.SendKeys("#actuel", e.alice),
 		chromedp.SendKeys("#nouveau", "soleil2024"),
@@ -249,11 +261,34 @@ func TestWebPortalBrowser(t *testing.T) {
 	viewport = "390x844"
 	step("phone viewport", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile))
 	step("phone login page", chromedp.Navigate(base+"/connexion"), chromedp.WaitVisible("#identifiant"))
+	checkLoginLayout(t, ctx, true)
 	shot("01-connexion")
 	login(newPassword)
+	checkApplications(t, ctx, base, step, text)
 	shot("02-applications")
-	for i, p := range []string{"/apa/depot", "/apa/retrait", "/apa/historique-depots", "/apa/historique-retraits", "/mot-de-passe", "/aide/faq"} {
+	// An upload on the phone: the same announcements.
+	name2 := callName(siretA, 2)
+	file2 := filepath.Join(t.TempDir(), name2)
+	if err := os.WriteFile(file2, content, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	step("phone upload", chromedp.Navigate(base+"/apa/depot"), chromedp.WaitVisible("#fichier"),
+		chromedp.SetUploadFiles("#fichier", []string{file2}),
+		chromedp.Evaluate[chromedp.Void](observeAnnouncements),
+		chromedp.Click("#depot-envoyer"),
+		chromedp.WaitVisible("#depot-resultat .fr-alert--success"),
+	)
+	checkAnnouncements(t, ctx, name2)
+	for i, p := range []string{"/apa/depot", "/apa/retrait", "/apa/historique-depots", "/apa/historique-retraits", "/mot-de-passe", "/aide/faq", "/compte"} {
 		step("phone "+p, chromedp.Navigate(base+p), chromedp.WaitVisible("main"))
+		switch p {
+		case "/apa/retrait":
+			checkRetrievalTable(t, ctx, true)
+		case "/apa/historique-depots":
+			checkTable(t, ctx, "table-depots", true)
+		case "/mot-de-passe":
+			checkPasswordHints(t, ctx, text)
+		}
 		shot(fmt.Sprintf("%02d-%s", i+3, strings.ReplaceAll(strings.Trim(p, "/"), "/", "-")))
 	}
 	// The page fits the phone: no horizontal scrolling of the document.
@@ -262,4 +297,223 @@ func TestWebPortalBrowser(t *testing.T) {
 		t.Error("the page scrolls horizontally on a 390 px wide screen")
 	}
 	t.Logf("screenshots in %s", shots)
+}
+
+// evaluate runs a script and decodes its result into T, failing the test
+// on error.
+func evaluate[T any](t *testing.T, ctx context.Context, script string) T {
+	t.Helper()
+	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	v, err := chromedp.Run(sctx, chromedp.Evaluate[T](script))
+	if err != nil {
+		t.Fatalf("evaluate: %v\n%s", err, script)
+	}
+	return v
+}
+
+// checkLoginLayout: on a phone the login form comes before the conditions
+// and the scam alert, its button within the first screen; on a desktop it
+// sits beside the introduction. Its fields carry pointer tips.
+func checkLoginLayout(t *testing.T, ctx context.Context, phone bool) {
+	t.Helper()
+	type box struct {
+		IDTop, SubmitBottom, AlertTop, FormLeft, TitleLeft, Height, Width float64
+		Tips                                                              []string
+	}
+	b := evaluate[box](t, ctx, `(function () {
+		var r = function (sel) { var x = document.querySelector(sel).getBoundingClientRect(); return {top: x.top + window.scrollY, bottom: x.bottom + window.scrollY, left: x.left}; };
+		return {IDTop: r("#identifiant").top, SubmitBottom: r('#form-connexion button[type="submit"]').bottom,
+			AlertTop: r(".fr-alert--warning").top, FormLeft: r("#form-connexion").left, TitleLeft: r("h1").left,
+			Height: window.innerHeight, Width: window.innerWidth,
+			Tips: [document.getElementById("identifiant").title, document.getElementById("motdepasse").title]};
+	})()`)
+	if b.Tips[0] == "" || b.Tips[1] == "" {
+		t.Errorf("login fields without pointer tips: %q", b.Tips)
+	}
+	if phone {
+		if b.SubmitBottom > b.Height || b.IDTop > b.AlertTop {
+			t.Errorf("phone login: button bottom at %.0f px on a %.0f px screen, identifier at %.0f px, scam alert at %.0f px",
+				b.SubmitBottom, b.Height, b.IDTop, b.AlertTop)
+		}
+	} else if b.FormLeft < b.Width/2 || b.IDTop > b.AlertTop {
+		t.Errorf("desktop login: form at x=%.0f (title at %.0f) on %.0f px, identifier at %.0f px, alert at %.0f px",
+			b.FormLeft, b.TitleLeft, b.Width, b.IDTop, b.AlertTop)
+	}
+}
+
+// checkApplications: "MME AGENT ALICE-XT", the APA and PIGP applications,
+// and the PIGP one opens the account page.
+func checkApplications(t *testing.T, ctx context.Context, base string, step func(string, ...chromedp.Action[chromedp.Void]), text func(string) string) {
+	t.Helper()
+	if got := text("#titulaire"); got != "MME AGENT ALICE-XT" {
+		t.Errorf("applications for %q, want MME AGENT ALICE-XT", got)
+	}
+	tiles := evaluate[[]string](t, ctx, `Array.from(document.querySelectorAll(".fr-tile__title a")).map(function (a) {
+		var r = a.getBoundingClientRect(); return a.textContent.trim() + (r.width > 0 && r.height > 0 ? "" : " (invisible)"); })`)
+	if len(tiles) < 2 || tiles[0] != "APA" || tiles[1] != "PIGP" {
+		t.Errorf("applications %q, want APA then PIGP, visible", tiles)
+	}
+	step("PIGP application", chromedp.Click("#application-pigp a", chromedp.NodeVisible), chromedp.WaitVisible(".pigp-account"))
+	if got := text("main"); !strings.Contains(got, "MME AGENT ALICE-XT") || !strings.Contains(got, "alice-xt") ||
+		!strings.Contains(got, siretA) || !strings.Contains(got, "Accéder au changement de mot de passe") {
+		t.Errorf("account page: %q", got)
+	}
+	step("back to applications", chromedp.Navigate(base+"/applications"), chromedp.WaitVisible("#expiration"))
+}
+
+// observeAnnouncements records what screen readers are told during an
+// upload: the texts added to the progress announcement, and the changes of
+// every other live region.
+const observeAnnouncements = `(function () {
+	window.annonces = []; window.otherLive = 0;
+	var annonce = document.getElementById("depot-annonce");
+	new MutationObserver(function (records) {
+		records.forEach(function (r) { r.addedNodes.forEach(function (n) { if (n.textContent) { window.annonces.push(n.textContent); } }); });
+	}).observe(annonce, {childList: true, characterData: true, subtree: true});
+	document.querySelectorAll("[aria-live]").forEach(function (el) {
+		if (el === annonce) { return; }
+		new MutationObserver(function (records) {
+			records.forEach(function (r) { if (r.addedNodes.length || r.type === "characterData") { window.otherLive++; } });
+		}).observe(el, {childList: true, characterData: true, subtree: true});
+	});
+})()`
+
+// checkAnnouncements: the progress is announced at most every 25 % and
+// once at the end, and the bar is named after the file being sent.
+func checkAnnouncements(t *testing.T, ctx context.Context, file string) {
+	t.Helper()
+	said := evaluate[[]string](t, ctx, `window.annonces`)
+	other := evaluate[int](t, ctx, `window.otherLive`)
+	if len(said) == 0 || len(said) > 4 || said[len(said)-1] != "Envoi terminé : 100 %." {
+		t.Errorf("announced %q, want at most 25, 50, 75 %% then the end", said)
+	}
+	last := 0
+	for _, a := range said[:max(0, len(said)-1)] {
+		var pct int
+		if _, err := fmt.Sscanf(a, "Envoi en cours : %d %%", &pct); err != nil || pct%25 != 0 || pct <= last || pct >= 100 {
+			t.Errorf("announcement %q among %q", a, said)
+		}
+		last = pct
+	}
+	if other > 1 {
+		t.Errorf("other live regions changed %d times during the upload, want at most once (the result)", other)
+	}
+	nodes, err := chromedp.Run(ctx, chromedp.Nodes("#depot-progression"))
+	if err != nil || len(nodes) != 1 {
+		t.Fatalf("progress bar: %v", err)
+	}
+	no := false
+	ax, err := chromedp.Call(ctx, accessibility.GetPartialAXTree, accessibility.GetPartialAXTreeParams{
+		BackendNodeID: nodes[0].BackendNodeID, FetchRelatives: &no})
+	if err != nil || len(ax.Nodes) == 0 || ax.Nodes[0].Name == nil {
+		t.Fatalf("accessibility tree of the progress bar: %v", err)
+	}
+	var name string
+	json.Unmarshal(ax.Nodes[0].Name.Value, &name)
+	if name != "Envoi du fichier "+file {
+		t.Errorf("progress bar named %q, want %q", name, "Envoi du fichier "+file)
+	}
+	t.Logf("announced: %q; progress bar %q", said, name)
+}
+
+// checkRetrievalTable: file names break after "_" only; on a phone each
+// row is a block of labelled lines that fits the screen, on a desktop a
+// table row.
+func checkRetrievalTable(t *testing.T, ctx context.Context, phone bool) {
+	t.Helper()
+	checkTable(t, ctx, "table-retrait", phone)
+}
+
+// checkTable: file names break after "_" only (or before the ".SIRET" of
+// an internal name); on a phone each row is a block of labelled lines that
+// fits the screen, on a desktop a table row.
+func checkTable(t *testing.T, ctx context.Context, id string, phone bool) {
+	t.Helper()
+	type layout struct {
+		Rows, Wrapped             int
+		Bad                       []string
+		Overflow, HeaderShown     bool
+		CellDisplay, LabelDisplay string
+	}
+	l := evaluate[layout](t, ctx, strings.ReplaceAll(`(function () {
+		var out = {Rows: 0, Wrapped: 0, Bad: [], Overflow: false, HeaderShown: false, CellDisplay: "", LabelDisplay: ""};
+		var table = document.getElementById("TABLEID");
+		// Where each name wraps: the character before every line break.
+		table.querySelectorAll("td.pigp-name-cell > span:last-child").forEach(function (el) {
+			var chars = [], walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT), n;
+			while ((n = walker.nextNode())) {
+				for (var i = 0; i < n.length; i++) {
+					var r = document.createRange(); r.setStart(n, i); r.setEnd(n, i + 1);
+					var rects = r.getClientRects();
+					if (rects.length) { chars.push({c: n.data[i], top: rects[0].top}); }
+				}
+			}
+			var lines = 1;
+			for (var i = 1; i < chars.length; i++) {
+				if (chars[i].top > chars[i - 1].top + 2) {
+					lines++;
+					if (chars[i - 1].c !== "_" && !(chars[i - 1].c === "l" && chars[i].c === ".")) {
+						out.Bad.push(el.textContent + " breaks after " + JSON.stringify(chars[i - 1].c));
+					}
+				}
+			}
+			if (lines > 1) { out.Wrapped++; }
+		});
+		var rows = table.querySelectorAll("tbody tr");
+		out.Rows = rows.length;
+		rows.forEach(function (tr) {
+			var w = tr.getBoundingClientRect().width, prev = -1e9, top0 = null;
+			tr.querySelectorAll("td").forEach(function (td) {
+				var r = td.getBoundingClientRect();
+				out.CellDisplay = getComputedStyle(td).display;
+				var label = td.querySelector(".pigp-label");
+				out.LabelDisplay = getComputedStyle(label).display;
+				if (out.CellDisplay !== "table-cell") {
+					if (r.width < w - 2) { out.Bad.push("cell narrower than its row: " + td.textContent); }
+					if (r.top < prev - 1) { out.Bad.push("cells side by side: " + td.textContent); }
+					if (out.LabelDisplay === "none") { out.Bad.push("no column name in " + td.textContent); }
+					prev = r.bottom;
+				} else {
+					if (top0 === null) { top0 = r.top; }
+					if (Math.abs(r.top - top0) > 1) { out.Bad.push("cells not on one line: " + td.textContent); }
+				}
+			});
+		});
+		var c = table.querySelector(".fr-table__container");
+		out.Overflow = c.scrollWidth > c.clientWidth + 1 || document.documentElement.scrollWidth > window.innerWidth + 1;
+		out.HeaderShown = table.querySelector("thead").getBoundingClientRect().height > 2;
+		return out;
+	})()`, "TABLEID", id))
+	if l.Rows < 2 || len(l.Bad) > 0 {
+		t.Errorf("%s (%d rows): %q", id, l.Rows, l.Bad)
+	}
+	if phone {
+		if l.CellDisplay == "table-cell" || l.LabelDisplay == "none" || l.HeaderShown || l.Overflow || l.Wrapped == 0 {
+			t.Errorf("%s on a phone: cells %s, labels %s, header shown %v, overflow %v, %d names wrapped",
+				id, l.CellDisplay, l.LabelDisplay, l.HeaderShown, l.Overflow, l.Wrapped)
+		}
+	} else if l.CellDisplay != "table-cell" || l.LabelDisplay != "none" || !l.HeaderShown {
+		t.Errorf("%s on a desktop: cells %s, labels %s, header shown %v", id, l.CellDisplay, l.LabelDisplay, l.HeaderShown)
+	}
+}
+
+// checkPasswordHints: the identifier hints of the change page and the
+// pointer tips of its fields.
+func checkPasswordHints(t *testing.T, ctx context.Context, text func(string) string) {
+	t.Helper()
+	got := text("#form-mot-de-passe")
+	for _, want := range []string{"Placez quelques secondes le pointeur de votre souris sur le champ à remplir pour plus de renseignements",
+		"Un seul choix possible : soit la partie gauche de votre adresse courriel soit votre identifiant",
+		"Saisissez la partie gauche de votre adresse courriel", "OU saisissez votre identifiant externe (exemple : pmartin-xt)"} {
+		if !strings.Contains(strings.Join(strings.Fields(got), " "), want) {
+			t.Errorf("password page lacks %q:\n%s", want, got)
+		}
+	}
+	tips := evaluate[[]string](t, ctx, `["identifiant", "actuel", "nouveau", "confirmation"].map(function (id) { return document.getElementById(id).title; })`)
+	for i, tip := range tips {
+		if len(tip) < 20 {
+			t.Errorf("field %d of the password page: pointer tip %q", i, tip)
+		}
+	}
 }

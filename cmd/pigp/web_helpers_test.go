@@ -49,6 +49,10 @@ func (p *portal) do(req *http.Request) (int, string) {
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		// The text of the page: file names carry line-break opportunities.
+		return resp.StatusCode, strings.ReplaceAll(string(b), "<wbr>", "")
+	}
 	return resp.StatusCode, string(b)
 }
 

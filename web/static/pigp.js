@@ -24,11 +24,26 @@
     var input = document.getElementById("fichier");
     var bar = document.getElementById("depot-progression");
     var pct = document.getElementById("depot-pourcentage");
+    var label = document.getElementById("depot-libelle");
+    var live = document.getElementById("depot-annonce");
     var result = document.getElementById("depot-resultat");
     var button = document.getElementById("depot-envoyer");
+    // The bar and the percentage move continuously; screen readers hear
+    // the progress at most every 25 % (a live region announced at each
+    // step would talk over the whole upload) and once at the end.
+    var announced = 0;
     var show = function (n) {
       bar.value = n;
       pct.textContent = n + "%";
+      var step = Math.floor(n / 25) * 25;
+      if (step > announced && step < 100) {
+        announced = step;
+        live.textContent = "Envoi en cours : " + step + " %";
+      }
+    };
+    var finish = function (text) {
+      announced = 100;
+      live.textContent = text;
     };
     form.addEventListener("submit", function (ev) {
       ev.preventDefault();
@@ -59,20 +74,26 @@
         var r = xhr.response || {};
         if (xhr.status === 200 && r.ok) {
           show(100);
+          finish("Envoi terminé : 100 %.");
           result.appendChild(alertBox("success", "Dépôt enregistré", r.message));
           form.reset();
         } else {
           show(0);
+          finish("Envoi refusé.");
           result.appendChild(alertBox("error", "Dépôt refusé", r.message || "Le dépôt n'a pas abouti. Réessayez."));
         }
       });
       xhr.addEventListener("error", function () {
         button.disabled = false;
         show(0);
+        finish("Envoi interrompu.");
         result.appendChild(alertBox("error", "Dépôt interrompu",
           "La connexion a été interrompue : aucun dépôt n'a été enregistré. Recommencez."));
       });
       button.disabled = true;
+      announced = 0;
+      live.textContent = "";
+      label.textContent = "Envoi du fichier " + file.name;
       show(0);
       xhr.send(new FormData(form));
     });
