@@ -105,6 +105,24 @@ func TestPortalSessions(t *testing.T) {
 			}
 		}
 
+		// Eviction keeps the most recently used live sessions.
+		e1, e2, e3 := mk(a, "e1"), mk(a, "e2"), mk(a, "e3")
+		db.TouchSession(ctx, e1.TokenHash, now.Add(3*time.Minute), now.Add(18*time.Minute))
+		db.TouchSession(ctx, e3.TokenHash, now.Add(2*time.Minute), now.Add(17*time.Minute))
+		ended, err := db.EvictSessions(ctx, a.ID, 2, now.Add(4*time.Minute))
+		if err != nil || len(ended) != 1 || ended[0].TokenHash != e2.TokenHash || ended[0].Caller.Login != a.Login {
+			t.Fatalf("EvictSessions = %v, %v; want e2 ended", ended, err)
+		}
+		for _, s := range []*pigp.PortalSession{e1, e3} {
+			if _, err := db.FindSession(ctx, s.TokenHash); err != nil {
+				t.Fatalf("recent session evicted: %v", err)
+			}
+		}
+		if ended, _ := db.EvictSessions(ctx, a.ID, 2, now.Add(4*time.Minute)); len(ended) != 0 {
+			t.Fatalf("second eviction ended %d sessions", len(ended))
+		}
+		db.DeleteAccountSessions(ctx, a.ID)
+
 		// The sweep deletes exactly the expired ones.
 		s7 := mk(a, "t7")
 		s8 := mk(a, "t8")
