@@ -210,7 +210,7 @@ func TestPortalSessionLastSeenAndLifetime(t *testing.T) {
 // trusted proxy, and then the right-most untrusted address is the client.
 func TestPortalTrustedProxies(t *testing.T) {
 	ctx := context.Background()
-	lastLoginIP := func(f *fixture) string {
+	lastLogin := func(f *fixture) *pigp.AuditEvent {
 		t.Helper()
 		events, err := f.db.ListAudit(ctx, pigp.AuditFilter{From: time.Now().AddDate(-2, 0, 0), To: time.Now().AddDate(2, 0, 0)})
 		if err != nil {
@@ -218,12 +218,13 @@ func TestPortalTrustedProxies(t *testing.T) {
 		}
 		for i := len(events) - 1; i >= 0; i-- {
 			if events[i].Action == pigp.AuditLogin {
-				return events[i].IP
+				return events[i]
 			}
 		}
 		t.Fatal("no login in the audit trail")
-		return ""
+		return nil
 	}
+	lastLoginIP := func(f *fixture) string { t.Helper(); return lastLogin(f).IP }
 	loginWith := func(f *fixture, header http.Header) reply {
 		b := f.browser()
 		get, _ := http.NewRequest("GET", f.base+"/connexion", nil)
@@ -287,12 +288,15 @@ func TestPortalTrustedProxies(t *testing.T) {
 	if r.header.Get("Strict-Transport-Security") == "" {
 		t.Fatal("behind a TLS proxy: no HSTS header")
 	}
+	if e := lastLogin(f); e.IP != "198.51.100.29" || e.Protocol != pigp.ProtocolHTTPS {
+		t.Fatalf("behind a TLS proxy: login recorded from %s over %s, want 198.51.100.29 over %s", e.IP, e.Protocol, pigp.ProtocolHTTPS)
+	}
 
 	// From an untrusted peer, the same headers are ignored.
 	g := newFixture(t, trust("10.0.0.0/8"))
 	r = loginWith(g, http.Header{"X-Forwarded-For": {"198.51.100.30"}, "Forwarded": {"for=198.51.100.31"}, "X-Forwarded-Proto": {"https"}})
-	if got := lastLoginIP(g); got != "127.0.0.1" {
-		t.Fatalf("untrusted peer: recorded %s, want its own 127.0.0.1", got)
+	if e := lastLogin(g); e.IP != "127.0.0.1" || e.Protocol != pigp.ProtocolHTTP {
+		t.Fatalf("untrusted peer: recorded %s over %s, want its own 127.0.0.1 over %s", e.IP, e.Protocol, pigp.ProtocolHTTP)
 	}
 	if cookies := strings.Join(r.header.Values("Set-Cookie"), "\n"); strings.Contains(cookies, "Secure") || strings.Contains(cookies, "__Host-") {
 		t.Fatalf("untrusted X-Forwarded-Proto believed: %q", cookies)
