@@ -25,6 +25,13 @@ const (
 	AuditBan             = "bannissement"
 	AuditOperator        = "action_operateur"
 	AuditProcessing      = "traitement"
+	// AuditUploadDuplicate is an upload that repeated an earlier deposit
+	// (same account, name and SHA-256 within the duplicate window): it is
+	// answered OK and recorded only as this row.
+	AuditUploadDuplicate = "depot_doublon"
+	// AuditAnchor is the first row linked under the audit key: it records
+	// the state of the rows before it (an older, unkeyed trail, verified).
+	AuditAnchor = "ancrage_journal"
 )
 
 // Audit outcomes.
@@ -105,20 +112,26 @@ func cleanAuditText(s string, max int) string {
 	return out
 }
 
-// Canonical returns the serialisation the hash covers: a JSON array of
-// strings in a fixed order ("pigp-audit-v1", id, time in RFC 3339 with
-// microseconds in UTC, action, outcome, login, SIRET, IP, protocol, object,
-// sha256, detail, previous hash). Go's JSON encoding of a string slice is
-// deterministic, so the same row always gives the same bytes.
-func (e *AuditEvent) Canonical() []byte {
+// Canonical returns the serialisation the hash of an unkeyed (version 1)
+// row covers: a JSON array of strings in a fixed order ("pigp-audit-v1",
+// id, time in RFC 3339 with microseconds in UTC, action, outcome, login,
+// SIRET, IP, protocol, object, sha256, detail, previous hash). Go's JSON
+// encoding of a string slice is deterministic, so the same row always gives
+// the same bytes.
+func (e *AuditEvent) Canonical() []byte { return e.canonical("pigp-audit-v1") }
+
+func (e *AuditEvent) canonical(version string) []byte {
 	b, _ := json.Marshal([]string{
-		"pigp-audit-v1", fmt.Sprint(e.ID), e.Time.UTC().Format("2006-01-02T15:04:05.000000Z"),
+		version, fmt.Sprint(e.ID), e.Time.UTC().Format(auditTimeFormat),
 		e.Action, e.Outcome, e.Login, e.SIRET, e.IP, e.Protocol, e.Object, e.SHA256, e.Detail, e.PrevHash,
 	})
 	return b
 }
 
-// ComputeHash returns the hex SHA-256 of the canonical serialisation.
+const auditTimeFormat = "2006-01-02T15:04:05.000000Z"
+
+// ComputeHash returns the hex SHA-256 of the version 1 canonical
+// serialisation: the link of the rows written before the trail was keyed.
 func (e *AuditEvent) ComputeHash() string {
 	s := sha256.Sum256(e.Canonical())
 	return hex.EncodeToString(s[:])
@@ -135,6 +148,12 @@ type AuditReport struct {
 	Rows     int
 	LastID   int64
 	LastHash string
+	// KeyID identifies the key the chain is linked under; AnchorID is the
+	// first keyed row (rows before it are an older, unkeyed trail).
+	KeyID    string
+	AnchorID int64
+	// Checkpoints is how many checkpoints were checked against the chain.
+	Checkpoints int
 	// Problems lists what breaks the chain, first ones only.
 	Problems []string
 }

@@ -28,7 +28,16 @@ type Deposit struct {
 	Protocol     string
 	DepositedAt  time.Time
 	StorageKey   string // where the content lives in the blob store
+	// Duplicate is set on the deposit an upload is answered with when it
+	// repeated that earlier deposit (same account, name and SHA-256 within
+	// the duplicate window): nothing new was recorded.
+	Duplicate bool
 }
+
+// DefaultDuplicateWindow is how long a re-upload of the same file (same
+// account, name and SHA-256) is recognised as a retry of the first
+// deposit rather than a new one.
+const DefaultDuplicateWindow = 24 * time.Hour
 
 // InternalName returns the internal name of a call file deposited by siret
 // under the external name ext (contract §1).

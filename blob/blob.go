@@ -14,24 +14,108 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
 // Store is a directory of objects.
 type Store struct {
-	dir string
+	dir   string
+	owner Owner
 }
 
-// Open returns the store rooted at dir, creating its layout if needed.
+// Owner says who made a temporary file: its name carries the node (host
+// name), the process id and a token drawn when the process started, so
+// that nodes sharing a data directory never take each other's files for
+// leftovers, and a process restarted with the same pid (a container) does
+// not take its predecessor's files for its own.
+type Owner struct {
+	Node  string
+	PID   int
+	Token string
+}
+
+// processToken tells this process from an earlier one with the same pid.
+var processToken = func() string {
+	var b [4]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}()
+
+// ThisProcess returns the owner of the temporary files this process makes
+// on node ("" for the host name).
+func ThisProcess(node string) Owner {
+	if node == "" {
+		node, _ = os.Hostname()
+	}
+	return Owner{Node: sanitizeNode(node), PID: os.Getpid(), Token: processToken}
+}
+
+// sanitizeNode keeps a node name usable in a file name: letters, digits,
+// '.' and '-', at most 64 characters.
+func sanitizeNode(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-') {
+			b[i] = '-'
+		}
+	}
+	if len(b) > 64 {
+		b = b[:64]
+	}
+	if len(b) == 0 {
+		return "node"
+	}
+	return string(b)
+}
+
+// tempPrefix starts the names of temporary files:
+// upload_<node>_<pid>_<token>_<random>.
+const tempPrefix = "upload_"
+
+func (o Owner) prefix() string {
+	return fmt.Sprintf("%s%s_%d_%s_", tempPrefix, o.Node, o.PID, o.Token)
+}
+
+// ownerOf parses a temporary file's name; ok is false for names of another
+// form (an older version's).
+func ownerOf(name string) (o Owner, ok bool) {
+	rest, found := strings.CutPrefix(name, tempPrefix)
+	if !found {
+		return o, false
+	}
+	parts := strings.Split(rest, "_")
+	if len(parts) != 4 {
+		return o, false
+	}
+	pid, err := strconv.Atoi(parts[1])
+	if err != nil || pid <= 0 {
+		return o, false
+	}
+	return Owner{Node: parts[0], PID: pid, Token: parts[2]}, true
+}
+
+// Open returns the store rooted at dir, creating its layout if needed. Its
+// temporary files are owned by this process on this host.
 func Open(dir string) (*Store, error) {
+	return OpenAs(dir, ThisProcess(""))
+}
+
+// OpenAs is Open with the owner of the temporary files given.
+func OpenAs(dir string, owner Owner) (*Store, error) {
 	for _, d := range []string{dir, filepath.Join(dir, "tmp"), filepath.Join(dir, "objects")} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("create blob store: %w", err)
 		}
 	}
-	return &Store{dir: dir}, nil
+	owner.Node = sanitizeNode(owner.Node)
+	return &Store{dir: dir, owner: owner}, nil
 }
+
+// Owner returns the owner of the temporary files this store makes.
+func (s *Store) Owner() Owner { return s.owner }
 
 // Dir returns the store's root directory.
 func (s *Store) Dir() string { return s.dir }
@@ -70,14 +154,16 @@ type Temp struct {
 	done  bool
 }
 
-// Create starts a new object in tmp/.
+// Create starts a new object in tmp/, under a name that says which node
+// and process made it: housekeeping never removes it while that process
+// runs.
 func (s *Store) Create() (*Temp, error) {
 	var b [12]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
-	name := filepath.Join(s.dir, "tmp", "upload-"+hex.EncodeToString(b[:]))
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	base := s.owner.prefix() + hex.EncodeToString(b[:])
+	f, err := os.OpenFile(filepath.Join(s.dir, "tmp", base), os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create temporary file: %w", err)
 	}
@@ -212,9 +298,47 @@ func (s *Store) Put(key string, r io.Reader) (int64, error) {
 	return n, nil
 }
 
-// RemoveStaleTemps deletes temporary files older than maxAge and returns
-// how many it removed.
-func (s *Store) RemoveStaleTemps(now time.Time, maxAge time.Duration) (int, error) {
+// RemoveStaleTemps deletes the temporary files left for more than maxAge
+// and returns how many it removed. Age is measured on the real clock
+// (modification time against time.Now), never on a job's "as of" time: a
+// job run as of a future date must not take a running upload for an
+// abandoned one. The temporary files of a process of this node that still
+// runs (this one included) are never removed, however old: a running
+// upload holds them.
+func (s *Store) RemoveStaleTemps(maxAge time.Duration) (int, error) {
+	dir := filepath.Join(s.dir, "tmp")
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	now := time.Now()
+	n := 0
+	for _, e := range entries {
+		if o, ok := ownerOf(e.Name()); ok && o.Node == s.owner.Node {
+			switch {
+			case o.PID == s.owner.PID && o.Token == s.owner.Token:
+				continue // this process
+			case o.PID != s.owner.PID && processAlive(o.PID):
+				continue // another running process of this node
+			}
+		}
+		info, err := e.Info()
+		if err != nil || now.Sub(info.ModTime()) < maxAge {
+			continue
+		}
+		if os.Remove(filepath.Join(dir, e.Name())) == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// RemoveLeftovers deletes, whatever their age, the temporary files of this
+// node left by a process that is gone: another pid no longer running, or
+// this pid in an earlier life (another token). Files of other nodes, of
+// running processes and of this process are kept. A node calls it at start
+// to clean up after its own crash.
+func (s *Store) RemoveLeftovers() (int, error) {
 	dir := filepath.Join(s.dir, "tmp")
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -222,8 +346,15 @@ func (s *Store) RemoveStaleTemps(now time.Time, maxAge time.Duration) (int, erro
 	}
 	n := 0
 	for _, e := range entries {
-		info, err := e.Info()
-		if err != nil || now.Sub(info.ModTime()) < maxAge {
+		o, ok := ownerOf(e.Name())
+		if !ok || o.Node != s.owner.Node || o == s.owner {
+			continue
+		}
+		if o.PID == s.owner.PID {
+			if o.Token == s.owner.Token {
+				continue
+			}
+		} else if processAlive(o.PID) {
 			continue
 		}
 		if os.Remove(filepath.Join(dir, e.Name())) == nil {
@@ -256,4 +387,24 @@ func syncDir(dir string) error {
 		return fmt.Errorf("fsync directory: %w", err)
 	}
 	return nil
+}
+
+// IsNoSpace reports whether err means that the filesystem is full (or the
+// service's quota reached).
+func IsNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// FreeSpace returns the space available to the service on the store's
+// filesystem and its size, in bytes (errors.ErrUnsupported where the
+// system cannot tell).
+func (s *Store) FreeSpace() (free, total uint64, err error) {
+	sp, err := statSpace(s.dir)
+	if err != nil {
+		return 0, 0, err
+	}
+	if !sp.Known {
+		return 0, 0, errors.ErrUnsupported
+	}
+	return sp.Free, sp.Total, nil
 }

@@ -3,12 +3,15 @@ package blob_test
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"math/big"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -318,70 +321,157 @@ func TestRemove(t *testing.T) {
 	}
 }
 
+// deadPID returns the pid of a process that has exited.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command("true")
+	if err := cmd.Run(); err != nil {
+		t.Skipf("cannot run true: %v", err)
+	}
+	return cmd.Process.Pid
+}
+
+// tempOf makes a temporary file in s's tmp/ as owner o would, aged age.
+func tempOf(t *testing.T, s *blob.Store, o blob.Owner, age time.Duration) string {
+	t.Helper()
+	other, err := blob.OpenAs(s.Dir(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := other.Create()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp.Write([]byte("partial"))
+	tmp.File.Close() // the owner is gone, or holds it elsewhere
+	when := time.Now().Add(-age)
+	if err := os.Chtimes(tmp.Name(), when, when); err != nil {
+		t.Fatal(err)
+	}
+	return tmp.Name()
+}
+
+func exists(name string) bool {
+	_, err := os.Stat(name)
+	return err == nil
+}
+
+// TestTempNames checks that a temporary file's name says which node and
+// process made it.
+func TestTempNames(t *testing.T) {
+	s, err := blob.OpenAs(filepath.Join(t.TempDir(), "store"), blob.Owner{Node: "noeud_1/a", PID: 4242, Token: "cafe0001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := s.Create()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tmp.Abort()
+	base := filepath.Base(tmp.Name())
+	if !strings.HasPrefix(base, "upload_noeud-1-a_4242_cafe0001_") {
+		t.Fatalf("temp name %q does not carry node, pid and token", base)
+	}
+	if o := blob.ThisProcess("srv-a"); o.PID != os.Getpid() || o.Node != "srv-a" || o.Token == "" {
+		t.Fatalf("ThisProcess = %+v", o)
+	}
+}
+
+// TestRemoveLeftovers: at start, a node removes the temporary files of its
+// own processes that are gone, and nothing else.
+func TestRemoveLeftovers(t *testing.T) {
+	me := blob.ThisProcess("noeud-a")
+	s, err := blob.OpenAs(filepath.Join(t.TempDir(), "store"), me)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := deadPID(t)
+	gone := tempOf(t, s, blob.Owner{Node: "noeud-a", PID: dead, Token: "00000001"}, time.Minute)
+	// The same pid in an earlier life (a restarted container).
+	earlier := tempOf(t, s, blob.Owner{Node: "noeud-a", PID: me.PID, Token: "00000002"}, time.Minute)
+	// A running process of this node (the test's parent).
+	running := tempOf(t, s, blob.Owner{Node: "noeud-a", PID: os.Getppid(), Token: "00000003"}, time.Minute)
+	// Another node sharing the data directory, its process id meaningless here.
+	otherNode := tempOf(t, s, blob.Owner{Node: "noeud-b", PID: dead, Token: "00000004"}, time.Minute)
+	live, err := s.Create() // this process's own upload
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Abort()
+
+	n, err := s.RemoveLeftovers()
+	if err != nil || n != 2 {
+		t.Fatalf("RemoveLeftovers = %d, %v; want 2", n, err)
+	}
+	if exists(gone) || exists(earlier) {
+		t.Fatal("a crash leftover of this node is still there")
+	}
+	if !exists(running) || !exists(otherNode) || !exists(live.Name()) {
+		t.Fatal("a live or foreign temporary file was removed")
+	}
+}
+
+// TestRemoveStaleTemps: housekeeping removes temporary files older than
+// the limit on the real clock, except those of running processes of this
+// node, however old.
 func TestRemoveStaleTemps(t *testing.T) {
 	s := MustOpen(t)
-	now := time.Now()
-	var old, fresh []*blob.Temp
-	for i := 0; i < 3; i++ {
-		tmp, err := s.Create()
-		if err != nil {
-			t.Fatal(err)
-		}
-		old = append(old, tmp)
-		tmp2, err := s.Create()
-		if err != nil {
-			t.Fatal(err)
-		}
-		fresh = append(fresh, tmp2)
+	me := s.Owner()
+	dead := deadPID(t)
+	oldGone := tempOf(t, s, blob.Owner{Node: me.Node, PID: dead, Token: "00000001"}, 25*time.Hour)
+	oldOther := tempOf(t, s, blob.Owner{Node: "autre-noeud", PID: dead, Token: "00000002"}, 25*time.Hour)
+	freshOther := tempOf(t, s, blob.Owner{Node: "autre-noeud", PID: dead, Token: "00000003"}, 23*time.Hour)
+	oldRunning := tempOf(t, s, blob.Owner{Node: me.Node, PID: os.Getppid(), Token: "00000004"}, 25*time.Hour)
+	// An older version's name.
+	legacy := filepath.Join(s.Dir(), "tmp", "upload-0123456789abcdef01234567")
+	os.WriteFile(legacy, []byte("x"), 0o600)
+	past := time.Now().Add(-48 * time.Hour)
+	os.Chtimes(legacy, past, past)
+	// This process's upload, untouched for two days: a running upload holds it.
+	mine, err := s.Create()
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tmp := range old {
-		past := now.Add(-25 * time.Hour)
-		if err := os.Chtimes(tmp.Name(), past, past); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, tmp := range fresh {
-		recent := now.Add(-23 * time.Hour)
-		if err := os.Chtimes(tmp.Name(), recent, recent); err != nil {
-			t.Fatal(err)
-		}
-	}
+	os.Chtimes(mine.Name(), past, past)
 	// A committed object, however old, is not a temporary file.
 	if _, err := s.Put("keep", strings.NewReader("x")); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(s.Dir(), "objects", "keep")
-	if err := os.Chtimes(p, now.AddDate(-1, 0, 0), now.AddDate(-1, 0, 0)); err != nil {
+	if err := os.Chtimes(p, time.Now().AddDate(-1, 0, 0), time.Now().AddDate(-1, 0, 0)); err != nil {
 		t.Fatal(err)
 	}
 
-	n, err := s.RemoveStaleTemps(now, 24*time.Hour)
-	if err != nil {
-		t.Fatal(err)
+	n, err := s.RemoveStaleTemps(24 * time.Hour)
+	if err != nil || n != 3 {
+		t.Fatalf("RemoveStaleTemps removed %d files (%v), want 3", n, err)
 	}
-	if n != len(old) {
-		t.Fatalf("RemoveStaleTemps removed %d files, want %d", n, len(old))
-	}
-	for _, tmp := range old {
-		if _, err := os.Stat(tmp.Name()); !os.IsNotExist(err) {
-			t.Errorf("old temp %s still exists (%v)", tmp.Name(), err)
+	for _, name := range []string{oldGone, oldOther, legacy} {
+		if exists(name) {
+			t.Errorf("stale temp %s still exists", filepath.Base(name))
 		}
 	}
-	for _, tmp := range fresh {
-		if _, err := os.Stat(tmp.Name()); err != nil {
-			t.Errorf("fresh temp %s was removed: %v", tmp.Name(), err)
+	for _, name := range []string{freshOther, oldRunning, mine.Name()} {
+		if !exists(name) {
+			t.Errorf("temp %s was removed", filepath.Base(name))
 		}
 	}
 	if !s.Exists("keep") {
 		t.Fatal("RemoveStaleTemps removed a committed object")
 	}
-	for _, tmp := range fresh {
-		tmp.Abort()
+	if err := mine.Commit("mine"); err != nil {
+		t.Fatalf("the upload kept by housekeeping cannot commit: %v", err)
 	}
-	for _, tmp := range old {
-		tmp.Abort() // the file is already gone: not an error
+}
+
+// TestIsNoSpace recognises a full disk through wrapping.
+func TestIsNoSpace(t *testing.T) {
+	full := &os.PathError{Op: "write", Path: "/x", Err: syscall.ENOSPC}
+	if !blob.IsNoSpace(fmt.Errorf("write upload: %w", full)) || blob.IsNoSpace(io.ErrUnexpectedEOF) {
+		t.Fatal("IsNoSpace")
 	}
-	if got := tmpEntries(t, s); len(got) != 0 {
-		t.Fatalf("tmp/ holds %v, want nothing", got)
+	free, total, err := MustOpen(t).FreeSpace()
+	if err != nil || free == 0 || total < free {
+		t.Fatalf("FreeSpace = %d, %d, %v", free, total, err)
 	}
 }

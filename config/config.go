@@ -115,6 +115,24 @@ type Config struct {
 	// LDAP is the directory of the administration's internal agents;
 	// without a URL there is none and every login is local.
 	LDAP LDAP `yaml:"ldap"`
+	// AuditKeyFile holds the audit chain's secret key (hex), created with
+	// mode 0600 at first start; "" means DATA_DIR/audit.key.
+	AuditKeyFile string `yaml:"audit_key_file"`
+	// AuditKey is the key itself (hex), from PIGP_AUDIT_KEY only; it wins
+	// over the file.
+	AuditKey string `yaml:"-"`
+	// AuditCheckpointFile receives the signed checkpoints of the audit
+	// chain; "" means DATA_DIR/audit-checkpoints.log.
+	AuditCheckpointFile string `yaml:"audit_checkpoint_file"`
+	// AuditCheckpointSchedule is when a checkpoint is written (cron with
+	// seconds).
+	AuditCheckpointSchedule string `yaml:"audit_checkpoint_schedule"`
+	// MinFreeSpace is the free space of the content store below which new
+	// uploads are refused and /readyz fails: a size or a percentage.
+	MinFreeSpace Space `yaml:"min_free_space"`
+	// DuplicateWindow is how long a re-upload of the same file (account,
+	// name, SHA-256) is answered as a retry of the first deposit (0: off).
+	DuplicateWindow Duration `yaml:"duplicate_window"`
 	// Campaigns are the campaign windows of the file (E008); the database
 	// holds those set by `pigp campaign set` for the other years. Without
 	// any window, every campaign is open.
@@ -122,6 +140,67 @@ type Config struct {
 
 	// dbPassword is the content of DatabasePasswordFile, read by Load.
 	dbPassword string
+}
+
+// Space is a free-space threshold read as a size ("1GiB", "500MB") or a
+// percentage of the filesystem ("5%").
+type Space struct {
+	Bytes   int64
+	Percent float64
+}
+
+// ParseSpace parses a size or a percentage.
+func ParseSpace(s string) (Space, error) {
+	t := strings.TrimSpace(s)
+	if p, ok := strings.CutSuffix(t, "%"); ok {
+		v, err := strconv.ParseFloat(strings.TrimSpace(p), 64)
+		if err != nil || v < 0 || v >= 100 {
+			return Space{}, fmt.Errorf("invalid percentage %q (0 to 99%%)", s)
+		}
+		return Space{Percent: v}, nil
+	}
+	n, err := ParseSize(t)
+	if err != nil {
+		return Space{}, err
+	}
+	return Space{Bytes: n}, nil
+}
+
+// String writes the threshold back ("1073741824" or "5%").
+func (sp Space) String() string {
+	if sp.Percent > 0 {
+		return strconv.FormatFloat(sp.Percent, 'f', -1, 64) + "%"
+	}
+	return strconv.FormatInt(sp.Bytes, 10)
+}
+
+// UnmarshalYAML implements yaml.Unmarshaler.
+func (sp *Space) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSpace(n.Value)
+	if err != nil {
+		return err
+	}
+	*sp = v
+	return nil
+}
+
+// MarshalYAML implements yaml.Marshaler.
+func (sp Space) MarshalYAML() (any, error) { return sp.String(), nil }
+
+// AuditKeyPath returns the audit key file's path.
+func (c Config) AuditKeyPath() string {
+	if c.AuditKeyFile != "" {
+		return c.AuditKeyFile
+	}
+	return filepath.Join(c.DataDir, "audit.key")
+}
+
+// AuditCheckpointPath returns the checkpoint file's path.
+func (c Config) AuditCheckpointPath() string {
+	if c.AuditCheckpointFile != "" {
+		return c.AuditCheckpointFile
+	}
+	return filepath.Join(c.DataDir, "audit-checkpoints.log")
 }
 
 // Auth bounds authentication. Each password check (argon2id, one thread)
@@ -363,31 +442,34 @@ func ParseDuration(s string) (time.Duration, error) {
 // embedded, under ./data.
 func Default() Config {
 	return Config{
-		DataDir:                "./data",
-		SFTPListen:             ":2222",
-		HTTPListen:             ":8080",
-		MaxUploadSize:          100 << 20,
-		Retention:              Duration(21 * 24 * time.Hour),
-		PasswordValidityMonths: 12,
-		HistoryMonths:          12,
-		ShutdownTimeout:        Duration(30 * time.Second),
-		ProxyProtocol:          ProxyProtocol{HeaderTimeout: Duration(5 * time.Second)},
-		ProcessingSchedule:     "0 * * * * *",
-		ProcessingStaleAfter:   Duration(15 * time.Minute),
-		ExpirySchedule:         "0 */5 * * * *",
-		PasswordSchedule:       "0 0 5 * * *",
-		NotifySchedule:         "30 * * * * *",
-		HousekeepingSchedule:   "0 17 * * * *",
-		PasswordReminderDays:   []int{30, 7},
-		SMTP:                   SMTP{Port: 587, Security: "starttls", From: "APA <noreply@apa.invalid>"},
-		SessionIdle:            Duration(15 * time.Minute),
-		SessionLifetime:        Duration(8 * time.Hour),
-		LogLevel:               "info",
-		LogFormat:              "text",
-		LoginGraceTime:         Duration(60 * time.Second),
-		MaxAuthTries:           4,
-		MaxConnections:         1000,
-		MaxConnectionsPerIP:    32,
+		DataDir:                 "./data",
+		SFTPListen:              ":2222",
+		HTTPListen:              ":8080",
+		MaxUploadSize:           100 << 20,
+		Retention:               Duration(21 * 24 * time.Hour),
+		PasswordValidityMonths:  12,
+		HistoryMonths:           12,
+		ShutdownTimeout:         Duration(30 * time.Second),
+		ProxyProtocol:           ProxyProtocol{HeaderTimeout: Duration(5 * time.Second)},
+		ProcessingSchedule:      "0 * * * * *",
+		ProcessingStaleAfter:    Duration(15 * time.Minute),
+		ExpirySchedule:          "0 */5 * * * *",
+		PasswordSchedule:        "0 0 5 * * *",
+		NotifySchedule:          "30 * * * * *",
+		HousekeepingSchedule:    "0 17 * * * *",
+		AuditCheckpointSchedule: "45 */10 * * * *",
+		MinFreeSpace:            Space{Bytes: 1 << 30},
+		DuplicateWindow:         Duration(24 * time.Hour),
+		PasswordReminderDays:    []int{30, 7},
+		SMTP:                    SMTP{Port: 587, Security: "starttls", From: "APA <noreply@apa.invalid>"},
+		SessionIdle:             Duration(15 * time.Minute),
+		SessionLifetime:         Duration(8 * time.Hour),
+		LogLevel:                "info",
+		LogFormat:               "text",
+		LoginGraceTime:          Duration(60 * time.Second),
+		MaxAuthTries:            4,
+		MaxConnections:          1000,
+		MaxConnectionsPerIP:     32,
 		Throttle: Throttle{
 			PairFreeFailures: 3, IPFreeFailures: 10, IPBanAfter: 30, BanTime: Duration(30 * time.Minute),
 			BaseDelay: Duration(2 * time.Second), MaxDelay: Duration(15 * time.Minute),
@@ -545,6 +627,19 @@ var envVars = []struct {
 	{"PIGP_MAX_CONNECTIONS_PER_IP", func(c *Config, v string) error {
 		n, err := strconv.Atoi(v)
 		c.MaxConnectionsPerIP = n
+		return err
+	}},
+	{"PIGP_AUDIT_KEY_FILE", func(c *Config, v string) error { c.AuditKeyFile = v; return nil }},
+	{"PIGP_AUDIT_KEY", func(c *Config, v string) error { c.AuditKey = v; return nil }},
+	{"PIGP_AUDIT_CHECKPOINT_FILE", func(c *Config, v string) error { c.AuditCheckpointFile = v; return nil }},
+	{"PIGP_MIN_FREE_SPACE", func(c *Config, v string) error {
+		sp, err := ParseSpace(v)
+		c.MinFreeSpace = sp
+		return err
+	}},
+	{"PIGP_DUPLICATE_WINDOW", func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		c.DuplicateWindow = Duration(d)
 		return err
 	}},
 	{"PIGP_MAX_CONCURRENT_HASHES", func(c *Config, v string) error {
@@ -721,7 +816,7 @@ func (c Config) Validate() error {
 	for _, sch := range []struct{ field, value string }{
 		{"processing_schedule", c.ProcessingSchedule}, {"expiry_schedule", c.ExpirySchedule},
 		{"password_schedule", c.PasswordSchedule}, {"notify_schedule", c.NotifySchedule},
-		{"housekeeping_schedule", c.HousekeepingSchedule},
+		{"housekeeping_schedule", c.HousekeepingSchedule}, {"audit_checkpoint_schedule", c.AuditCheckpointSchedule},
 	} {
 		if len(strings.Fields(sch.value)) != 6 {
 			return &ValidationError{sch.field, sch.value, errors.New("must be a cron expression with seconds (6 fields)")}
@@ -778,6 +873,12 @@ func (c Config) Validate() error {
 	}
 	if t.MaxTarpit > Duration(30*time.Second) {
 		return &ValidationError{"throttle.max_tarpit", time.Duration(t.MaxTarpit), errors.New("must be at most 30s")}
+	}
+	if c.DuplicateWindow < 0 {
+		return &ValidationError{"duplicate_window", time.Duration(c.DuplicateWindow), errors.New("must not be negative")}
+	}
+	if c.MinFreeSpace.Bytes < 0 || c.MinFreeSpace.Percent < 0 || c.MinFreeSpace.Percent >= 100 {
+		return &ValidationError{"min_free_space", c.MinFreeSpace, errors.New("must be a size or a percentage below 100%")}
 	}
 	if err := c.validateLimits(); err != nil {
 		return err

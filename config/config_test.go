@@ -451,6 +451,41 @@ func TestLoad_SizeInYAML(t *testing.T) {
 	}
 }
 
+func TestIntegritySettings(t *testing.T) {
+	c := config.Default()
+	if c.MinFreeSpace != (config.Space{Bytes: 1 << 30}) || c.DuplicateWindow != config.Duration(24*time.Hour) ||
+		c.AuditKeyPath() != filepath.Join("data", "audit.key") || c.AuditCheckpointPath() != filepath.Join("data", "audit-checkpoints.log") {
+		t.Fatalf("defaults: %+v %v %s %s", c.MinFreeSpace, c.DuplicateWindow, c.AuditKeyPath(), c.AuditCheckpointPath())
+	}
+	env := map[string]string{"PIGP_MIN_FREE_SPACE": "5%", "PIGP_DUPLICATE_WINDOW": "2d", "PIGP_AUDIT_KEY_FILE": "/etc/pigp/audit.key",
+		"PIGP_AUDIT_KEY": "ab", "PIGP_AUDIT_CHECKPOINT_FILE": "/var/log/pigp/points.log"}
+	c, err := config.Load("", func(k string) string { return env[k] })
+	if err != nil || c.Validate() != nil {
+		t.Fatal(err, c.Validate())
+	}
+	if c.MinFreeSpace != (config.Space{Percent: 5}) || c.DuplicateWindow != config.Duration(48*time.Hour) || c.AuditKeyPath() != "/etc/pigp/audit.key" ||
+		c.AuditKey != "ab" || c.AuditCheckpointPath() != "/var/log/pigp/points.log" {
+		t.Fatalf("from the environment: %+v", c)
+	}
+	for in, want := range map[string]config.Space{"1GiB": {Bytes: 1 << 30}, "500MB": {Bytes: 500e6}, "0": {}, " 2.5 % ": {Percent: 2.5}} {
+		if got, err := config.ParseSpace(in); err != nil || got != want {
+			t.Errorf("config.ParseSpace(%q) = %+v, %v; want %+v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"100%", "-1%", "beaucoup", "-5"} {
+		if _, err := config.ParseSpace(bad); err == nil {
+			t.Errorf("config.ParseSpace(%q) accepted", bad)
+		}
+	}
+	dir := t.TempDir()
+	file := filepath.Join(dir, "pigp.yaml")
+	os.WriteFile(file, []byte("min_free_space: 10%\nduplicate_window: 0s\naudit_checkpoint_schedule: \"0 0 * * * *\"\n"), 0o600)
+	c, err = config.Load(file, func(string) string { return "" })
+	if err != nil || c.MinFreeSpace.Percent != 10 || c.DuplicateWindow != 0 || c.AuditCheckpointSchedule != "0 0 * * * *" || c.Validate() != nil {
+		t.Fatalf("from YAML: %+v %v", c, err)
+	}
+}
+
 // TestLoad_ListenOff: "off" disables the portal and the metrics listener,
 // from the file or the environment, and the configuration stays valid.
 func TestLoad_ListenOff(t *testing.T) {

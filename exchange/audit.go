@@ -13,6 +13,33 @@ func (s *Service) audit(ctx context.Context, caller *pigp.Caller, e *pigp.AuditE
 	if s.Audit == nil {
 		return nil
 	}
+	s.fill(caller, e)
+	var err error
+	if e.Outcome != pigp.AuditOK && caller != nil && s.Refusals != nil {
+		err = s.Refusals.Record(ctx, caller.Session, e) // flood control per session
+	} else {
+		err = s.Audit.Audit(ctx, e)
+	}
+	if err != nil {
+		s.Logger.Error("audit", "action", e.Action, "error", err)
+		return err
+	}
+	return nil
+}
+
+// event returns e filled in like audit does, to be recorded by the store
+// in the transaction of the state change it describes (nil when the
+// service records no audit trail).
+func (s *Service) event(caller *pigp.Caller, e *pigp.AuditEvent) []*pigp.AuditEvent {
+	if s.Audit == nil {
+		return nil
+	}
+	s.fill(caller, e)
+	return []*pigp.AuditEvent{e}
+}
+
+// fill completes e with the caller's identity and the time.
+func (s *Service) fill(caller *pigp.Caller, e *pigp.AuditEvent) {
 	if caller != nil {
 		if e.Login == "" {
 			e.Login = caller.Login
@@ -28,17 +55,6 @@ func (s *Service) audit(ctx context.Context, caller *pigp.Caller, e *pigp.AuditE
 		}
 	}
 	e.Time = s.now()
-	var err error
-	if e.Outcome != pigp.AuditOK && caller != nil && s.Refusals != nil {
-		err = s.Refusals.Record(ctx, caller.Session, e) // flood control per session
-	} else {
-		err = s.Audit.Audit(ctx, e)
-	}
-	if err != nil {
-		s.Logger.Error("audit", "action", e.Action, "error", err)
-		return err
-	}
-	return nil
 }
 
 // auditScoped records a refusal that has no session yet (a login) with the
@@ -72,7 +88,7 @@ func (s *Service) EndSession(ctx context.Context, caller *pigp.Caller) {
 // login). It fails closed: no session without its audit row.
 func (s *Service) AuditKeyLogin(ctx context.Context, caller *pigp.Caller, fingerprint string) error {
 	if err := s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditOK, Detail: "clé publique " + fingerprint}); err != nil {
-		return err
+		return unavailable(err)
 	}
 	s.countLogin(caller.Protocol, "success")
 	return nil

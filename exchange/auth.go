@@ -23,7 +23,7 @@ func (s *Service) AuthenticatePassword(ctx context.Context, login, password, rem
 	ev := &pigp.AuditEvent{Action: pigp.AuditLogin, Login: login, IP: remoteIP, Protocol: protocol, Detail: "mot de passe"}
 	a, err := s.Store.FindAccountByLogin(ctx, login)
 	if err != nil && pigp.ErrorCode(err) != pigp.ENOTFOUND {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	hash := "" // an unknown login is checked against a dummy hash: same cost
 	if a != nil {
@@ -61,12 +61,22 @@ func (s *Service) AuthenticatePassword(ctx context.Context, login, password, rem
 	if a.PasswordTemporary {
 		ev.Detail = "mot de passe temporaire"
 	}
-	// Fail closed: no session without its audit row.
+	// Fail closed: no session without its audit row; the caller is told
+	// the service is unavailable, never that the password is wrong.
 	if err := s.audit(ctx, nil, ev); err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	s.countLogin(protocol, "success")
 	return c, nil
+}
+
+// unavailable maps a failure of the server's own (database, full disk)
+// during a login to EUNAVAILABLE with a French message.
+func unavailable(err error) error {
+	if code := pigp.ErrorCode(err); code != pigp.EINTERNAL && code != pigp.EUNAVAILABLE {
+		return err
+	}
+	return pigp.WrapError(pigp.EUNAVAILABLE, msgUnavailable, err)
 }
 
 // AuthenticateKey returns the caller for login when the public key with the
@@ -191,11 +201,11 @@ func (s *Service) changePassword(ctx context.Context, login, current, next strin
 	if err != nil {
 		return err
 	}
-	if err := s.Store.SetPassword(ctx, a.Login, hash, now, pigp.PasswordExpiry(now, s.PasswordValidityMonths), false); err != nil {
+	ev := s.event(nil, &pigp.AuditEvent{Action: pigp.AuditPasswordChange, Outcome: pigp.AuditOK, Login: a.Login,
+		SIRET: strings.Join(a.SIRETs, ",")})
+	if err := s.Store.SetPassword(ctx, a.Login, hash, now, pigp.PasswordExpiry(now, s.PasswordValidityMonths), false, ev...); err != nil {
 		return err
 	}
 	s.Logger.Info("password changed", "login", a.Login)
-	s.audit(ctx, nil, &pigp.AuditEvent{Action: pigp.AuditPasswordChange, Outcome: pigp.AuditOK, Login: a.Login,
-		SIRET: strings.Join(a.SIRETs, ",")})
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	"hash"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/apa"
@@ -80,6 +81,9 @@ func (s *Service) BeginDeposit(ctx context.Context, caller *pigp.Caller, name st
 	if err != nil {
 		return nil, err
 	}
+	if err := s.CheckSpace(); err != nil {
+		return nil, err
+	}
 	release, err := s.holdUpload(caller)
 	if err != nil {
 		s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused,
@@ -89,7 +93,7 @@ func (s *Service) BeginDeposit(ctx context.Context, caller *pigp.Caller, name st
 	t, err := s.Blobs.Create()
 	if err != nil {
 		release()
-		return nil, fmt.Errorf("begin deposit: %w", err)
+		return nil, noSpace(fmt.Errorf("begin deposit: %w", err))
 	}
 	return &Upload{
 		svc: s, caller: caller, name: name, siret: n.SIRET, temp: t, limit: s.MaxUploadSize, release: release,
@@ -171,12 +175,15 @@ func (u *Upload) overlapsBuffered(off, end int64) bool {
 	return false
 }
 
+// writeLocked writes p at off. A failure makes the upload unusable; a full
+// disk gives the French "server lacks space" message.
 func (u *Upload) writeLocked(p []byte, off int64) error {
 	if _, err := u.temp.WriteAt(p, off); err != nil {
+		err = noSpace(fmt.Errorf("write upload: %w", err))
 		if u.failed == nil {
 			u.failed = err
 		}
-		return fmt.Errorf("write upload: %w", err)
+		return err
 	}
 	return nil
 }
@@ -248,16 +255,21 @@ func (u *Upload) ReadAt(p []byte, off int64) (int, error) {
 	return u.temp.ReadAt(p, off)
 }
 
-// Size returns the current size of the upload.
-func (u *Upload) Size() int64 {
+// Size returns the current size of the upload: what was written, once the
+// chunks held back in memory are on file. An error (a chunk that cannot
+// be written, a failed stat) is returned, never a size of 0.
+func (u *Upload) Size() (int64, error) {
 	u.mu.Lock()
-	u.flushLocked()
+	err := u.flushLocked()
 	u.mu.Unlock()
+	if err != nil {
+		return 0, err
+	}
 	fi, err := u.temp.Stat()
 	if err != nil {
-		return 0
+		return 0, fmt.Errorf("size of upload: %w", err)
 	}
-	return fi.Size()
+	return fi.Size(), nil
 }
 
 // Truncate sets the size of the upload (scp's FSETSTAT after writing).
@@ -278,7 +290,7 @@ func (u *Upload) Truncate(size int64) error {
 		return err
 	}
 	if err := u.temp.Truncate(size); err != nil {
-		return fmt.Errorf("truncate upload: %w", err)
+		return noSpace(fmt.Errorf("truncate upload: %w", err))
 	}
 	if size < u.hashed || len(u.pending) > 0 {
 		u.dirty = true
@@ -342,9 +354,15 @@ func (u *Upload) Abort() {
 }
 
 // Commit makes the upload a deposit: the content is fsynced and renamed
-// into the store, its directory fsynced, then the deposit row committed.
-// Only then does it return; on any error nothing is recorded and the
-// content is removed.
+// into the store, its directory fsynced, then the deposit row and its
+// audit row committed in one transaction. Only then does it return; on any
+// error nothing is recorded and the content is removed.
+//
+// Exactly once: when the same account deposited the same name with the
+// same SHA-256 within DuplicateWindow (a client retrying because the OK of
+// its first upload was lost), no new deposit is made: the earlier one is
+// returned, with Duplicate set, and the retry is recorded in the audit
+// trail only.
 func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 	u.mu.Lock()
 	if u.done {
@@ -366,37 +384,71 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 		}
 		return nil, failed
 	}
-	size := u.Size()
+	size, err := u.Size()
+	if err != nil {
+		u.temp.Abort()
+		u.svc.countDeposit("error", 0)
+		return nil, noSpace(err)
+	}
 	sum, err := u.sum(size)
 	if err != nil {
 		u.temp.Abort()
 		u.svc.countDeposit("error", 0)
 		return nil, err
 	}
+	s := u.svc
 	d := &pigp.Deposit{
 		ID: pigp.NewID(), ExternalName: u.name, InternalName: pigp.InternalName(u.name, u.siret),
 		SIRET: u.siret, AccountID: u.caller.AccountID, Login: u.caller.Login, Size: size, SHA256: sum,
 		Status: pigp.DepositReceived, ClientIP: u.caller.RemoteIP, Protocol: u.caller.Protocol,
-		DepositedAt: u.svc.now(),
+		DepositedAt: s.now(),
 	}
 	d.StorageKey = "depots/" + d.ID[:2] + "/" + d.ID
 	if err := u.temp.Commit(d.StorageKey); err != nil {
 		u.temp.Abort()
 		u.svc.countDeposit("error", 0)
-		return nil, fmt.Errorf("store deposit: %w", err)
+		return nil, noSpace(fmt.Errorf("store deposit: %w", err))
 	}
-	if err := u.svc.Store.CreateDeposit(ctx, d); err != nil {
-		if rmErr := u.svc.Blobs.Remove(d.StorageKey); rmErr != nil {
-			u.svc.Logger.Error("remove content of failed deposit", "key", d.StorageKey, "error", rmErr)
+	var since time.Time
+	if s.DuplicateWindow > 0 {
+		since = d.DepositedAt.Add(-s.DuplicateWindow)
+	}
+	var ev *pigp.AuditEvent
+	if evs := s.event(u.caller, &pigp.AuditEvent{Action: pigp.AuditUpload, Outcome: pigp.AuditOK, Object: d.ExternalName,
+		SIRET: d.SIRET, SHA256: d.SHA256, Detail: "dépôt " + d.ID}); len(evs) > 0 {
+		ev = evs[0]
+	}
+	dup := func(existing *pigp.Deposit) *pigp.AuditEvent {
+		evs := s.event(u.caller, &pigp.AuditEvent{Action: pigp.AuditUploadDuplicate, Outcome: pigp.AuditOK, Object: d.ExternalName,
+			SIRET: d.SIRET, SHA256: d.SHA256, Detail: fmt.Sprintf("renvoi identique au dépôt %s du %s (%d octets) : répondu OK, aucun nouveau dépôt",
+				existing.ID, existing.DepositedAt.UTC().Format(time.RFC3339), existing.Size)})
+		if len(evs) == 0 {
+			return nil
 		}
-		u.svc.countDeposit("error", 0)
+		return evs[0]
+	}
+	existing, err := s.Store.CreateDepositOnce(ctx, d, since, ev, dup)
+	if err != nil || existing != nil {
+		if rmErr := s.Blobs.Remove(d.StorageKey); rmErr != nil {
+			s.Logger.Error("remove content of an upload not recorded", "key", d.StorageKey, "error", rmErr)
+		}
+	}
+	if err != nil {
+		s.Logger.Error("record deposit", "name", d.ExternalName, "login", d.Login, "error", err)
+		s.countDeposit("error", 0)
 		return nil, fmt.Errorf("record deposit: %w", err)
 	}
-	u.svc.countDeposit("accepted", d.Size)
-	u.svc.audit(ctx, u.caller, &pigp.AuditEvent{Action: pigp.AuditUpload, Outcome: pigp.AuditOK, Object: d.ExternalName,
-		SIRET: d.SIRET, SHA256: d.SHA256, Detail: "dépôt " + d.ID})
-	u.svc.Logger.Info("deposit received", "deposit", d.ID, "name", d.ExternalName, "siret", d.SIRET,
+	if existing != nil {
+		s.Logger.Info("duplicate upload answered with the earlier deposit", "deposit", existing.ID, "name", d.ExternalName,
+			"siret", d.SIRET, "login", d.Login, "sha256", d.SHA256, "ip", d.ClientIP, "protocol", d.Protocol)
+		return existing, nil
+	}
+	s.countDeposit("accepted", d.Size)
+	s.Logger.Info("deposit received", "deposit", d.ID, "name", d.ExternalName, "siret", d.SIRET,
 		"login", d.Login, "size", d.Size, "sha256", d.SHA256, "ip", d.ClientIP, "protocol", d.Protocol)
+	if s.OnDeposit != nil {
+		s.OnDeposit(d)
+	}
 	return d, nil
 }
 

@@ -18,19 +18,28 @@ import (
 type Store interface {
 	FindAccountByLogin(ctx context.Context, login string) (*pigp.Account, error)
 	FindSSHKey(ctx context.Context, accountID int64, fingerprint string) (*pigp.SSHKey, error)
-	SetPassword(ctx context.Context, login, hash string, setAt, expiresAt time.Time, temporary bool) error
+	// SetPassword records the new password and its audit rows in one
+	// transaction.
+	SetPassword(ctx context.Context, login, hash string, setAt, expiresAt time.Time, temporary bool, audit ...*pigp.AuditEvent) error
 	// PasswordHistory returns the hashes of the account's last n passwords,
 	// the current one included.
 	PasswordHistory(ctx context.Context, accountID int64, n int) ([]string, error)
 
-	CreateDeposit(ctx context.Context, d *pigp.Deposit) error
+	// CreateDepositOnce records d and its audit row ev in one transaction,
+	// unless the account deposited the same name with the same SHA-256
+	// since then: it records dup(existing) instead and returns the
+	// existing deposit (Duplicate set).
+	CreateDepositOnce(ctx context.Context, d *pigp.Deposit, since time.Time, ev *pigp.AuditEvent,
+		dup func(existing *pigp.Deposit) *pigp.AuditEvent) (*pigp.Deposit, error)
 	ListDeposits(ctx context.Context, f pigp.DepositFilter) ([]*pigp.Deposit, error)
 
-	CreateResponse(ctx context.Context, r *pigp.Response) error
+	CreateResponse(ctx context.Context, r *pigp.Response, audit ...*pigp.AuditEvent) error
 	FindAvailableResponse(ctx context.Context, sirets []string, name string, now time.Time) (*pigp.Response, error)
 	ListAvailableResponses(ctx context.Context, sirets []string, now time.Time) ([]*pigp.Response, error)
-	RecordDownload(ctx context.Context, d *pigp.Download) error
-	MarkResponseRemoved(ctx context.Context, id string, now time.Time) error
+	// RecordDownload and MarkResponseRemoved record their audit rows in
+	// the transaction of the change.
+	RecordDownload(ctx context.Context, d *pigp.Download, audit ...*pigp.AuditEvent) error
+	MarkResponseRemoved(ctx context.Context, id string, now time.Time, audit ...*pigp.AuditEvent) error
 	ListDownloads(ctx context.Context, f pigp.HistoryFilter) ([]*pigp.Download, error)
 }
 
@@ -47,7 +56,17 @@ type Service struct {
 
 	MaxUploadSize int64         // bytes
 	Retention     time.Duration // how long a response stays available
-	HistoryMonths int           // window of the history listings
+	// DuplicateWindow is how long a re-upload by the same account of the
+	// same name with the same SHA-256 is answered OK as a retry of the
+	// first deposit, without a new one (0: every upload is a deposit).
+	DuplicateWindow time.Duration
+	// MinFreeSpace is the free space of the content store below which new
+	// uploads are refused at open.
+	MinFreeSpace SpacePolicy
+	// OnDeposit, if set, is called once a new deposit is committed, before
+	// the client is answered.
+	OnDeposit     func(d *pigp.Deposit)
+	HistoryMonths int // window of the history listings
 	// PasswordValidityMonths is how long a new password stays valid.
 	PasswordValidityMonths int
 
@@ -71,6 +90,7 @@ func New(st Store, blobs *blob.Store, logger *slog.Logger) *Service {
 		Store: st, Blobs: blobs, Logger: logger,
 		Now:                    func() time.Time { return time.Now().UTC() },
 		MaxUploadSize:          pigp.DefaultMaxUploadSize,
+		DuplicateWindow:        pigp.DefaultDuplicateWindow,
 		Retention:              pigp.DefaultRetention,
 		HistoryMonths:          12,
 		PasswordValidityMonths: pigp.DefaultPasswordValidity,

@@ -24,6 +24,7 @@ import (
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/blob"
 	"github.com/pigp/pigp/exchange"
+	"github.com/pigp/pigp/internal/testutil"
 	"github.com/pigp/pigp/store"
 )
 
@@ -41,6 +42,7 @@ var winter = time.Date(2026, 11, 28, 11, 0, 0, 0, time.UTC)
 type env struct {
 	svc   *exchange.Service
 	db    *store.DB
+	dsn   string // the SQLite file, for fault injection
 	blobs *blob.Store
 	now   time.Time
 	a, b  *pigp.Account
@@ -67,11 +69,14 @@ func MustOpen(tb testing.TB) *env {
 	if _, err := db.Migrate(ctx); err != nil {
 		tb.Fatal(err)
 	}
+	if _, err := db.UseAuditKey(ctx, testutil.AuditKey()); err != nil {
+		tb.Fatal(err)
+	}
 	blobs, err := blob.Open(filepath.Join(dir, "store"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := &env{db: db, blobs: blobs, now: winter}
+	e := &env{db: db, dsn: filepath.Join(dir, "pigp.db"), blobs: blobs, now: winter}
 	e.svc = exchange.New(db, blobs, nil)
 	e.svc.Now = func() time.Time { return e.now }
 	for _, s := range []string{siretA, siretB} {
@@ -392,8 +397,8 @@ func upload(t *testing.T, e *env, write func(t *testing.T, u *exchange.Upload), 
 		t.Fatal(err)
 	}
 	write(t, u)
-	if got := u.Size(); got != int64(len(want)) {
-		t.Fatalf("Upload.Size() = %d before commit, want %d", got, len(want))
+	if got, err := u.Size(); err != nil || got != int64(len(want)) {
+		t.Fatalf("Upload.Size() = %d, %v before commit, want %d", got, err, len(want))
 	}
 	d, err := u.Commit(ctx)
 	if err != nil {
@@ -660,6 +665,7 @@ func TestUpload(t *testing.T) {
 
 func TestUpload_Deposit(t *testing.T) {
 	e := MustOpen(t)
+	e.svc.Audit = e.db
 	ctx := context.Background()
 	name := callName(siretA, e.now.Add(-time.Hour))
 	caller := e.callerA()
@@ -733,23 +739,73 @@ func TestUpload_Deposit(t *testing.T) {
 			t.Fatalf("%d deposits, want 1", got)
 		}
 	})
-	t.Run("SameNameAgainIsANewDeposit", func(t *testing.T) {
+	again := func(t *testing.T, data []byte) *pigp.Deposit {
+		t.Helper()
 		u, err := e.svc.BeginDeposit(ctx, caller, name)
 		if err != nil {
 			t.Fatal(err)
 		}
-		mustWriteAt(t, u, content, 0)
+		mustWriteAt(t, u, data, 0)
 		d2, err := u.Commit(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d2.ID == d.ID || d2.StorageKey == d.StorageKey {
+		return d2
+	}
+	t.Run("SameFileAgainIsTheSameDeposit", func(t *testing.T) {
+		// A client whose OK was lost sends the file again: answered OK
+		// with the first deposit, nothing new recorded, nothing stored.
+		d2 := again(t, content)
+		if d2.ID != d.ID || !d2.Duplicate || d2.SHA256 != d.SHA256 {
+			t.Fatalf("retry gave %+v, want deposit %s marked duplicate", d2, d.ID)
+		}
+		if got := len(e.deposits(t, siretA)); got != 1 {
+			t.Fatalf("%d deposits after a retry, want 1", got)
+		}
+		if got := objectCount(t, e); got != 1 {
+			t.Fatalf("%d stored objects after a retry, want 1", got)
+		}
+		evs, _ := e.db.ListAudit(ctx, pigp.AuditFilter{})
+		last := evs[len(evs)-1]
+		if last.Action != pigp.AuditUploadDuplicate || last.Object != name || !strings.Contains(last.Detail, d.ID) {
+			t.Fatalf("retry not audited as a duplicate: %+v", last)
+		}
+	})
+	t.Run("OtherContentSameNameIsANewDeposit", func(t *testing.T) {
+		other := append([]byte(nil), content...)
+		other[len(other)-2] ^= 1
+		d2 := again(t, other)
+		if d2.ID == d.ID || d2.StorageKey == d.StorageKey || d2.Duplicate {
 			t.Fatalf("second deposit reuses id or key: %s %s", d2.ID, d2.StorageKey)
 		}
 		if got := len(e.deposits(t, siretA)); got != 2 {
 			t.Fatalf("%d deposits, want 2", got)
 		}
 	})
+	t.Run("SameFileAfterTheWindowIsANewDeposit", func(t *testing.T) {
+		e.now = e.now.Add(e.svc.DuplicateWindow + time.Minute)
+		defer func() { e.now = e.now.Add(-e.svc.DuplicateWindow - time.Minute) }()
+		d2 := again(t, content)
+		if d2.ID == d.ID || d2.Duplicate {
+			t.Fatalf("upload after the window answered as a duplicate: %+v", d2)
+		}
+		if got := len(e.deposits(t, siretA)); got != 3 {
+			t.Fatalf("%d deposits, want 3", got)
+		}
+	})
+}
+
+// objectCount counts the committed objects of the content store.
+func objectCount(t *testing.T, e *env) int {
+	t.Helper()
+	n := 0
+	filepath.WalkDir(filepath.Join(e.blobs.Dir(), "objects"), func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			n++
+		}
+		return nil
+	})
+	return n
 }
 
 func TestUpload_TooLarge(t *testing.T) {

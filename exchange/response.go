@@ -30,8 +30,9 @@ func ValidFileName(name string) bool {
 
 // Publish stores r as a file of siret's /retrait named name, available now
 // and until the retention period ends. depositID is the call it answers, or
-// "" for a file published by an operator.
-func (s *Service) Publish(ctx context.Context, siret, name, docType, depositID string, r io.Reader) (*pigp.Response, error) {
+// "" for a file published by an operator. The audit rows given, if any,
+// are recorded in the transaction that records the file.
+func (s *Service) Publish(ctx context.Context, siret, name, docType, depositID string, r io.Reader, audit ...*pigp.AuditEvent) (*pigp.Response, error) {
 	if err := pigp.ValidateSIRET(siret); err != nil {
 		return nil, err
 	}
@@ -54,7 +55,7 @@ func (s *Service) Publish(ctx context.Context, siret, name, docType, depositID s
 		DepositID: depositID, State: pigp.ResponseAvailable, AvailableAt: now, ExpiresAt: now.Add(s.Retention),
 		StorageKey: key,
 	}
-	if err := s.Store.CreateResponse(ctx, resp); err != nil {
+	if err := s.Store.CreateResponse(ctx, resp, audit...); err != nil {
 		if rmErr := s.Blobs.Remove(key); rmErr != nil {
 			s.Logger.Error("remove content of failed response", "key", key, "error", rmErr)
 		}
@@ -188,14 +189,15 @@ func (rr *ResponseReader) Close() error {
 		SIRET: rr.resp.SIRET, AccountID: rr.caller.AccountID, Login: rr.caller.Login,
 		Protocol: rr.caller.Protocol, ClientIP: rr.caller.RemoteIP, DownloadedAt: s.now(),
 	}
-	if err := s.Store.RecordDownload(context.Background(), d); err != nil {
+	ev := s.event(rr.caller, &pigp.AuditEvent{Action: pigp.AuditDownload, Outcome: pigp.AuditOK, Object: d.ResponseName,
+		SIRET: d.SIRET, SHA256: rr.resp.SHA256, Detail: "réponse " + d.ResponseID})
+	if err := s.Store.RecordDownload(context.Background(), d, ev...); err != nil {
+		s.Logger.Error("record download", "response", d.ResponseID, "login", d.Login, "error", err)
 		return fmt.Errorf("record download: %w", err)
 	}
 	if s.Metrics != nil {
 		s.Metrics.Download()
 	}
-	s.audit(context.Background(), rr.caller, &pigp.AuditEvent{Action: pigp.AuditDownload, Outcome: pigp.AuditOK, Object: d.ResponseName,
-		SIRET: d.SIRET, SHA256: rr.resp.SHA256, Detail: "réponse " + d.ResponseID})
 	s.Logger.Info("response downloaded", "response", d.ResponseID, "name", d.ResponseName, "siret", d.SIRET,
 		"login", d.Login, "ip", d.ClientIP, "protocol", d.Protocol)
 	return nil
@@ -209,15 +211,15 @@ func (s *Service) RemoveResponse(ctx context.Context, caller *pigp.Caller, name 
 	if err != nil {
 		return err
 	}
-	if err := s.Store.MarkResponseRemoved(ctx, resp.ID, s.now()); err != nil {
+	ev := s.event(caller, &pigp.AuditEvent{Action: pigp.AuditRemove, Outcome: pigp.AuditOK, Object: resp.Name,
+		SIRET: resp.SIRET, SHA256: resp.SHA256, Detail: "réponse " + resp.ID})
+	if err := s.Store.MarkResponseRemoved(ctx, resp.ID, s.now(), ev...); err != nil {
 		return err
 	}
 	if err := s.Blobs.Remove(resp.StorageKey); err != nil {
 		// The row already hides the file; housekeeping removes orphans.
 		s.Logger.Error("delete removed response content", "response", resp.ID, "error", err)
 	}
-	s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditRemove, Outcome: pigp.AuditOK, Object: resp.Name,
-		SIRET: resp.SIRET, SHA256: resp.SHA256, Detail: "réponse " + resp.ID})
 	s.Logger.Info("response removed", "response", resp.ID, "name", resp.Name, "siret", resp.SIRET,
 		"login", caller.Login, "ip", caller.RemoteIP)
 	return nil

@@ -24,10 +24,12 @@ import (
 
 // Store is what the jobs need from the database.
 type Store interface {
-	ExpireResponses(ctx context.Context, now time.Time, limit int) ([]*pigp.Response, error)
+	// ExpireResponses and ExpirePasswords record the audit row of each
+	// expiry (audit, when not nil) in the transaction of the change.
+	ExpireResponses(ctx context.Context, now time.Time, limit int, audit func(r *pigp.Response) *pigp.AuditEvent) ([]*pigp.Response, error)
 	ResponsesToPurge(ctx context.Context, limit int) ([]*pigp.Response, error)
 	MarkContentDeleted(ctx context.Context, ids []string, now time.Time) error
-	ExpirePasswords(ctx context.Context, now time.Time) ([]*pigp.Account, error)
+	ExpirePasswords(ctx context.Context, now time.Time, audit func(a *pigp.Account) *pigp.AuditEvent) ([]*pigp.Account, error)
 	AccountsExpiringBetween(ctx context.Context, from, to time.Time) ([]*pigp.Account, error)
 	StorageKeysInUse(ctx context.Context, keys []string) (map[string]bool, error)
 	PruneTicks(ctx context.Context, before time.Time) (int64, error)
@@ -59,22 +61,21 @@ type Lifecycle struct {
 	BatchSize    int           // rows per transaction
 	MaxAttempts  int           // sending attempts before a notification fails
 	PortalURL    string        // named in messages, when set
-	Audit        Auditor       // receives expiry events (nil: none)
+	// Audit, when true, records each expiry in the audit trail, in the
+	// transaction of the change: no expiry without its row.
+	Audit bool
 }
 
-// Auditor appends events to the audit trail, several in one transaction.
-type Auditor interface {
-	AuditMany(ctx context.Context, events []*pigp.AuditEvent) error
+// expiryEvent is the audit row of an expired response.
+func expiryEvent(r *pigp.Response) *pigp.AuditEvent {
+	return &pigp.AuditEvent{Action: pigp.AuditExpiry, Outcome: pigp.AuditOK, SIRET: r.SIRET,
+		Protocol: "JOB", Object: r.Name, SHA256: r.SHA256, Detail: "réponse " + r.ID}
 }
 
-// audit records events, logging a failure: the job's state change is done.
-func (l *Lifecycle) audit(ctx context.Context, events ...*pigp.AuditEvent) {
-	if l.Audit == nil || len(events) == 0 {
-		return
-	}
-	if err := l.Audit.AuditMany(ctx, events); err != nil {
-		l.Logger.Error("audit", "action", events[0].Action, "events", len(events), "error", err)
-	}
+// passwordExpiryEvent is the audit row of an expired password.
+func passwordExpiryEvent(a *pigp.Account) *pigp.AuditEvent {
+	return &pigp.AuditEvent{Action: pigp.AuditPasswordExpired, Outcome: pigp.AuditOK, Login: a.Login,
+		SIRET: strings.Join(a.SIRETs, ","), Protocol: "JOB"}
 }
 
 // New returns a Lifecycle with the default settings.
@@ -92,18 +93,18 @@ func New(st Store, blobs *blob.Store, logger *slog.Logger) *Lifecycle {
 // deleted, so a run killed half-way is finished by the next one without
 // error and without deleting anything twice.
 func (l *Lifecycle) ExpireResponses(ctx context.Context, now time.Time) (expired, deleted int, err error) {
+	var audit func(r *pigp.Response) *pigp.AuditEvent
+	if l.Audit {
+		audit = expiryEvent
+	}
 	for {
-		batch, err := l.Store.ExpireResponses(ctx, now, l.BatchSize)
+		batch, err := l.Store.ExpireResponses(ctx, now, l.BatchSize, audit)
 		if err != nil {
 			return expired, deleted, err
 		}
-		events := make([]*pigp.AuditEvent, 0, len(batch))
 		for _, r := range batch {
 			l.Logger.Info("response expired", "response", r.ID, "name", r.Name, "siret", r.SIRET, "expires", r.ExpiresAt)
-			events = append(events, &pigp.AuditEvent{Action: pigp.AuditExpiry, Outcome: pigp.AuditOK, SIRET: r.SIRET,
-				Protocol: "JOB", Object: r.Name, SHA256: r.SHA256, Detail: "réponse " + r.ID})
 		}
-		l.audit(ctx, events...)
 		expired += len(batch)
 		if len(batch) < l.BatchSize {
 			break
@@ -137,14 +138,16 @@ func (l *Lifecycle) ExpireResponses(ctx context.Context, now time.Time) (expired
 // ExpirePasswords marks the passwords that expired at now and queues the
 // reminders due ReminderDays before expiry (each once per password).
 func (l *Lifecycle) ExpirePasswords(ctx context.Context, now time.Time) (expired, reminded int, err error) {
-	accounts, err := l.Store.ExpirePasswords(ctx, now)
+	var audit func(a *pigp.Account) *pigp.AuditEvent
+	if l.Audit {
+		audit = passwordExpiryEvent
+	}
+	accounts, err := l.Store.ExpirePasswords(ctx, now, audit)
 	if err != nil {
 		return 0, 0, err
 	}
 	for _, a := range accounts {
 		l.Logger.Info("password expired", "login", a.Login, "expired", a.PasswordExpiresAt)
-		l.audit(ctx, &pigp.AuditEvent{Action: pigp.AuditPasswordExpired, Outcome: pigp.AuditOK, Login: a.Login,
-			SIRET: strings.Join(a.SIRETs, ","), Protocol: "JOB"})
 		key := fmt.Sprintf("pwd-expired-%d-%d", a.ID, a.PasswordExpiresAt.Unix())
 		if _, err := l.queue(ctx, now, pigp.NotifyPasswordExpired, key, a.Email, passwordExpiredMessage(a)); err != nil {
 			return len(accounts), reminded, err
@@ -281,11 +284,19 @@ func (l *Lifecycle) SendNotifications(ctx context.Context, now time.Time) (sent,
 
 // Housekeeping removes uploads abandoned for more than TempMaxAge, stored
 // content that no row refers to (a crash between the rename and the
-// commit) once older than OrphanMinAge, old tick claims, and the expired
-// portal sessions and login failure counters.
+// commit) once older than OrphanMinAge, old tick claims, and the expired portal
+// sessions and login failure counters. Files are
+// aged on the real clock, never past it: run as of a future date, the job
+// must not take a running upload, or a deposit between its rename and its
+// commit, for something abandoned. The temporary files of a running
+// process of this node are never removed.
 func (l *Lifecycle) Housekeeping(ctx context.Context, now time.Time) (temps, orphans int, err error) {
-	if temps, err = l.Blobs.RemoveStaleTemps(now, l.TempMaxAge); err != nil {
+	if temps, err = l.Blobs.RemoveStaleTemps(l.TempMaxAge); err != nil {
 		return 0, 0, fmt.Errorf("remove stale uploads: %w", err)
+	}
+	fileNow := now
+	if real := time.Now(); fileNow.After(real) {
+		fileNow = real
 	}
 	root := filepath.Join(l.Blobs.Dir(), "objects")
 	var keys []string
@@ -298,7 +309,7 @@ func (l *Lifecycle) Housekeeping(ctx context.Context, now time.Time) (temps, orp
 		if err != nil {
 			return nil
 		}
-		if now.Sub(info.ModTime()) < l.OrphanMinAge {
+		if fileNow.Sub(info.ModTime()) < l.OrphanMinAge {
 			return nil
 		}
 		rel, _ := filepath.Rel(root, p)

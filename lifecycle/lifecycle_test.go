@@ -38,6 +38,7 @@ const siret = "22940028800010"
 
 type env struct {
 	db    *store.DB
+	dsn   string
 	blobs *blob.Store
 	life  *lifecycle.Lifecycle
 	acct  *pigp.Account
@@ -47,7 +48,7 @@ type env struct {
 func newEnv(t *testing.T, kind string) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, blobs := testutil.NewStore(t, kind)
+	db, blobs, dsn := testutil.NewStoreDSN(t, kind)
 	t0 := time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC)
 	db.CreateOrganisation(ctx, &pigp.Organisation{SIRET: siret, Name: "Val-de-Marne"})
 	acct := &pigp.Account{Login: "agent-xt", Name: "Agent", Email: "agent@example.fr", SIRETs: []string{siret},
@@ -57,7 +58,7 @@ func newEnv(t *testing.T, kind string) *env {
 	}
 	l := lifecycle.New(db, blobs, nil)
 	l.BatchSize = 3 // several small transactions even in small tests
-	return &env{db: db, blobs: blobs, life: l, acct: acct, t0: t0}
+	return &env{db: db, dsn: dsn, blobs: blobs, life: l, acct: acct, t0: t0}
 }
 
 // publish stores a response made available at t.
@@ -134,7 +135,7 @@ func TestExpireKilledHalfway(t *testing.T) {
 	}
 	at := e.t0.Add(pigp.DefaultRetention)
 	// Phase 1 of a run that is then killed: rows marked, content of two deleted.
-	batch, err := e.db.ExpireResponses(ctx, at, 100)
+	batch, err := e.db.ExpireResponses(ctx, at, 100, nil)
 	if err != nil || len(batch) != 8 {
 		t.Fatal(len(batch), err)
 	}
@@ -447,12 +448,20 @@ func TestHousekeeping(t *testing.T) {
 	// Content with no row (crash between rename and commit).
 	orphan := "retraits/ab/ab" + strings.Repeat("0", 30)
 	e.blobs.Put(orphan, strings.NewReader("orphan"))
-	// An abandoned upload and a fresh one.
-	old, _ := e.blobs.Create()
+	// An upload abandoned a day ago on another node sharing the directory.
+	other, err := blob.OpenAs(e.blobs.Dir(), blob.Owner{Node: "autre-noeud", PID: 1, Token: "00000001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, _ := other.Create()
 	old.Write([]byte("partial"))
+	// This process's uploads: a fresh one and one idle for two days (a
+	// running upload holds both).
 	fresh, _ := e.blobs.Create()
+	idle, _ := e.blobs.Create()
 	now := time.Now()
 	os.Chtimes(old.Name(), now.Add(-25*time.Hour), now.Add(-25*time.Hour))
+	os.Chtimes(idle.Name(), now.Add(-48*time.Hour), now.Add(-48*time.Hour))
 	past := now.Add(-2 * time.Hour)
 	os.Chtimes(filepath.Join(e.blobs.Dir(), "objects", orphan), past, past)
 	os.Chtimes(filepath.Join(e.blobs.Dir(), "objects", kept.StorageKey), past, past)
@@ -476,8 +485,10 @@ func TestHousekeeping(t *testing.T) {
 	if _, err := os.Stat(old.Name()); !os.IsNotExist(err) {
 		t.Fatal("abandoned upload kept")
 	}
-	if _, err := os.Stat(fresh.Name()); err != nil {
-		t.Fatal("fresh upload removed")
+	for _, tmp := range []*blob.Temp{fresh, idle} {
+		if _, err := os.Stat(tmp.Name()); err != nil {
+			t.Fatal("running upload removed")
+		}
 	}
 	if _, err := e.db.FindSession(ctx, "session0"); pigp.ErrorCode(err) != pigp.ENOTFOUND {
 		t.Fatalf("expired session kept: %v", err)
@@ -490,6 +501,56 @@ func TestHousekeeping(t *testing.T) {
 	}
 	if n, _ := e.db.CountFailure(ctx, "ip|192.0.2.1", now, time.Hour); n != 2 {
 		t.Fatalf("live failure counter removed (count %d, want 2)", n)
+	}
+}
+
+// TestHousekeepingAsOfFuture: run as of a date far ahead (`pigp expire
+// --at`), housekeeping ages files on the real clock: another node's upload
+// in progress, and content renamed into the store whose row is about to be
+// committed, are kept.
+func TestHousekeepingAsOfFuture(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	other, _ := blob.OpenAs(e.blobs.Dir(), blob.Owner{Node: "autre-noeud", PID: 1, Token: "00000001"})
+	running, _ := other.Create()
+	running.Write([]byte("in progress"))
+	pending := "depots/cd/cd" + strings.Repeat("1", 30)
+	e.blobs.Put(pending, strings.NewReader("renamed, row not committed yet"))
+	temps, orphans, err := e.life.Housekeeping(context.Background(), time.Now().AddDate(3, 0, 0))
+	if err != nil || temps != 0 || orphans != 0 {
+		t.Fatalf("housekeeping as of 3 years ahead: %d temps, %d orphans, %v; want nothing removed", temps, orphans, err)
+	}
+	if _, err := os.Stat(running.Name()); err != nil || !e.blobs.Exists(pending) {
+		t.Fatal("a live file was removed")
+	}
+}
+
+// TestExpiryAuditFailure: an expiry whose audit row cannot be written does
+// not happen.
+func TestExpiryAuditFailure(t *testing.T) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			e := newEnv(t, kind)
+			e.life.Audit = true
+			ctx := context.Background()
+			r := e.publish(t, "a_REP.xml", e.t0)
+			at := e.t0.Add(pigp.DefaultRetention)
+			restore := testutil.FailAuditInserts(t, kind, e.dsn, pigp.AuditExpiry)
+			if _, _, err := e.life.ExpireResponses(ctx, at); err == nil {
+				t.Fatal("expiry without its audit row")
+			}
+			got, _ := e.db.FindResponse(ctx, r.ID)
+			if got.State != pigp.ResponseAvailable || !e.blobs.Exists(r.StorageKey) {
+				t.Fatalf("response changed although its expiry failed: %+v", got)
+			}
+			restore()
+			if n, _, err := e.life.ExpireResponses(ctx, at); err != nil || n != 1 {
+				t.Fatalf("expiry after the failure: %d, %v", n, err)
+			}
+			evs, _ := e.db.ListAudit(ctx, pigp.AuditFilter{})
+			if last := evs[len(evs)-1]; last.Action != pigp.AuditExpiry || last.Object != "a_REP.xml" {
+				t.Fatalf("expiry row: %+v", last)
+			}
+		})
 	}
 }
 

@@ -28,7 +28,8 @@ import (
 type Store interface {
 	fiscal.Lookup
 	ClaimDeposit(ctx context.Context, now time.Time, stale time.Duration) (*pigp.Deposit, error)
-	FinishDeposit(ctx context.Context, depositID, status string, r *pigp.Response, now time.Time) error
+	// FinishDeposit records the answer and its audit rows in one transaction.
+	FinishDeposit(ctx context.Context, depositID, status string, r *pigp.Response, now time.Time, audit ...*pigp.AuditEvent) error
 	ResponseNameTaken(ctx context.Context, siret, name string) (bool, error)
 }
 
@@ -53,8 +54,9 @@ type Processor struct {
 	Wait func(ctx context.Context, d time.Duration) error
 	// Published, if set, is called after an answer is committed.
 	Published func(ctx context.Context, d *pigp.Deposit, r *pigp.Response, contact string)
-	// Audit, if set, records each answered deposit in the audit trail.
-	Audit pigp.Auditor
+	// Audit, when true, records each answered deposit in the audit trail,
+	// in the transaction that records the answer.
+	Audit bool
 	// Metrics, if set, observes each answered deposit.
 	Metrics Metrics
 }
@@ -236,18 +238,6 @@ func (p *Processor) answer(ctx context.Context, out *Outcome) error {
 		return err
 	}
 	out.Response = resp
-	if p.Audit != nil {
-		outcome := pigp.AuditOK
-		if out.Status == pigp.DepositRejected {
-			outcome = pigp.AuditRefused
-		}
-		e := &pigp.AuditEvent{Action: pigp.AuditProcessing, Outcome: outcome, Login: d.Login, SIRET: d.SIRET,
-			Protocol: "JOB", Object: d.ExternalName, SHA256: resp.SHA256,
-			Detail: fmt.Sprintf("dépôt %s : %s, réponse %s (%s)", d.ID, out.Status, resp.Name, resp.DocType)}
-		if err := p.Audit.Audit(ctx, e); err != nil {
-			p.log().Error("audit processing", "deposit", d.ID, "error", err)
-		}
-	}
 	if p.Published != nil {
 		p.Published(ctx, d, resp, rep.Header.Contact)
 	}
@@ -297,7 +287,17 @@ func (p *Processor) publish(ctx context.Context, d *pigp.Deposit, campaign int, 
 		}
 		now := p.now()
 		resp.AvailableAt, resp.ExpiresAt = now, now.Add(p.Retention)
-		err = p.Store.FinishDeposit(ctx, d.ID, status, resp, now)
+		var audit []*pigp.AuditEvent
+		if p.Audit {
+			outcome := pigp.AuditOK
+			if status == pigp.DepositRejected {
+				outcome = pigp.AuditRefused
+			}
+			audit = append(audit, &pigp.AuditEvent{Action: pigp.AuditProcessing, Outcome: outcome, Login: d.Login, SIRET: d.SIRET,
+				Protocol: "JOB", Object: d.ExternalName, SHA256: resp.SHA256, Time: now,
+				Detail: fmt.Sprintf("dépôt %s : %s, réponse %s (%s)", d.ID, status, resp.Name, resp.DocType)})
+		}
+		err = p.Store.FinishDeposit(ctx, d.ID, status, resp, now, audit...)
 		if err == nil {
 			return resp, nil
 		}

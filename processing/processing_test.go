@@ -288,14 +288,14 @@ type crashingStore struct {
 	crashes int
 }
 
-func (c *crashingStore) FinishDeposit(ctx context.Context, id, status string, r *pigp.Response, now time.Time) error {
+func (c *crashingStore) FinishDeposit(ctx context.Context, id, status string, r *pigp.Response, now time.Time, audit ...*pigp.AuditEvent) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.crashes > 0 {
 		c.crashes--
 		return fmt.Errorf("simulated crash")
 	}
-	return c.DB.FinishDeposit(ctx, id, status, r, now)
+	return c.DB.FinishDeposit(ctx, id, status, r, now, audit...)
 }
 
 func TestProcessCrashSafe(t *testing.T) {

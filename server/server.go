@@ -225,8 +225,10 @@ func (s *Server) authError(conn ssh.ConnMetadata, err error) error {
 	case pigp.EEXPIRED:
 		return &ssh.BannerError{Err: err, Message: pigp.ErrorMessage(err) + "\r\n"}
 	}
+	// The server's own failure (database, full disk): the client is told
+	// the service is unavailable, never left to think the password wrong.
 	s.Logger.Error("authentication error", "login", conn.User(), "error", err)
-	return errors.New("authentication unavailable")
+	return &ssh.BannerError{Err: errors.New("authentication unavailable"), Message: msgUnavailable}
 }
 
 // msgMustChange tells a password-only client why it is refused.

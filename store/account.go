@@ -56,17 +56,20 @@ type sshKeyRow struct {
 
 func (sshKeyRow) TableName() string { return "ssh_keys" }
 
-// CreateOrganisation stores a new organisation. ECONFLICT if the SIRET exists.
-func (db *DB) CreateOrganisation(ctx context.Context, o *pigp.Organisation) error {
+// CreateOrganisation stores a new organisation, with its audit rows, if
+// any, in the same transaction. ECONFLICT if the SIRET exists.
+func (db *DB) CreateOrganisation(ctx context.Context, o *pigp.Organisation, audit ...*pigp.AuditEvent) error {
 	if err := o.Validate(); err != nil {
 		return err
 	}
 	o.CreatedAt = db.now()
 	row := organisationRow{SIRET: o.SIRET, Name: o.Name, CreatedAt: o.CreatedAt}
-	if err := db.with(ctx).Create(&row).Error; err != nil {
-		return conflict(err, fmt.Sprintf("l'organisation %s existe déjà", o.SIRET))
-	}
-	return nil
+	return db.withAudit(ctx, audit, func(tx *gorm.DB) error {
+		if err := tx.Create(&row).Error; err != nil {
+			return conflict(err, fmt.Sprintf("l'organisation %s existe déjà", o.SIRET))
+		}
+		return nil
+	})
 }
 
 // FindOrganisation returns the organisation with the given SIRET, ENOTFOUND if none.
@@ -91,14 +94,15 @@ func (db *DB) ListOrganisations(ctx context.Context) ([]*pigp.Organisation, erro
 	return out, nil
 }
 
-// CreateAccount stores a new account and its SIRETs, setting a.ID.
-// ECONFLICT for a duplicate login, ENOTFOUND for an unknown organisation.
-func (db *DB) CreateAccount(ctx context.Context, a *pigp.Account) error {
+// CreateAccount stores a new account and its SIRETs, setting a.ID, with
+// its audit rows, if any, in the same transaction. ECONFLICT for a
+// duplicate login, ENOTFOUND for an unknown organisation.
+func (db *DB) CreateAccount(ctx context.Context, a *pigp.Account, audit ...*pigp.AuditEvent) error {
 	if err := a.Validate(); err != nil {
 		return err
 	}
 	now := db.now()
-	return db.with(ctx).Transaction(func(tx *gorm.DB) error {
+	return db.withAudit(ctx, audit, func(tx *gorm.DB) error {
 		for _, s := range a.SIRETs {
 			var n int64
 			if err := tx.Model(&organisationRow{}).Where("siret = ?", s).Count(&n).Error; err != nil {
@@ -190,28 +194,31 @@ func (db *DB) toAccounts(ctx context.Context, rows []accountRow) ([]*pigp.Accoun
 	return out, nil
 }
 
-// SetAccountState enables or disables an account. ENOTFOUND if none.
-func (db *DB) SetAccountState(ctx context.Context, login, state string) error {
+// SetAccountState enables or disables an account, with its audit rows, if
+// any, in the same transaction. ENOTFOUND if none.
+func (db *DB) SetAccountState(ctx context.Context, login, state string, audit ...*pigp.AuditEvent) error {
 	if state != pigp.AccountActive && state != pigp.AccountDisabled {
 		return pigp.Errorf(pigp.EINVALID, "état de compte %q inconnu", state)
 	}
-	res := db.with(ctx).Model(&accountRow{}).Where("login = ?", login).
-		Updates(map[string]any{"state": state, "updated_at": db.now()})
-	if res.Error != nil {
-		return fmt.Errorf("set account state: %w", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return pigp.Errorf(pigp.ENOTFOUND, "identifiant %s inconnu", login)
-	}
-	if state == pigp.AccountDisabled {
-		// A disabled account keeps no portal session.
-		err := db.with(ctx).Where("account_id IN (?)", db.with(ctx).Model(&accountRow{}).Select("id").Where("login = ?", login)).
-			Delete(&portalSessionRow{}).Error
-		if err != nil {
-			return fmt.Errorf("revoke portal sessions: %w", err)
+	return db.withAudit(ctx, audit, func(tx *gorm.DB) error {
+		res := tx.Model(&accountRow{}).Where("login = ?", login).
+			Updates(map[string]any{"state": state, "updated_at": db.now()})
+		if res.Error != nil {
+			return fmt.Errorf("set account state: %w", res.Error)
 		}
-	}
-	return nil
+		if res.RowsAffected == 0 {
+			return pigp.Errorf(pigp.ENOTFOUND, "identifiant %s inconnu", login)
+		}
+		if state == pigp.AccountDisabled {
+			// A disabled account keeps no portal session.
+			err := tx.Where("account_id IN (?)", tx.Session(&gorm.Session{NewDB: true}).Model(&accountRow{}).Select("id").Where("login = ?", login)).
+				Delete(&portalSessionRow{}).Error
+			if err != nil {
+				return fmt.Errorf("revoke portal sessions: %w", err)
+			}
+		}
+		return nil
+	})
 }
 
 // SetCivility sets the civility shown before an account's name ("" for
@@ -242,9 +249,10 @@ func (passwordHistoryRow) TableName() string { return "password_history" }
 
 // SetPassword replaces an account's password hash and its dates; the
 // replaced hash goes to the password history and every portal session of
-// the account ends.
-func (db *DB) SetPassword(ctx context.Context, login, hash string, setAt, expiresAt time.Time, temporary bool) error {
-	return db.with(ctx).Transaction(func(tx *gorm.DB) error {
+// the account ends; the audit rows, if any, are appended in the same
+// transaction.
+func (db *DB) SetPassword(ctx context.Context, login, hash string, setAt, expiresAt time.Time, temporary bool, audit ...*pigp.AuditEvent) error {
+	return db.withAudit(ctx, audit, func(tx *gorm.DB) error {
 		var row accountRow
 		if err := tx.Where("login = ?", login).Take(&row).Error; err != nil {
 			return notFound(err, fmt.Sprintf("identifiant %s inconnu", login))
@@ -284,11 +292,18 @@ func (db *DB) PasswordHistory(ctx context.Context, accountID int64, n int) ([]st
 	return out, nil
 }
 
-// AddSSHKey attaches a public key to an account. ECONFLICT if already there.
-func (db *DB) AddSSHKey(ctx context.Context, k *pigp.SSHKey) error {
+// AddSSHKey attaches a public key to an account, with its audit rows, if
+// any, in the same transaction. ECONFLICT if already there.
+func (db *DB) AddSSHKey(ctx context.Context, k *pigp.SSHKey, audit ...*pigp.AuditEvent) error {
 	row := sshKeyRow{AccountID: k.AccountID, Fingerprint: k.Fingerprint, PublicKey: k.PublicKey, Comment: k.Comment, CreatedAt: db.now()}
-	if err := db.with(ctx).Create(&row).Error; err != nil {
-		return conflict(err, fmt.Sprintf("la clé %s est déjà enregistrée pour ce compte", k.Fingerprint))
+	err := db.withAudit(ctx, audit, func(tx *gorm.DB) error {
+		if err := tx.Create(&row).Error; err != nil {
+			return conflict(err, fmt.Sprintf("la clé %s est déjà enregistrée pour ce compte", k.Fingerprint))
+		}
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	k.ID, k.CreatedAt = row.ID, row.CreatedAt
 	return nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"gorm.io/gorm"
 	"gorm.io/gorm/clause"
 
 	"github.com/pigp/pigp"
@@ -59,14 +60,17 @@ func (db *DB) ListBans(ctx context.Context, now time.Time) ([]*pigp.Ban, error) 
 	return out, nil
 }
 
-// DeleteBan lifts the ban of ip; ENOTFOUND when there is none.
-func (db *DB) DeleteBan(ctx context.Context, ip string) error {
-	res := db.with(ctx).Where("ip = ?", ip).Delete(&banRow{})
-	if res.Error != nil {
-		return fmt.Errorf("delete ban: %w", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		return pigp.Errorf(pigp.ENOTFOUND, "aucun bannissement pour l'adresse %s", ip)
-	}
-	return nil
+// DeleteBan lifts the ban of ip, with its audit rows, if any, in the same
+// transaction; ENOTFOUND when there is none.
+func (db *DB) DeleteBan(ctx context.Context, ip string, audit ...*pigp.AuditEvent) error {
+	return db.withAudit(ctx, audit, func(tx *gorm.DB) error {
+		res := tx.Where("ip = ?", ip).Delete(&banRow{})
+		if res.Error != nil {
+			return fmt.Errorf("delete ban: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			return pigp.Errorf(pigp.ENOTFOUND, "aucun bannissement pour l'adresse %s", ip)
+		}
+		return nil
+	})
 }

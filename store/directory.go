@@ -110,15 +110,16 @@ func (db *DB) upsertDirectoryAccount(ctx context.Context, a *pigp.Account, now t
 // SaveGroupMappings records that each mapping's group grants its SIRET with
 // its role, all or nothing; an existing (group, SIRET) mapping takes the
 // new role. It returns how many mappings were created and updated.
-// ENOTFOUND for an unknown organisation.
-func (db *DB) SaveGroupMappings(ctx context.Context, ms []*pigp.GroupMapping) (created, updated int, err error) {
+// ENOTFOUND for an unknown organisation. The audit rows, if any, are
+// appended in the same transaction.
+func (db *DB) SaveGroupMappings(ctx context.Context, ms []*pigp.GroupMapping, audit ...*pigp.AuditEvent) (created, updated int, err error) {
 	for _, m := range ms {
 		if err := m.Validate(); err != nil {
 			return 0, 0, err
 		}
 	}
 	now := db.now()
-	err = db.with(ctx).Transaction(func(tx *gorm.DB) error {
+	err = db.withAudit(ctx, audit, func(tx *gorm.DB) error {
 		created, updated = 0, 0
 		for _, m := range ms {
 			var n int64
@@ -184,22 +185,28 @@ func (db *DB) GroupMappingsFor(ctx context.Context, keys []string) ([]*pigp.Grou
 
 // RemoveGroupMappings removes the mappings of the group with canonical key
 // key, only those of sirets when some are given, and returns how many went.
-// ENOTFOUND when there was none.
-func (db *DB) RemoveGroupMappings(ctx context.Context, key string, sirets []string) (int64, error) {
-	q := db.with(ctx).Where("group_key = ?", key)
-	if len(sirets) > 0 {
-		q = q.Where("siret IN ?", sirets)
-	}
-	res := q.Delete(&groupMappingRow{})
-	if res.Error != nil {
-		return 0, fmt.Errorf("remove group mappings: %w", res.Error)
-	}
-	if res.RowsAffected == 0 {
-		what := "aucune association pour ce groupe"
+// ENOTFOUND when there was none. The audit rows, if any, are appended in
+// the same transaction.
+func (db *DB) RemoveGroupMappings(ctx context.Context, key string, sirets []string, audit ...*pigp.AuditEvent) (int64, error) {
+	var n int64
+	err := db.withAudit(ctx, audit, func(tx *gorm.DB) error {
+		q := tx.Where("group_key = ?", key)
 		if len(sirets) > 0 {
-			what += " et le SIRET " + strings.Join(sirets, ", ")
+			q = q.Where("siret IN ?", sirets)
 		}
-		return 0, pigp.Errorf(pigp.ENOTFOUND, "%s", what)
-	}
-	return res.RowsAffected, nil
+		res := q.Delete(&groupMappingRow{})
+		if res.Error != nil {
+			return fmt.Errorf("remove group mappings: %w", res.Error)
+		}
+		if res.RowsAffected == 0 {
+			what := "aucune association pour ce groupe"
+			if len(sirets) > 0 {
+				what += " et le SIRET " + strings.Join(sirets, ", ")
+			}
+			return pigp.Errorf(pigp.ENOTFOUND, "%s", what)
+		}
+		n = res.RowsAffected
+		return nil
+	})
+	return n, err
 }

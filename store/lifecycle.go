@@ -12,18 +12,20 @@ import (
 
 // ExpireResponses marks as expired, in one small transaction, up to limit
 // available responses whose expiry time is not after now, and returns them.
-// The rows change before any content is deleted.
-func (db *DB) ExpireResponses(ctx context.Context, now time.Time, limit int) ([]*pigp.Response, error) {
+// The rows change before any content is deleted. When audit is not nil,
+// the row audit(r) of each expired response is appended in the same
+// transaction.
+func (db *DB) ExpireResponses(ctx context.Context, now time.Time, limit int, audit func(r *pigp.Response) *pigp.AuditEvent) ([]*pigp.Response, error) {
 	now = utc(now)
 	var out []*pigp.Response
-	err := db.with(ctx).Transaction(func(tx *gorm.DB) error {
+	err := db.withAuditFunc(ctx, audit != nil, func(tx *gorm.DB) ([]*pigp.AuditEvent, error) {
 		var rows []responseRow
 		if err := tx.Where("state = ? AND expires_at <= ?", pigp.ResponseAvailable, now).
 			Order("expires_at, id").Limit(limit).Find(&rows).Error; err != nil {
-			return fmt.Errorf("find expired responses: %w", err)
+			return nil, fmt.Errorf("find expired responses: %w", err)
 		}
 		if len(rows) == 0 {
-			return nil
+			return nil, nil
 		}
 		ids := make([]string, len(rows))
 		for i, r := range rows {
@@ -32,15 +34,35 @@ func (db *DB) ExpireResponses(ctx context.Context, now time.Time, limit int) ([]
 		res := tx.Model(&responseRow{}).Where("id IN ? AND state = ?", ids, pigp.ResponseAvailable).
 			Updates(map[string]any{"state": pigp.ResponseExpired, "expired_at": now})
 		if res.Error != nil {
-			return fmt.Errorf("expire responses: %w", res.Error)
+			return nil, fmt.Errorf("expire responses: %w", res.Error)
 		}
+		var events []*pigp.AuditEvent
 		for i := range rows {
 			rows[i].State = pigp.ResponseExpired
-			out = append(out, rows[i].toResponse())
+			r := rows[i].toResponse()
+			out = append(out, r)
+			if audit != nil {
+				events = append(events, audit(r))
+			}
 		}
-		return nil
+		return events, nil
 	})
-	return out, err
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// withAuditFunc runs fn in a transaction that appends the rows fn returns
+// (audited) or, when audit is false, in a plain transaction.
+func (db *DB) withAuditFunc(ctx context.Context, audit bool, fn func(tx *gorm.DB) ([]*pigp.AuditEvent, error)) error {
+	if audit {
+		return db.audited(ctx, nil, fn)
+	}
+	return db.with(ctx).Transaction(func(tx *gorm.DB) error {
+		_, err := fn(tx)
+		return err
+	})
 }
 
 // ResponsesToPurge returns up to limit responses that are no longer
@@ -65,8 +87,9 @@ func (db *DB) MarkContentDeleted(ctx context.Context, ids []string, now time.Tim
 }
 
 // ExpirePasswords marks the accounts whose password expired at now and were
-// not marked yet, and returns them.
-func (db *DB) ExpirePasswords(ctx context.Context, now time.Time) ([]*pigp.Account, error) {
+// not marked yet, and returns them. Each account is marked in its own
+// transaction, with the row audit(account) when audit is not nil.
+func (db *DB) ExpirePasswords(ctx context.Context, now time.Time, audit func(a *pigp.Account) *pigp.AuditEvent) ([]*pigp.Account, error) {
 	now = utc(now)
 	var rows []accountRow
 	if err := db.with(ctx).Where("password_expires_at <= ? AND password_expired_at IS NULL AND source = ?", now, pigp.SourceLocal).Find(&rows).Error; err != nil {
@@ -74,17 +97,31 @@ func (db *DB) ExpirePasswords(ctx context.Context, now time.Time) ([]*pigp.Accou
 	}
 	var out []*pigp.Account
 	for i := range rows {
-		res := db.with(ctx).Model(&accountRow{}).Where("id = ? AND password_expired_at IS NULL AND password_expires_at <= ?", rows[i].ID, now).
-			Update("password_expired_at", now)
-		if res.Error != nil {
-			return out, fmt.Errorf("mark expired password: %w", res.Error)
-		}
-		if res.RowsAffected == 1 {
-			a, err := db.toAccount(ctx, db.gdb, &rows[i])
-			if err != nil {
-				return out, err
+		var marked *pigp.Account
+		err := db.withAuditFunc(ctx, audit != nil, func(tx *gorm.DB) ([]*pigp.AuditEvent, error) {
+			res := tx.Model(&accountRow{}).Where("id = ? AND password_expired_at IS NULL AND password_expires_at <= ?", rows[i].ID, now).
+				Update("password_expired_at", now)
+			if res.Error != nil {
+				return nil, fmt.Errorf("mark expired password: %w", res.Error)
 			}
-			out = append(out, a)
+			if res.RowsAffected != 1 {
+				return nil, nil
+			}
+			a, err := db.toAccount(ctx, tx, &rows[i])
+			if err != nil {
+				return nil, err
+			}
+			marked = a
+			if audit == nil {
+				return nil, nil
+			}
+			return []*pigp.AuditEvent{audit(a)}, nil
+		})
+		if err != nil {
+			return out, err
+		}
+		if marked != nil {
+			out = append(out, marked)
 		}
 	}
 	return out, nil

@@ -233,7 +233,13 @@ CREATE TABLE campaign_windows (
 	updated_at {{TS}} NOT NULL
 );
 `},
-	{11, "several nodes: portal sessions and shared login failure counters", `
+	{11, "keyed audit chain and exactly-once deposits", `
+ALTER TABLE audit_head ADD COLUMN key_id VARCHAR(32) NOT NULL DEFAULT '';
+ALTER TABLE audit_head ADD COLUMN anchor_id {{BIGINT}} NOT NULL DEFAULT 0;
+ALTER TABLE audit_head ADD COLUMN mac VARCHAR(64) NOT NULL DEFAULT '';
+CREATE INDEX deposits_account_name ON deposits (account_id, external_name, deposited_at);
+`},
+	{12, "several nodes: portal sessions and shared login failure counters", `
 CREATE TABLE portal_sessions (
 	token_hash   VARCHAR(64) PRIMARY KEY,
 	account_id   {{BIGINT}} NOT NULL REFERENCES accounts(id),

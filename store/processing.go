@@ -51,12 +51,13 @@ func (db *DB) ClaimDeposit(ctx context.Context, now time.Time, stale time.Durati
 // the response row (its content already durable) and the deposit's final
 // status, TRAITE or REJETE. ECONFLICT when the deposit already has an
 // answer (another processor finished it first) or is no longer EN_COURS;
-// the caller then deletes its content.
-func (db *DB) FinishDeposit(ctx context.Context, depositID, status string, r *pigp.Response, now time.Time) error {
+// the caller then deletes its content. The audit rows, if any, are
+// appended in the same transaction.
+func (db *DB) FinishDeposit(ctx context.Context, depositID, status string, r *pigp.Response, now time.Time, audit ...*pigp.AuditEvent) error {
 	if status != pigp.DepositProcessed && status != pigp.DepositRejected {
 		return pigp.Errorf(pigp.EINVALID, "statut final %q invalide", status)
 	}
-	return db.with(ctx).Transaction(func(tx *gorm.DB) error {
+	return db.withAudit(ctx, audit, func(tx *gorm.DB) error {
 		res := tx.Model(&depositRow{}).Where("id = ? AND status = ?", depositID, pigp.DepositProcessing).
 			Updates(map[string]any{"status": status, "processed_at": utc(now)})
 		if res.Error != nil {

@@ -43,8 +43,14 @@ func (r *refPersonRow) toPerson() pigp.Person {
 // ImportReferentiel loads reference data in one transaction: the declarants
 // of each foyer in the file replace that foyer's declarants, and its
 // resources replace the foyer's resources of the same years. Either all of
-// it is stored or nothing.
-func (db *DB) ImportReferentiel(ctx context.Context, persons []pigp.Person, resources []pigp.Resource) error {
+// it is stored or nothing. The audit rows, if any, are appended at the end
+// of the same transaction (the chain's lock is taken only then, so a long
+// import does not hold back other audited work).
+func (db *DB) ImportReferentiel(ctx context.Context, persons []pigp.Person, resources []pigp.Resource, audit ...*pigp.AuditEvent) error {
+	if len(audit) > 0 && db.auditKey == nil {
+		return errNoAuditKey
+	}
+	db.prepare(audit)
 	foyers := map[string]bool{}
 	years := map[string]map[int]bool{}
 	for _, p := range persons {
@@ -94,7 +100,7 @@ func (db *DB) ImportReferentiel(ctx context.Context, persons []pigp.Person, reso
 				return fmt.Errorf("insert resources: %w", err)
 			}
 		}
-		return nil
+		return db.appendLocked(tx, audit)
 	})
 }
 

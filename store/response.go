@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -54,9 +55,10 @@ type downloadRow struct {
 
 func (downloadRow) TableName() string { return "downloads" }
 
-// CreateResponse records a response whose content is already durable.
-// ECONFLICT if the SIRET already has a file with that name.
-func (db *DB) CreateResponse(ctx context.Context, r *pigp.Response) error {
+// CreateResponse records a response whose content is already durable,
+// with its audit rows, if any, in the same transaction. ECONFLICT if the
+// SIRET already has a file with that name.
+func (db *DB) CreateResponse(ctx context.Context, r *pigp.Response, audit ...*pigp.AuditEvent) error {
 	row := responseRow{
 		ID: r.ID, Name: r.Name, SIRET: r.SIRET, DocType: r.DocType, Size: r.Size, SHA256: r.SHA256,
 		State: r.State, AvailableAt: utc(r.AvailableAt), ExpiresAt: utc(r.ExpiresAt), StorageKey: r.StorageKey,
@@ -64,10 +66,12 @@ func (db *DB) CreateResponse(ctx context.Context, r *pigp.Response) error {
 	if r.DepositID != "" {
 		row.DepositID = &r.DepositID
 	}
-	if err := db.with(ctx).Create(&row).Error; err != nil {
-		return conflict(err, fmt.Sprintf("un fichier %s existe déjà pour le SIRET %s", r.Name, r.SIRET))
-	}
-	return nil
+	return db.withAudit(ctx, audit, func(tx *gorm.DB) error {
+		if err := tx.Create(&row).Error; err != nil {
+			return conflict(err, fmt.Sprintf("un fichier %s existe déjà pour le SIRET %s", r.Name, r.SIRET))
+		}
+		return nil
+	})
 }
 
 // FindResponse returns the response with the given id, ENOTFOUND if none.
@@ -107,10 +111,11 @@ func (db *DB) ListAvailableResponses(ctx context.Context, sirets []string, now t
 	return out, nil
 }
 
-// RecordDownload records a download and sets the response's first download
-// time if it is not set yet, in one transaction. It fills d.ID.
-func (db *DB) RecordDownload(ctx context.Context, d *pigp.Download) error {
-	return db.with(ctx).Transaction(func(tx *gorm.DB) error {
+// RecordDownload records a download, sets the response's first download
+// time if it is not set yet and appends the audit rows, if any, in one
+// transaction. It fills d.ID.
+func (db *DB) RecordDownload(ctx context.Context, d *pigp.Download, audit ...*pigp.AuditEvent) error {
+	return db.withAudit(ctx, audit, func(tx *gorm.DB) error {
 		row := downloadRow{ResponseID: d.ResponseID, SIRET: d.SIRET, AccountID: d.AccountID,
 			Protocol: d.Protocol, ClientIP: d.ClientIP, DownloadedAt: utc(d.DownloadedAt)}
 		if err := tx.Create(&row).Error; err != nil {
@@ -126,17 +131,24 @@ func (db *DB) RecordDownload(ctx context.Context, d *pigp.Download) error {
 }
 
 // MarkResponseRemoved hides an available response that was downloaded at
-// least once. EFORBIDDEN if it was never downloaded, ENOTFOUND if it is not
-// available.
-func (db *DB) MarkResponseRemoved(ctx context.Context, id string, now time.Time) error {
-	res := db.with(ctx).Model(&responseRow{}).
-		Where("id = ? AND state = ? AND first_download_at IS NOT NULL", id, pigp.ResponseAvailable).
-		Updates(map[string]any{"state": pigp.ResponseRemoved, "removed_at": utc(now)})
-	if res.Error != nil {
-		return fmt.Errorf("remove response: %w", res.Error)
-	}
-	if res.RowsAffected == 1 {
+// least once, with its audit rows, if any, in the same transaction.
+// EFORBIDDEN if it was never downloaded, ENOTFOUND if it is not available.
+func (db *DB) MarkResponseRemoved(ctx context.Context, id string, now time.Time, audit ...*pigp.AuditEvent) error {
+	errNone := errors.New("not removed")
+	err := db.withAudit(ctx, audit, func(tx *gorm.DB) error {
+		res := tx.Model(&responseRow{}).
+			Where("id = ? AND state = ? AND first_download_at IS NOT NULL", id, pigp.ResponseAvailable).
+			Updates(map[string]any{"state": pigp.ResponseRemoved, "removed_at": utc(now)})
+		if res.Error != nil {
+			return fmt.Errorf("remove response: %w", res.Error)
+		}
+		if res.RowsAffected != 1 {
+			return errNone
+		}
 		return nil
+	})
+	if !errors.Is(err, errNone) {
+		return err
 	}
 	r, err := db.FindResponse(ctx, id)
 	if err != nil {

@@ -30,8 +30,10 @@ const (
 
 // DB is a connection to pigp's database.
 type DB struct {
-	gdb     *gorm.DB
-	dialect string
+	// auditKey links the audit chain (UseAuditKey); nil until then.
+	auditKey *pigp.AuditKey
+	gdb      *gorm.DB
+	dialect  string
 	// Now returns the current time; tests replace it.
 	Now func() time.Time
 }
@@ -54,6 +56,9 @@ func Open(ctx context.Context, dialect, dsn string, log *slog.Logger) (*DB, erro
 		if dsn != ":memory:" {
 			if err := os.MkdirAll(filepath.Dir(dsn), 0o700); err != nil {
 				return nil, fmt.Errorf("create database directory: %w", err)
+			}
+			if err := privateSQLiteFiles(dsn); err != nil {
+				return nil, err
 			}
 		}
 		// WAL with synchronous=FULL: a committed row survives a power loss.
@@ -85,6 +90,25 @@ func Open(ctx context.Context, dialect, dsn string, log *slog.Logger) (*DB, erro
 		return nil, fmt.Errorf("connect to %s database: %w", dialect, err)
 	}
 	return &DB{gdb: gdb, dialect: dialect, Now: func() time.Time { return time.Now().UTC() }}, nil
+}
+
+// privateSQLiteFiles makes the database file and its WAL and shared-memory
+// files readable by the service user only (0600): the file is created
+// with that mode before SQLite opens it, and SQLite creates -wal and -shm
+// with the mode of the database file. Files of an older install are
+// narrowed too.
+func privateSQLiteFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create database file: %w", err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("restrict database file: %w", err)
+		}
+	}
+	return nil
 }
 
 // Dialect returns SQLite or Postgres.

@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -26,6 +27,13 @@ func eachDB(t *testing.T, fn func(t *testing.T, db *store.DB)) {
 	})
 }
 
+// eachDSN runs fn on a fresh SQLite file and a fresh PostgreSQL database,
+// not opened yet.
+func eachDSN(t *testing.T, fn func(t *testing.T, dialect, dsn string)) {
+	t.Run("sqlite", func(t *testing.T) { fn(t, store.SQLite, filepath.Join(t.TempDir(), "pigp.db")) })
+	t.Run("postgres", func(t *testing.T) { fn(t, store.Postgres, testutil.NewPostgresDB(t)) })
+}
+
 // MustOpen opens and migrates a database, closed at the end of the test.
 func MustOpen(tb testing.TB, dialect, dsn string) *store.DB {
 	tb.Helper()
@@ -36,6 +44,9 @@ func MustOpen(tb testing.TB, dialect, dsn string) *store.DB {
 	}
 	tb.Cleanup(func() { db.Close() })
 	if _, err := db.Migrate(ctx); err != nil {
+		tb.Fatal(err)
+	}
+	if _, err := db.UseAuditKey(ctx, testutil.AuditKey()); err != nil {
 		tb.Fatal(err)
 	}
 	return db
@@ -260,4 +271,28 @@ func TestDepositsAndResponses(t *testing.T) {
 			t.Fatalf("history lost after removal: %d", len(dls))
 		}
 	})
+}
+
+// TestSQLiteFilesPrivate: the database file and its WAL and shared-memory
+// files are readable by the service user only, also for a file an older
+// version created 0644.
+func TestSQLiteFilesPrivate(t *testing.T) {
+	dir := t.TempDir()
+	old := filepath.Join(dir, "old.db")
+	if err := os.WriteFile(old, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{filepath.Join(dir, "pigp.db"), old} {
+		db := MustOpen(t, store.SQLite, path)
+		appendEvents(t, db, 1) // writes: the WAL and the shared memory exist
+		for _, p := range []string{path, path + "-wal", path + "-shm"} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fi.Mode().Perm() != 0o600 {
+				t.Errorf("%s has mode %v, want 0600", filepath.Base(p), fi.Mode().Perm())
+			}
+		}
+	}
 }

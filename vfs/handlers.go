@@ -192,7 +192,7 @@ func (fsys *FS) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 		if err != nil {
 			return nil, fsys.toSFTP("read", r.Filepath, err)
 		}
-		return rr, nil
+		return &readFile{fsys: fsys, rr: rr, path: r.Filepath}, nil
 	case dir == DirHistorique:
 		if name != exchange.DepositsCSV && name != exchange.DownloadsCSV {
 			return nil, errNotFound
@@ -212,6 +212,29 @@ func (fsys *FS) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	return nil, errDepotRead
 }
 
+// readFile is an open response of /retrait. Its errors go through the
+// session's error mapping: the client reads a French message, never a
+// server path or an internal error (those go to the log).
+type readFile struct {
+	fsys *FS
+	rr   *exchange.ResponseReader
+	path string
+}
+
+func (f *readFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.rr.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		return n, f.fsys.toSFTP("read", f.path, err)
+	}
+	return n, err
+}
+
+// Close records the download when the whole file was read; a failure to
+// record it is reported to the client.
+func (f *readFile) Close() error {
+	return f.fsys.toSFTP("close", f.path, f.rr.Close())
+}
+
 // statDepot answers STAT of a /depot name: an upload open in this
 // session, a staged upload of the account, or a deposit still pending or
 // made within DepositGrace (with the mtime a client set, if any).
@@ -221,11 +244,19 @@ func (fsys *FS) statDepot(ctx context.Context, name string) (os.FileInfo, error)
 	u := fsys.inflight[name]
 	fsys.mu.Unlock()
 	if u != nil {
-		return &fileInfo{name: name, size: u.Size(), mode: 0o644, mtime: now}, nil
+		size, err := u.Size()
+		if err != nil {
+			return nil, err
+		}
+		return &fileInfo{name: name, size: size, mode: 0o644, mtime: now}, nil
 	}
 	if _, ok := StagingTarget(name); ok {
 		if s := fsys.area.get(fsys.key(name)); s != nil {
-			return &fileInfo{name: name, size: s.u.Size(), mode: 0o644, mtime: s.lastTouched()}, nil
+			size, err := s.u.Size()
+			if err != nil {
+				return nil, err
+			}
+			return &fileInfo{name: name, size: size, mode: 0o644, mtime: s.lastTouched()}, nil
 		}
 		return nil, errNotFound
 	}
@@ -253,6 +284,9 @@ func (fsys *FS) deposit(ctx context.Context, name string) (*pigp.Deposit, error)
 		if d.ExternalName == name {
 			return d, nil
 		}
+	}
+	if d := fsys.area.retriedDeposit(fsys.key(name), fsys.svc.Now()); d != nil {
+		return d, nil
 	}
 	pending, err := fsys.svc.PendingDeposits(ctx, fsys.caller)
 	if err != nil {
@@ -307,6 +341,11 @@ func (fsys *FS) openUpload(r *sftp.Request) (*uploadFile, error) {
 	// the open flags.
 	if _, err := fsys.svc.CheckDepositName(fsys.caller, final); err != nil {
 		fsys.log.Info("upload refused", exchange.RefusedNameAttrs(name, err)...)
+		return nil, fsys.toSFTP("open", r.Filepath, err)
+	}
+	// Then the disk: below its minimum free space, every upload (a resume
+	// too) is refused at open with a French message.
+	if err := fsys.svc.CheckSpace(); err != nil {
 		return nil, fsys.toSFTP("open", r.Filepath, err)
 	}
 	if staging {
@@ -366,7 +405,8 @@ func (fsys *FS) openStaging(ctx context.Context, name, final string, flags sftp.
 		s.touch(now)
 		a.mu.Unlock()
 		s.u.SetCaller(fsys.caller)
-		fsys.log.Info("staged upload resumed", "name", name, "size", s.u.Size())
+		size, _ := s.u.Size()
+		fsys.log.Info("staged upload resumed", "name", name, "size", size)
 		return f, nil
 	case s == nil && !flags.Creat:
 		a.mu.Unlock()
@@ -429,7 +469,15 @@ func (f *uploadFile) WriteAt(p []byte, off int64) (int, error) {
 	return n, f.fsys.toSFTP("write", f.u.Name(), err)
 }
 
-func (f *uploadFile) ReadAt(p []byte, off int64) (int, error) { return f.u.ReadAt(p, off) }
+// ReadAt reads back an upload (clients that open read-write), through the
+// session's error mapping.
+func (f *uploadFile) ReadAt(p []byte, off int64) (int, error) {
+	n, err := f.u.ReadAt(p, off)
+	if err != nil && err != io.EOF {
+		return n, f.fsys.toSFTP("read", f.u.Name(), err)
+	}
+	return n, err
+}
 
 // TransferError is called by pkg/sftp when the connection dropped with the
 // handle open: the upload did not complete.
@@ -460,9 +508,11 @@ func (f *uploadFile) Close() error {
 		f.u.Abort()
 		return fsys.toSFTP("close", f.u.Name(), err)
 	}
-	if _, err := f.u.Commit(context.Background()); err != nil {
+	d, err := f.u.Commit(context.Background())
+	if err != nil {
 		return fsys.toSFTP("close", f.u.Name(), err)
 	}
+	fsys.area.committed(fsys.key(f.name), d, fsys.svc.Now())
 	return nil
 }
 
@@ -488,7 +538,8 @@ func (f *uploadFile) closeStaged(terr error) error {
 		f.u.Abort()
 		return fsys.toSFTP("close", f.name, failed)
 	case terr != nil && keep:
-		fsys.log.Info("staged upload interrupted, kept for a resume", "name", f.name, "size", f.u.Size())
+		size, _ := f.u.Size()
+		fsys.log.Info("staged upload interrupted, kept for a resume", "name", f.name, "size", size)
 	case terr != nil:
 		f.u.Abort()
 		fsys.log.Warn("staged upload interrupted, discarded", "name", f.name, "error", terr)
@@ -590,9 +641,11 @@ func (fsys *FS) rename(r *sftp.Request, dir, name string) error {
 		return fsys.toSFTP("rename", r.Target, err)
 	}
 	s.u.SetCaller(fsys.caller)
-	if _, err := s.u.Commit(ctxOf(r)); err != nil {
+	d, err := s.u.Commit(ctxOf(r))
+	if err != nil {
 		return fsys.toSFTP("rename", r.Target, err)
 	}
+	fsys.area.committed(fsys.key(tname), d, fsys.svc.Now())
 	return nil
 }
 

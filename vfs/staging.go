@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/exchange"
 )
 
@@ -82,6 +83,15 @@ type Shared struct {
 	mu     sync.Mutex
 	staged map[accountName]*staged
 	mtimes map[accountName]mtime
+	// retried holds, for DepositGrace, the deposit a duplicate upload was
+	// answered with, so that a client checking its upload by STAT finds it
+	// even when the first deposit is older than DepositGrace.
+	retried map[accountName]retry
+}
+
+type retry struct {
+	d  *pigp.Deposit
+	at time.Time
 }
 
 type accountName struct {
@@ -117,7 +127,8 @@ func NewShared() *Shared {
 // NewSharedWith is NewShared with the read-only documents served in
 // /historique/documentation (file name → content).
 func NewSharedWith(documents map[string][]byte) *Shared {
-	return &Shared{staged: map[accountName]*staged{}, mtimes: map[accountName]mtime{}, Documentation: documents}
+	return &Shared{staged: map[accountName]*staged{}, mtimes: map[accountName]mtime{}, retried: map[accountName]retry{},
+		Documentation: documents}
 }
 
 // documentNames returns the documents' names in order.
@@ -144,6 +155,11 @@ func (a *Shared) sweep(now time.Time) {
 	for k, m := range a.mtimes {
 		if now.Sub(m.set) > DepositGrace {
 			delete(a.mtimes, k)
+		}
+	}
+	for k, r := range a.retried {
+		if now.Sub(r.at) > DepositGrace {
+			delete(a.retried, k)
 		}
 	}
 	a.mu.Unlock()
@@ -183,6 +199,28 @@ func (a *Shared) drop(key accountName, s *staged) {
 	}
 	a.mu.Unlock()
 	s.u.Abort()
+}
+
+// committed notes the deposit an upload of key ended with: a duplicate's
+// is kept for DepositGrace (see retried).
+func (a *Shared) committed(key accountName, d *pigp.Deposit, now time.Time) {
+	if d == nil || !d.Duplicate {
+		return
+	}
+	a.mu.Lock()
+	a.retried[key] = retry{d: d, at: now}
+	a.mu.Unlock()
+}
+
+// retriedDeposit returns the deposit a recent duplicate upload of key was
+// answered with, if any.
+func (a *Shared) retriedDeposit(key accountName, now time.Time) *pigp.Deposit {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if r, ok := a.retried[key]; ok && now.Sub(r.at) <= DepositGrace {
+		return r.d
+	}
+	return nil
 }
 
 // setMtime records the modification time a client set on a name.

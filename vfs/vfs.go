@@ -163,7 +163,10 @@ func (fsys *FS) toSFTP(op, p string, err error) error {
 		return &sftpError{sftp.ErrSSHFxNoSuchFile, msg}
 	case pigp.EINVALID, pigp.EFORBIDDEN, pigp.EUNAUTHORIZED, pigp.EEXPIRED:
 		return &sftpError{sftp.ErrSSHFxPermissionDenied, msg}
-	case pigp.ETOOLARGE, pigp.ECONFLICT, pigp.EUNAVAILABLE:
+	case pigp.ETOOLARGE, pigp.ECONFLICT:
+		return &sftpError{sftp.ErrSSHFxFailure, msg}
+	case pigp.EUNAVAILABLE:
+		fsys.log.Warn("sftp request refused: service unavailable", "op", op, "path", p, "error", err)
 		return &sftpError{sftp.ErrSSHFxFailure, msg}
 	}
 	fsys.log.Error("sftp request failed", "op", op, "path", p, "error", err)

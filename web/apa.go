@@ -55,6 +55,10 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, sess *session) 
 }
 
 func depositConfirmation(d *pigp.Deposit) string {
+	if d.Duplicate {
+		return fmt.Sprintf("Ce fichier %s (%s), identique, avait déjà été déposé le %s : il n'a pas été déposé une seconde fois. Identifiant du dépôt : %s.",
+			d.ExternalName, exchange.FormatSize(d.Size), dateTime(d.DepositedAt), d.ID)
+	}
 	return fmt.Sprintf("Le fichier %s (%s) a bien été déposé. Identifiant du dépôt : %s.", d.ExternalName, exchange.FormatSize(d.Size), d.ID)
 }
 
@@ -212,8 +216,11 @@ func (s *Server) download(w http.ResponseWriter, r *http.Request, sess *session)
 		}
 		off += int64(n)
 		if off == resp.Size {
-			if err := rr.Close(); err != nil { // records the download
+			// Records the download. If it cannot be recorded, the last
+			// chunk is not sent: the browser reports a failed download.
+			if err := rr.Close(); err != nil {
 				s.Logger.Error("record portal download", "response", resp.ID, "error", err)
+				return
 			}
 		}
 		if _, err := w.Write(buf[:n]); err != nil {

@@ -254,6 +254,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.Space != nil {
+		if free, required, ok, _ := s.Space.SpaceStatus(); !ok {
+			s.Logger.Warn("readiness: free disk space below min_free_space", "free", free, "required", required)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: free disk space of the data directory below min_free_space (%d bytes free, %d required): uploads are refused\n", free, required)
+			return
+		}
+	}
 	if s.Directory != nil {
 		if err := s.Directory.Check(r.Context()); err != nil {
 			// Local accounts still work: degraded, not down (200).

@@ -66,6 +66,12 @@ type Pinger interface {
 	Ping(ctx context.Context) error
 }
 
+// Space reports whether the content store has its minimum free space (for
+// /readyz).
+type Space interface {
+	SpaceStatus() (free, required uint64, ok bool, err error)
+}
+
 // DirectoryChecker reports whether the directory of internal agents
 // answers (for /readyz: without it the portal is degraded, not down, since
 // local accounts keep working).
@@ -117,6 +123,8 @@ type Server struct {
 	Exchange Exchange
 	History  History
 	DB       Pinger
+	// Space, if set, makes /readyz fail below the minimum free space.
+	Space Space
 	// Directory is the directory of internal agents (nil: none).
 	Directory DirectoryChecker
 	Logger    *slog.Logger

@@ -33,6 +33,7 @@ import (
 	"github.com/pigp/pigp/apa"
 	"github.com/pigp/pigp/blob"
 	"github.com/pigp/pigp/exchange"
+	"github.com/pigp/pigp/internal/testutil"
 	"github.com/pigp/pigp/store"
 	"github.com/pigp/pigp/web"
 )
@@ -83,6 +84,9 @@ func newFixture(t *testing.T, tweak func(f *fixture)) *fixture {
 	}
 	t.Cleanup(func() { db.Close() })
 	if _, err := db.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.UseAuditKey(ctx, testutil.AuditKey()); err != nil {
 		t.Fatal(err)
 	}
 	blobs, err := blob.Open(filepath.Join(dir, "store"))

@@ -54,6 +54,11 @@ type App struct {
 	// Directory authenticates internal agents (nil: no ldap.url, every
 	// login is local).
 	Directory *directory.Client
+
+	// op is the audit row of the operator command being run (withApp),
+	// nil for other commands; opUsed says a state change recorded it.
+	op     *pigp.AuditEvent
+	opUsed bool
 }
 
 // configFlags registers --config and the settings that can be given as flags.
@@ -128,16 +133,29 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	if len(applied) > 0 {
 		logger.Info("database migrated", "applied", applied, "dialect", dialect)
 	}
+	if err := a.openAudit(ctx); err != nil {
+		db.Close()
+		return nil, err
+	}
 	a.Blobs, err = blob.Open(filepath.Join(c.DataDir, "store"))
 	if err != nil {
 		db.Close()
 		return nil, err
+	}
+	// Clean restart: the temporary files of this node's processes that
+	// are gone (a crash) are removed now, not a day later.
+	if n, err := a.Blobs.RemoveLeftovers(); err != nil {
+		logger.Warn("remove temporary files left by a crash", "error", err)
+	} else if n > 0 {
+		logger.Info("temporary files left by a crash removed", "count", n, "node", a.Blobs.Owner().Node)
 	}
 	a.Exchange = exchange.New(db, a.Blobs, logger.With("component", "exchange"))
 	a.Exchange.MaxUploadSize = int64(c.MaxUploadSize)
 	a.Exchange.Retention = c.Retention.Std()
 	a.Exchange.HistoryMonths = c.HistoryMonths
 	a.Exchange.PasswordValidityMonths = c.PasswordValidityMonths
+	a.Exchange.DuplicateWindow = c.DuplicateWindow.Std()
+	a.Exchange.MinFreeSpace = exchange.SpacePolicy{Bytes: c.MinFreeSpace.Bytes, Percent: c.MinFreeSpace.Percent}
 	a.Exchange.Audit = db
 	a.Exchange.Hashes = newHashLimiter(c, a)
 	a.Exchange.Refusals = exchange.NewAuditFlood(db, c.Audit.MaxDetailedRefusals, c.Audit.RefusalSummaryAfter.Std(),
@@ -161,14 +179,14 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	a.Life = lifecycle.New(db, a.Blobs, logger.With("component", "lifecycle"))
 	a.Life.ReminderDays = c.PasswordReminderDays
 	a.Life.PortalURL = c.PortalURL
-	a.Life.Audit = db
+	a.Life.Audit = true
 	if c.SMTP.Host != "" {
 		a.Life.Sender = &lifecycle.SMTPSender{Host: c.SMTP.Host, Port: c.SMTP.Port, Security: c.SMTP.Security,
 			Username: c.SMTP.Username, Password: c.SMTP.Password, From: c.SMTP.From}
 	}
 	a.Process = &processing.Processor{
 		Store: db, Blobs: a.Blobs, Places: a.Places, Logger: logger.With("component", "processing"),
-		Now: db.Now, Retention: c.Retention.Std(), StaleAfter: c.ProcessingStaleAfter.Std(), Audit: db,
+		Now: db.Now, Retention: c.Retention.Std(), StaleAfter: c.ProcessingStaleAfter.Std(), Audit: true,
 		Campaigns: a.campaigns,
 		Published: func(ctx context.Context, d *pigp.Deposit, r *pigp.Response, contact string) {
 			// Notifications never block processing: a failure is logged.
@@ -187,6 +205,7 @@ const (
 	jobPasswords    = "expiration-mots-de-passe"
 	jobNotify       = "notifications"
 	jobHousekeeping = "menage"
+	jobCheckpoint   = "point-de-controle-audit"
 )
 
 // jobs returns the scheduled jobs.
@@ -212,6 +231,13 @@ func (a *App) jobs() []scheduler.Job {
 		{Name: jobHousekeeping, Schedule: c.HousekeepingSchedule, Run: func(ctx context.Context, now time.Time) (scheduler.Counts, error) {
 			temps, orphans, err := a.Life.Housekeeping(ctx, now)
 			return scheduler.Counts{"temporaires": temps, "orphelins": orphans}, err
+		}},
+		{Name: jobCheckpoint, Schedule: c.AuditCheckpointSchedule, Run: func(ctx context.Context, _ time.Time) (scheduler.Counts, error) {
+			cp, err := a.writeCheckpoint(ctx, a.DB.Now())
+			if err != nil {
+				return nil, err
+			}
+			return scheduler.Counts{"lignes": int(cp.Rows)}, nil
 		}},
 	}
 }
@@ -356,8 +382,11 @@ func withApp(ctx context.Context, m *Main, cf *configFlags, fn func(a *App) erro
 		return err
 	}
 	defer a.Close()
+	a.op = operatorEvent(m)
 	err = fn(a)
-	auditOperator(ctx, m, a, err)
+	if aerr := a.finishOperator(ctx, err); err == nil {
+		err = aerr
+	}
 	return err
 }
 

@@ -18,27 +18,47 @@ type auditCommand struct{}
 
 func (auditCommand) Run(ctx context.Context, m *Main, args []string) error {
 	if len(args) == 0 {
-		return usagef("missing subcommand: verify or export")
+		return usagef("missing subcommand: verify, checkpoint or export")
 	}
 	switch args[0] {
 	case "verify":
 		return auditVerify(ctx, m, args[1:])
+	case "checkpoint":
+		return auditCheckpoint(ctx, m, args[1:])
 	case "export":
 		return auditExport(ctx, m, args[1:])
 	}
-	return usagef("unknown subcommand %q: verify or export", args[0])
+	return usagef("unknown subcommand %q: verify, checkpoint or export", args[0])
 }
 
-// auditVerify walks the hash chain; any break makes the command fail.
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ", ") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// auditVerify walks the chain under the audit key, in one read snapshot,
+// and checks it against the checkpoints of the checkpoint file and those
+// given; any break makes the command fail.
 func auditVerify(ctx context.Context, m *Main, args []string) error {
 	fs := m.flagSet("audit verify")
 	var cf configFlags
 	cf.register(fs, false)
+	var given stringList
+	fs.Var(&given, "checkpoint", "a checkpoint line kept outside (as printed by `pigp audit checkpoint`), or a file of them; repeatable")
 	if err := parse(fs, args, 0); err != nil {
 		return err
 	}
+	extra, err := checkpointsFrom(given)
+	if err != nil {
+		return err
+	}
 	return withApp(ctx, m, &cf, func(a *App) error {
-		rep, err := a.DB.VerifyAudit(ctx)
+		cps, err := readCheckpoints(a.Config.AuditCheckpointPath())
+		if err != nil {
+			return err
+		}
+		rep, err := a.DB.VerifyAudit(ctx, append(cps, extra...)...)
 		if err != nil {
 			return err
 		}
@@ -48,7 +68,40 @@ func auditVerify(ctx context.Context, m *Main, args []string) error {
 			}
 			return pigp.Errorf(pigp.ECONFLICT, "journal d'audit altéré : %d anomalie(s) sur %d ligne(s)", len(rep.Problems), rep.Rows)
 		}
-		fmt.Fprintf(m.Stdout, "journal d'audit intègre : %d ligne(s), dernière empreinte %s\n", rep.Rows, rep.LastHash)
+		fmt.Fprintf(m.Stdout, "journal d'audit intègre : %d ligne(s), clé %s, %d point(s) de contrôle vérifié(s), dernier lien %s\n",
+			rep.Rows, rep.KeyID, rep.Checkpoints, rep.LastHash)
+		return nil
+	})
+}
+
+// auditCheckpoint prints the latest checkpoint of the checkpoint file, or
+// with --new seals one now, appends it and prints it.
+func auditCheckpoint(ctx context.Context, m *Main, args []string) error {
+	fs := m.flagSet("audit checkpoint")
+	var cf configFlags
+	cf.register(fs, false)
+	fresh := fs.Bool("new", false, "seal a checkpoint of the chain now (appended to the checkpoint file) and print it")
+	if err := parse(fs, args, 0); err != nil {
+		return err
+	}
+	return withApp(ctx, m, &cf, func(a *App) error {
+		if *fresh {
+			c, err := a.writeCheckpoint(ctx, a.DB.Now())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(m.Stdout, c)
+			return nil
+		}
+		path := a.Config.AuditCheckpointPath()
+		cps, err := readCheckpoints(path)
+		if err != nil {
+			return err
+		}
+		if len(cps) == 0 {
+			return pigp.Errorf(pigp.ENOTFOUND, "aucun point de contrôle dans %s (le serveur en écrit selon audit_checkpoint_schedule ; `pigp audit checkpoint --new` en scelle un)", path)
+		}
+		fmt.Fprintln(m.Stdout, cps[len(cps)-1])
 		return nil
 	})
 }
@@ -154,35 +207,63 @@ var operatorActions = map[string]bool{
 // readOnlyActions are sub-commands of operator actions that change nothing.
 var readOnlyActions = map[string]bool{"ldap map list": true}
 
-// auditOperator records the operator action m is running, if it is one.
-func auditOperator(ctx context.Context, m *Main, a *App, runErr error) {
+// operatorEvent returns the audit row of the command m runs when it is an
+// operator action (nil otherwise), with outcome OK: the state change
+// records it in its own transaction (App.opAudit), so that the change and
+// its row are committed together.
+func operatorEvent(m *Main) *pigp.AuditEvent {
 	if len(m.args) == 0 {
-		return
+		return nil
 	}
 	name := m.args[0]
 	if len(m.args) > 1 && !strings.HasPrefix(m.args[1], "-") {
 		name += " " + m.args[1]
 	}
 	if !operatorActions[name] {
-		return
+		return nil
 	}
 	if len(m.args) > 2 && readOnlyActions[name+" "+m.args[2]] {
-		return
+		return nil
 	}
-	e := &pigp.AuditEvent{Action: pigp.AuditOperator, Outcome: pigp.AuditOK, Protocol: pigp.ProtocolCLI,
-		Object: "pigp " + strings.Join(m.args, " "), Login: flagValue(m.args, "login"), SIRET: flagValue(m.args, "siret")}
 	operator := m.Getenv("SUDO_USER")
 	if operator == "" {
 		operator = m.Getenv("USER")
 	}
-	e.Detail = "opérateur " + operator
+	return &pigp.AuditEvent{Action: pigp.AuditOperator, Outcome: pigp.AuditOK, Protocol: pigp.ProtocolCLI,
+		Object: "pigp " + strings.Join(m.args, " "), Login: flagValue(m.args, "login"), SIRET: flagValue(m.args, "siret"),
+		Detail: "opérateur " + operator}
+}
+
+// opAudit returns the operator's audit row for the state change about to
+// be committed, which records it in its transaction; nil when the command
+// is not an operator action or the row was handed out already.
+func (a *App) opAudit() []*pigp.AuditEvent {
+	if a.op == nil || a.opUsed {
+		return nil
+	}
+	a.opUsed = true
+	return []*pigp.AuditEvent{a.op}
+}
+
+// finishOperator records the operator's row when no state change did: a
+// failed action (outcome "echec" and the reason), or a batch action whose
+// changes carry rows of their own (process, expire, referentiel
+// generate). A row that cannot be recorded fails the command.
+func (a *App) finishOperator(ctx context.Context, runErr error) error {
+	if a.op == nil || (a.opUsed && runErr == nil) {
+		return nil
+	}
+	e := *a.op
+	e.ID, e.Time, e.PrevHash, e.Hash = 0, time.Time{}, "", ""
 	if runErr != nil {
 		e.Outcome = pigp.AuditFailed
 		e.Detail += " : " + pigp.ErrorMessage(runErr)
 	}
-	if err := a.DB.Audit(ctx, e); err != nil {
-		a.Logger.Error("audit operator action", "action", name, "error", err)
+	if err := a.DB.Audit(ctx, &e); err != nil {
+		a.Logger.Error("audit operator action", "action", e.Object, "error", err)
+		return fmt.Errorf("record the operator action in the audit trail: %w", err)
 	}
+	return nil
 }
 
 // flagValue returns the value of --name (or -name) in args.

@@ -100,7 +100,11 @@ func (backupCommand) Run(ctx context.Context, m *Main, args []string) error {
 		if err := db.CheckSchema(ctx); err != nil {
 			return err
 		}
-		meta, err := writeBackup(ctx, c.DataDir, auditKeyPath(c), db, *out, m.Stderr)
+		key, err := useAuditKey(ctx, db, c.AuditKey, c.AuditKeyPath())
+		if err != nil {
+			return err
+		}
+		meta, err := writeBackup(ctx, c.DataDir, auditKeyPath(c), key, db, *out, m.Stderr)
 		if err != nil {
 			return err
 		}
@@ -117,10 +121,11 @@ func (backupCommand) Run(ctx context.Context, m *Main, args []string) error {
 	return err
 }
 
-// auditKeyPath is where the audit trail's key file is: DATA_DIR/audit.key.
-// A backup always holds it as audit.key, which restore puts back there.
+// auditKeyPath is where the audit trail's key file is (audit_key_file,
+// default DATA_DIR/audit.key). A backup always holds it as audit.key,
+// which restore puts in the new data directory.
 func auditKeyPath(c config.Config) string {
-	return filepath.Join(c.DataDir, auditKeyFile)
+	return c.AuditKeyPath()
 }
 
 // prepareEmptyDir creates dir, or checks that it is an empty directory.
@@ -156,7 +161,7 @@ const snapshotAttempts = 3
 // writeBackup snapshots the database into out, then copies the contents
 // the snapshot refers to, the host keys and the audit key, then writes
 // backup.json and the manifest.
-func writeBackup(ctx context.Context, dataDir, auditKey string, db *store.DB, out string, warn io.Writer) (*backupMeta, error) {
+func writeBackup(ctx context.Context, dataDir, auditKey string, key *pigp.AuditKey, db *store.DB, out string, warn io.Writer) (*backupMeta, error) {
 	sums := map[string]string{} // backup-relative path → hex SHA-256
 	meta := &backupMeta{Format: backupFormat, Version: pigp.Version, Commit: pigp.BuildCommit(), GoVersion: runtime.Version(),
 		CreatedAt: time.Now().UTC()}
@@ -177,6 +182,9 @@ func writeBackup(ctx context.Context, dataDir, auditKey string, db *store.DB, ou
 		err = func() error {
 			defer snap.Close()
 			if meta.SchemaVersion, err = snap.SchemaVersion(ctx); err != nil {
+				return err
+			}
+			if _, err := snap.UseAuditKey(ctx, key); err != nil {
 				return err
 			}
 			rep, err := snap.VerifyAudit(ctx)

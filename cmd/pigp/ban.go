@@ -61,7 +61,7 @@ func banRemove(ctx context.Context, m *Main, args []string) error {
 		return usagef("--ip must be an IP address")
 	}
 	return withApp(ctx, m, &cf, func(a *App) error {
-		if err := a.DB.DeleteBan(ctx, *ip); err != nil {
+		if err := a.DB.DeleteBan(ctx, *ip, a.opAudit()...); err != nil {
 			return err
 		}
 		fmt.Fprintf(m.Stdout, "adresse %s débloquée\n", *ip)

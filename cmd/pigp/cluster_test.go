@@ -490,78 +490,14 @@ func (c *cluster) checkDeposits(t *testing.T, acked map[string]string, from map[
 	}
 }
 
-// exactlyOnce deposits one file twice and reports whether the second
-// upload was answered without a second deposit.
-func (c *cluster) exactlyOnce(t *testing.T) bool {
-	t.Helper()
-	name, content := c.newFile()
-	for i := range 2 {
-		if err := c.upload(src(25), name, content); err != nil {
-			t.Fatalf("upload %d of %s: %v", i+1, name, err)
-		}
-	}
-	ds, err := c.db.ListDeposits(context.Background(), pigp.DepositFilter{SIRETs: []string{siretA}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, d := range ds {
-		if d.ExternalName == name {
-			n++
-		}
-	}
-	return n == 1
-}
-
-// checkDepositsAtLeastOnce checks that each acknowledged deposit is
-// recorded, with its content's SHA-256 and its client's own address, and
-// that only retried names are recorded more than once.
-func (c *cluster) checkDepositsAtLeastOnce(t *testing.T, acked, from map[string]string, retried map[string]bool) {
-	t.Helper()
-	ds, err := c.db.ListDeposits(context.Background(), pigp.DepositFilter{SIRETs: []string{siretA}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	count := map[string]int{}
-	for _, d := range ds {
-		want, ok := acked[d.ExternalName]
-		if !ok {
-			continue
-		}
-		count[d.ExternalName]++
-		if d.SHA256 != want || d.ClientIP != from[d.ExternalName] {
-			t.Errorf("deposit %s: SHA-256 %s from %s, want %s from %s", d.ExternalName, d.SHA256, d.ClientIP, want, from[d.ExternalName])
-		}
-	}
-	dups := 0
-	for name := range acked {
-		switch {
-		case count[name] == 0:
-			t.Errorf("acknowledged deposit %s not recorded", name)
-		case count[name] > 1 && !retried[name]:
-			t.Errorf("deposit %s recorded %d times, never retried", name, count[name])
-		case count[name] > 2:
-			t.Errorf("deposit %s recorded %d times", name, count[name])
-		case count[name] > 1:
-			dups++
-		}
-	}
-	t.Logf("%d retried deposits recorded twice", dups)
-}
-
 // killDuringDeposits: 20 clients deposit through the balancer; one node
 // is killed with SIGKILL mid-way. Every acknowledged deposit is there
 // once; cut clients reconnect through the balancer (to the other node)
 // and retry until acknowledged.
 func (c *cluster) killDuringDeposits(t *testing.T) {
 	const clients, perClient = 20, 6
-	// A client cut after the node committed its deposit but before the
-	// answer reached it retries: only exactly-once deposits (same
-	// account, name and SHA-256 answered OK as a duplicate) keep the
-	// deposit single. Probe whether this build has them.
-	exactlyOnce := c.exactlyOnce(t)
 	var mu sync.Mutex
-	acked, from, retried := map[string]string{}, map[string]string{}, map[string]bool{}
+	acked, from := map[string]string{}, map[string]string{}
 	var done, cuts atomic.Int32
 	var wg sync.WaitGroup
 	for i := range clients {
@@ -581,9 +517,6 @@ func (c *cluster) killDuringDeposits(t *testing.T) {
 						done.Add(1)
 						break
 					}
-					mu.Lock()
-					retried[name] = true
-					mu.Unlock()
 					if cuts.Add(1) <= 5 {
 						t.Logf("client %s: %s cut (%v), retrying", addr, name, err)
 					}
@@ -615,14 +548,11 @@ func (c *cluster) killDuringDeposits(t *testing.T) {
 	if len(acked) != clients*perClient {
 		t.Fatalf("%d deposits acknowledged, want %d", len(acked), clients*perClient)
 	}
-	if exactlyOnce {
-		c.checkDeposits(t, acked, from)
-	} else {
-		// Until exactly-once deposits land, a retried deposit the node had
-		// committed is recorded twice: check everything else.
-		t.Log("this build answers a repeated deposit with a second one: duplicates of retried deposits are tolerated")
-		c.checkDepositsAtLeastOnce(t, acked, from, retried)
-	}
+	// A client cut after the node committed its deposit but before the
+	// answer reached it retries on the other node: exactly-once deposits
+	// (same account, name and SHA-256 within duplicate_window answered OK)
+	// keep it single.
+	c.checkDeposits(t, acked, from)
 	// Back to two nodes for what follows.
 	killed.start(t)
 	killed.waitReady(t)

@@ -66,7 +66,7 @@ func ldapMap(ctx context.Context, m *Main, args []string) error {
 		ms = append(ms, &pigp.GroupMapping{GroupDN: strings.TrimSpace(*group), GroupKey: key, SIRET: s, Role: *role})
 	}
 	return withApp(ctx, m, &cf, func(app *App) error {
-		created, updated, err := app.DB.SaveGroupMappings(ctx, ms)
+		created, updated, err := app.DB.SaveGroupMappings(ctx, ms, app.opAudit()...)
 		if err != nil {
 			return err
 		}
@@ -121,7 +121,7 @@ func ldapMapRemove(ctx context.Context, m *Main, args []string) error {
 		return err
 	}
 	return withApp(ctx, m, &cf, func(app *App) error {
-		n, err := app.DB.RemoveGroupMappings(ctx, key, splitList(*sirets))
+		n, err := app.DB.RemoveGroupMappings(ctx, key, splitList(*sirets), app.opAudit()...)
 		if err != nil {
 			return err
 		}

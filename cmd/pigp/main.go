@@ -77,7 +77,9 @@ Commands:
   process               answer every waiting deposit now, then exit
   jobs                  list the scheduled jobs: schedule, last run, next run
   expire [--at TIME]    run the expiry jobs once as of TIME and print the counts
-  audit verify|export   check the audit trail's hash chain, or export it as CSV
+  audit verify|checkpoint|export
+                        check the keyed audit chain, print its latest signed
+                        checkpoint, or export it as CSV
   ban list|remove       list or lift the address bans (brute force)
   ldap map|map list|map remove|check
                         map directory groups to SIRETs and roles; test the directory

@@ -37,7 +37,7 @@ func orgAdd(ctx context.Context, m *Main, args []string) error {
 	}
 	return withApp(ctx, m, &cf, func(a *App) error {
 		o := &pigp.Organisation{SIRET: *siret, Name: *name}
-		if err := a.DB.CreateOrganisation(ctx, o); err != nil {
+		if err := a.DB.CreateOrganisation(ctx, o, a.opAudit()...); err != nil {
 			return err
 		}
 		fmt.Fprintf(m.Stdout, "organisation %s créée : %s\n", o.SIRET, o.Name)

@@ -76,7 +76,7 @@ func importReferentiel(ctx context.Context, m *Main, a *App, f *os.File) (import
 	if err != nil {
 		return importCounts{}, pigp.WrapError(pigp.EINVALID, "fichier refusé, rien n'a été importé : "+err.Error(), err)
 	}
-	if err := a.DB.ImportReferentiel(ctx, data.Persons, data.Resources); err != nil {
+	if err := a.DB.ImportReferentiel(ctx, data.Persons, data.Resources, a.opAudit()...); err != nil {
 		return importCounts{}, err
 	}
 	return importCounts{len(data.Persons), len(data.Resources)}, nil

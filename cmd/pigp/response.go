@@ -44,7 +44,7 @@ func (responseCommand) Run(ctx context.Context, m *Main, args []string) error {
 		if _, err := app.DB.FindOrganisation(ctx, *siret); err != nil {
 			return err
 		}
-		r, err := app.Exchange.Publish(ctx, *siret, *name, docType, "", f)
+		r, err := app.Exchange.Publish(ctx, *siret, *name, docType, "", f, app.opAudit()...)
 		if err != nil {
 			return err
 		}

@@ -13,6 +13,7 @@ import (
 	"sort"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/store"
 )
 
@@ -71,7 +72,7 @@ func (restoreCommand) Run(ctx context.Context, m *Main, args []string) error {
 	files, err := restoreInto(ctx, *from, c.DataDir, manifest)
 	var rows int
 	if err == nil {
-		rows, err = checkRestored(ctx, m, c.DataDir, manifest, logger)
+		rows, err = checkRestored(ctx, m, c, manifest, logger)
 	}
 	if err != nil {
 		removeContents(c.DataDir)
@@ -129,7 +130,8 @@ func restoreInto(ctx context.Context, from, to string, manifest map[string]strin
 // date), verifies its audit chain and checks every content its rows refer
 // to against the SHA-256 they recorded. The restore is then recorded in
 // the restored audit trail.
-func checkRestored(ctx context.Context, m *Main, dataDir string, manifest map[string]string, logger *slog.Logger) (int, error) {
+func checkRestored(ctx context.Context, m *Main, c config.Config, manifest map[string]string, logger *slog.Logger) (int, error) {
+	dataDir := c.DataDir
 	db, err := store.Open(ctx, store.SQLite, filepath.Join(dataDir, backupDB), logger)
 	if err != nil {
 		return 0, err
@@ -144,6 +146,15 @@ func checkRestored(ctx context.Context, m *Main, dataDir string, manifest map[st
 			"restaurez avec la version qui l'a faite", v, store.LatestVersion())
 	}
 	if _, err := db.Migrate(ctx); err != nil {
+		return 0, err
+	}
+	// The key restored with the backup (or PIGP_AUDIT_KEY): without it the
+	// chain cannot be verified, and the restore is refused.
+	keyPath := filepath.Join(dataDir, auditKeyFile)
+	if _, err := os.Stat(keyPath); err != nil {
+		keyPath = c.AuditKeyPath()
+	}
+	if _, err := useAuditKey(ctx, db, c.AuditKey, keyPath); err != nil {
 		return 0, err
 	}
 	rep, err := db.VerifyAudit(ctx)

@@ -94,7 +94,7 @@ func userAdd(ctx context.Context, m *Main, args []string) error {
 		now := app.DB.Now()
 		a.PasswordHash, a.PasswordSetAt = hash, now
 		a.PasswordExpiresAt = pigp.PasswordExpiry(now, app.Config.PasswordValidityMonths)
-		if err := app.DB.CreateAccount(ctx, a); err != nil {
+		if err := app.DB.CreateAccount(ctx, a, app.opAudit()...); err != nil {
 			return err
 		}
 		fmt.Fprintf(m.Stdout, "compte %s créé (SIRET %s), mot de passe valable jusqu'au %s\n",
@@ -199,7 +199,7 @@ func userSetState(ctx context.Context, m *Main, args []string, state string) err
 		return usagef("--login is required")
 	}
 	return withApp(ctx, m, &cf, func(app *App) error {
-		if err := app.DB.SetAccountState(ctx, *login, state); err != nil {
+		if err := app.DB.SetAccountState(ctx, *login, state, app.opAudit()...); err != nil {
 			return err
 		}
 		word := map[string]string{pigp.AccountActive: "activé", pigp.AccountDisabled: "désactivé"}[state]
@@ -234,7 +234,7 @@ func userResetPassword(ctx context.Context, m *Main, args []string) error {
 		}
 		now := app.DB.Now()
 		expires := pigp.PasswordExpiry(now, app.Config.PasswordValidityMonths)
-		if err := app.DB.SetPassword(ctx, *login, hash, now, expires, true); err != nil {
+		if err := app.DB.SetPassword(ctx, *login, hash, now, expires, true, app.opAudit()...); err != nil {
 			return err
 		}
 		fmt.Fprintf(m.Stdout, "mot de passe temporaire de %s (à changer à la prochaine connexion) : %s\n", *login, password)
@@ -271,7 +271,7 @@ func userKeyAdd(ctx context.Context, m *Main, args []string) error {
 			return pigp.Errorf(pigp.EINVALID, "%s est un compte de l'annuaire : il se connecte avec l'annuaire, sans clé SSH (ses groupes sont vérifiés à chaque connexion)", a.Login)
 		}
 		key.AccountID = a.ID
-		if err := app.DB.AddSSHKey(ctx, key); err != nil {
+		if err := app.DB.AddSSHKey(ctx, key, app.opAudit()...); err != nil {
 			return err
 		}
 		fmt.Fprintf(m.Stdout, "clé %s ajoutée au compte %s\n", key.Fingerprint, a.Login)

@@ -39,6 +39,7 @@ func (a *App) newWeb() (*web.Server, error) {
 		History:  a.DB,
 		DB:       a.DB,
 		Sessions: a.DB,
+		Space:    a.Exchange,
 		Guard:    a.Guard,
 		Logger:   a.Logger.With("component", "web"),
 	}

@@ -1,0 +1,12 @@
+package blob
+
+import (
+	"errors"
+	"syscall"
+)
+
+// processAlive reports whether a process with that pid runs on this host.
+func processAlive(pid int) bool {
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
