@@ -30,6 +30,9 @@ func twoNodes(t *testing.T, kind string, now func() time.Time) (*store.DB, [2]*e
 	if _, err := db.Migrate(ctx); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := db.UseAuditKey(ctx, testutil.AuditKey()); err != nil {
+		t.Fatal(err)
+	}
 	var g [2]*exchange.Guard
 	for i := range g {
 		g[i] = exchange.NewGuard(exchange.DefaultGuardPolicy(), db, db, now, nil)

@@ -28,8 +28,6 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pigp/pigp"
-	"github.com/pigp/pigp/blob"
-	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/internal/testutil"
 	"github.com/pigp/pigp/store"
 )
@@ -103,7 +101,6 @@ type cluster struct {
 	bin      string
 	dbURL    string
 	db       *store.DB
-	blobs    *blob.Store
 	alice    string // password of alice-xt (siretA)
 	nodes    [2]*clusterNode
 	sftpAddr string // the balancer's SFTP frontend
@@ -156,9 +153,6 @@ func newCluster(t *testing.T) *cluster {
 	}
 	t.Cleanup(func() { c.db.Close() })
 	if _, err := c.db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if c.blobs, err = blob.Open(filepath.Join(data, "store")); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.db.CreateOrganisation(ctx, &pigp.Organisation{SIRET: siretA, Name: "Département du Val-de-Marne"}); err != nil {
@@ -724,12 +718,15 @@ func (c *cluster) untrustedProxyHeader(t *testing.T) {
 // shown in retraits.csv, with the client's address.
 func (c *cluster) downloads(t *testing.T) {
 	const clientIP = "127.0.0.70"
-	ex := exchange.New(c.db, c.blobs, nil)
-	ex.Audit = c.db
 	content := []byte("<ReponseAPA/>\n")
-	if _, err := ex.Publish(context.Background(), siretA, "2026_"+siretA+"_20260101120000_REP.xml", pigp.DocResponse, "",
-		bytes.NewReader(content)); err != nil {
+	file := filepath.Join(c.dir, "reponse.xml")
+	if err := os.WriteFile(file, content, 0o600); err != nil {
 		t.Fatal(err)
+	}
+	// Published by the operator's command, on the shared database and store.
+	if out, err := exec.Command(c.bin, "response", "publish", "--config", c.nodes[0].cfg, "--siret", siretA,
+		"--name", "2026_"+siretA+"_20260101120000_REP.xml", file).CombinedOutput(); err != nil {
+		t.Fatalf("pigp response publish: %v\n%s", err, out)
 	}
 	fc, sc, err := c.clusterSFTP(clientIP)
 	if err != nil {
