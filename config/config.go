@@ -9,6 +9,7 @@ import (
 	"math"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -47,6 +48,15 @@ type Config struct {
 	TLSKey  string `yaml:"tls_key"`
 	// SessionIdle ends a portal session after this much inactivity.
 	SessionIdle Duration `yaml:"session_idle"`
+	// SessionLifetime ends a portal session this long after login,
+	// however active.
+	SessionLifetime Duration `yaml:"session_lifetime"`
+	// HTTPTrustedProxies are the reverse proxies (CIDR) whose
+	// X-Forwarded-For, Forwarded and X-Forwarded-Proto the portal believes.
+	HTTPTrustedProxies []string `yaml:"http_trusted_proxies"`
+	// ProxyProtocol accepts the PROXY protocol on the SFTP port from
+	// trusted balancers.
+	ProxyProtocol ProxyProtocol `yaml:"proxy_protocol"`
 	// MaxUploadSize bounds one deposit, in bytes.
 	MaxUploadSize Size `yaml:"max_upload_size"`
 	// Retention is how long a response stays in /retrait.
@@ -57,6 +67,10 @@ type Config struct {
 	HistoryMonths int `yaml:"history_months"`
 	// ShutdownTimeout bounds how long transfers may go on after SIGTERM.
 	ShutdownTimeout Duration `yaml:"shutdown_timeout"`
+	// DrainDelay is how long /readyz answers 503 after SIGTERM before the
+	// node stops accepting connections (a balancer's health checks notice
+	// meanwhile).
+	DrainDelay Duration `yaml:"drain_delay"`
 	// ProcessingSchedule is when deposits are processed (cron with seconds).
 	ProcessingSchedule string `yaml:"processing_schedule"`
 	// ProcessingStaleAfter is how long a deposit may stay EN_COURS before
@@ -236,6 +250,38 @@ type Audit struct {
 	RefusalSummaryAfter Duration `yaml:"refusal_summary_after"`
 }
 
+// ProxyProtocol holds the settings of the PROXY protocol (v1 and v2) on
+// the SFTP port.
+type ProxyProtocol struct {
+	// Trusted lists the balancers (CIDR or address) whose connections must
+	// start with a PROXY header; a header from any other address is refused.
+	Trusted []string `yaml:"trusted"`
+	// HeaderTimeout bounds the wait for a trusted balancer's header.
+	HeaderTimeout Duration `yaml:"header_timeout"`
+}
+
+// ParsePrefixes reads a list of CIDRs or single addresses (a /32 or /128).
+func ParsePrefixes(list []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, v := range list {
+		v = strings.TrimSpace(v)
+		if v == "" {
+			continue
+		}
+		if p, err := netip.ParsePrefix(v); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(v)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither a CIDR nor an address", v)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
+}
+
 // LDAP holds the directory settings (see the directory package).
 type LDAP struct {
 	// URL is ldaps://host or ldap://host ("": no directory).
@@ -404,6 +450,7 @@ func Default() Config {
 		PasswordValidityMonths:  12,
 		HistoryMonths:           12,
 		ShutdownTimeout:         Duration(30 * time.Second),
+		ProxyProtocol:           ProxyProtocol{HeaderTimeout: Duration(5 * time.Second)},
 		ProcessingSchedule:      "0 * * * * *",
 		ProcessingStaleAfter:    Duration(15 * time.Minute),
 		ExpirySchedule:          "0 */5 * * * *",
@@ -416,6 +463,7 @@ func Default() Config {
 		PasswordReminderDays:    []int{30, 7},
 		SMTP:                    SMTP{Port: 587, Security: "starttls", From: "APA <noreply@apa.invalid>"},
 		SessionIdle:             Duration(15 * time.Minute),
+		SessionLifetime:         Duration(8 * time.Hour),
 		LogLevel:                "info",
 		LogFormat:               "text",
 		LoginGraceTime:          Duration(60 * time.Second),
@@ -507,6 +555,23 @@ var envVars = []struct {
 	{"PIGP_SESSION_IDLE", func(c *Config, v string) error {
 		d, err := ParseDuration(v)
 		c.SessionIdle = Duration(d)
+		return err
+	}},
+	{"PIGP_SESSION_LIFETIME", func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		c.SessionLifetime = Duration(d)
+		return err
+	}},
+	{"PIGP_HTTP_TRUSTED_PROXIES", func(c *Config, v string) error { c.HTTPTrustedProxies = splitComma(v); return nil }},
+	{"PIGP_PROXY_PROTOCOL_TRUSTED", func(c *Config, v string) error { c.ProxyProtocol.Trusted = splitComma(v); return nil }},
+	{"PIGP_PROXY_PROTOCOL_HEADER_TIMEOUT", func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		c.ProxyProtocol.HeaderTimeout = Duration(d)
+		return err
+	}},
+	{"PIGP_DRAIN_DELAY", func(c *Config, v string) error {
+		d, err := ParseDuration(v)
+		c.DrainDelay = Duration(d)
 		return err
 	}},
 	{"PIGP_MAX_UPLOAD_SIZE", func(c *Config, v string) error {
@@ -612,6 +677,17 @@ var envVars = []struct {
 	}},
 }
 
+// splitComma splits a list given in one environment variable.
+func splitComma(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // EnvNames lists the environment variables Load reads, in order.
 func EnvNames() []string {
 	out := make([]string, len(envVars))
@@ -679,6 +755,21 @@ func (c Config) Validate() error {
 	}
 	if c.SessionIdle <= 0 {
 		return &ValidationError{"session_idle", time.Duration(c.SessionIdle), errors.New("must be positive")}
+	}
+	if c.SessionLifetime < c.SessionIdle {
+		return &ValidationError{"session_lifetime", time.Duration(c.SessionLifetime), errors.New("must be at least session_idle")}
+	}
+	if _, err := ParsePrefixes(c.HTTPTrustedProxies); err != nil {
+		return &ValidationError{"http_trusted_proxies", c.HTTPTrustedProxies, err}
+	}
+	if _, err := ParsePrefixes(c.ProxyProtocol.Trusted); err != nil {
+		return &ValidationError{"proxy_protocol.trusted", c.ProxyProtocol.Trusted, err}
+	}
+	if c.ProxyProtocol.HeaderTimeout <= 0 {
+		return &ValidationError{"proxy_protocol.header_timeout", time.Duration(c.ProxyProtocol.HeaderTimeout), errors.New("must be positive")}
+	}
+	if c.DrainDelay < 0 || c.DrainDelay > Duration(5*time.Minute) {
+		return &ValidationError{"drain_delay", time.Duration(c.DrainDelay), errors.New("must be between 0 and 5m")}
 	}
 	if c.HTTPListen != "" && c.HTTPListen != "off" {
 		if _, _, err := net.SplitHostPort(c.HTTPListen); err != nil {

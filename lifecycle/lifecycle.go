@@ -33,6 +33,10 @@ type Store interface {
 	AccountsExpiringBetween(ctx context.Context, from, to time.Time) ([]*pigp.Account, error)
 	StorageKeysInUse(ctx context.Context, keys []string) (map[string]bool, error)
 	PruneTicks(ctx context.Context, before time.Time) (int64, error)
+	// SweepSessions and SweepFailures delete the portal sessions and the
+	// login failure counters that have expired at now.
+	SweepSessions(ctx context.Context, now time.Time) (int, error)
+	SweepFailures(ctx context.Context, now time.Time) (int, error)
 	FindAccountByID(ctx context.Context, id int64) (*pigp.Account, error)
 	CreateNotification(ctx context.Context, n *pigp.Notification) (bool, error)
 	DueNotifications(ctx context.Context, now time.Time, limit int) ([]*pigp.Notification, error)
@@ -280,7 +284,8 @@ func (l *Lifecycle) SendNotifications(ctx context.Context, now time.Time) (sent,
 
 // Housekeeping removes uploads abandoned for more than TempMaxAge, stored
 // content that no row refers to (a crash between the rename and the
-// commit) once older than OrphanMinAge, and old tick claims. Files are
+// commit) once older than OrphanMinAge, old tick claims, and the expired portal
+// sessions and login failure counters. Files are
 // aged on the real clock, never past it: run as of a future date, the job
 // must not take a running upload, or a deposit between its rename and its
 // commit, for something abandoned. The temporary files of a running
@@ -332,6 +337,17 @@ func (l *Lifecycle) Housekeeping(ctx context.Context, now time.Time) (temps, orp
 	}
 	if _, err := l.Store.PruneTicks(ctx, now.Add(-7*24*time.Hour)); err != nil {
 		return temps, orphans, err
+	}
+	sessions, err := l.Store.SweepSessions(ctx, now)
+	if err != nil {
+		return temps, orphans, err
+	}
+	counters, err := l.Store.SweepFailures(ctx, now)
+	if err != nil {
+		return temps, orphans, err
+	}
+	if sessions > 0 || counters > 0 {
+		l.Logger.Info("expired portal sessions and login failure counters removed", "sessions", sessions, "counters", counters)
 	}
 	return temps, orphans, nil
 }

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"mime"
@@ -465,6 +466,15 @@ func TestHousekeeping(t *testing.T) {
 	os.Chtimes(filepath.Join(e.blobs.Dir(), "objects", orphan), past, past)
 	os.Chtimes(filepath.Join(e.blobs.Dir(), "objects", kept.StorageKey), past, past)
 
+	// An expired portal session and an expired failure counter, a live one of each.
+	for i, until := range []time.Time{now.Add(-time.Minute), now.Add(time.Minute)} {
+		if err := e.db.CreateSession(ctx, &pigp.PortalSession{TokenHash: fmt.Sprint("session", i), Caller: &pigp.Caller{AccountID: e.acct.ID, Login: e.acct.Login},
+			CreatedAt: now.Add(-time.Hour), LastSeenAt: now.Add(-time.Hour), ExpiresAt: until}); err != nil {
+			t.Fatal(err)
+		}
+		e.db.CountFailure(ctx, fmt.Sprint("ip|192.0.2.", i), until.Add(-time.Hour), time.Hour)
+	}
+
 	temps, orphans, err := e.life.Housekeeping(ctx, now)
 	if err != nil || temps != 1 || orphans != 1 {
 		t.Fatalf("housekeeping: %d temps, %d orphans, %v; want 1 and 1", temps, orphans, err)
@@ -479,6 +489,18 @@ func TestHousekeeping(t *testing.T) {
 		if _, err := os.Stat(tmp.Name()); err != nil {
 			t.Fatal("running upload removed")
 		}
+	}
+	if _, err := e.db.FindSession(ctx, "session0"); pigp.ErrorCode(err) != pigp.ENOTFOUND {
+		t.Fatalf("expired session kept: %v", err)
+	}
+	if _, err := e.db.FindSession(ctx, "session1"); err != nil {
+		t.Fatalf("live session removed: %v", err)
+	}
+	if n, _ := e.db.SweepFailures(ctx, now); n != 0 {
+		t.Fatalf("%d expired failure counters left by housekeeping", n)
+	}
+	if n, _ := e.db.CountFailure(ctx, "ip|192.0.2.1", now, time.Hour); n != 2 {
+		t.Fatalf("live failure counter removed (count %d, want 2)", n)
 	}
 }
 

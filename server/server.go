@@ -111,6 +111,8 @@ type Server struct {
 	SessionEnded func(caller *pigp.Caller)
 	// Guard throttles failed logins and refuses banned addresses (nil: none).
 	Guard Guard
+	// Proxy accepts the PROXY protocol from trusted balancers (nil: none).
+	Proxy *ProxyProtocol
 	// ServerVersion is the SSH identification string.
 	ServerVersion string
 	// Now returns the current time (tests move it).
@@ -128,8 +130,10 @@ type Server struct {
 	unauth   map[string]int // connections not authenticated yet, per address
 	accounts map[int64]int  // authenticated connections per account
 	closing  bool
-	sessions sync.WaitGroup
-	sleep    func(time.Duration) // the accept loop's back-off (tests)
+	// active counts the tracked connections, authenticated or not: a
+	// graceful stop lets a login begun before it finish and transfer.
+	active sync.WaitGroup
+	sleep  func(time.Duration) // the accept loop's back-off (tests)
 }
 
 // Open validates the settings, binds the listener and starts serving.
@@ -162,6 +166,9 @@ func (s *Server) Open() error {
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.Addr, err)
+	}
+	if s.Proxy != nil {
+		ln = s.Proxy.listen(ln, s.Logger)
 	}
 	s.ln = ln
 	s.conns = map[net.Conn]struct{}{}
@@ -451,6 +458,7 @@ func (s *Server) track(c net.Conn) (string, bool) {
 	s.conns[c] = struct{}{}
 	s.perIP[ip]++
 	s.unauth[ip]++
+	s.active.Add(1)
 	return "", true
 }
 
@@ -493,6 +501,7 @@ func (s *Server) untrack(c net.Conn) {
 	}
 	s.mu.Unlock()
 	c.Close()
+	s.active.Done()
 }
 
 // refuse writes msg and closes c, without reading anything from it.
@@ -603,8 +612,6 @@ func (s *Server) handleSession(ch ssh.Channel, reqs <-chan *ssh.Request, caller 
 }
 
 func (s *Server) serveSFTP(ch ssh.Channel, caller *pigp.Caller, log *slog.Logger) {
-	s.sessions.Add(1)
-	defer s.sessions.Done()
 	if s.Metrics != nil {
 		s.Metrics.SFTPSessionStarted()
 		defer s.Metrics.SFTPSessionEnded()
@@ -624,8 +631,9 @@ func (s *Server) serveSFTP(ch ssh.Channel, caller *pigp.Caller, log *slog.Logger
 	rs.Close()
 }
 
-// Close stops accepting connections, lets the running SFTP sessions finish
-// until ctx is done, then closes every connection.
+// Close stops accepting connections, lets the open connections finish
+// (logins under way, then their transfers) until ctx is done, then closes
+// every connection that remains.
 func (s *Server) Close(ctx context.Context) error {
 	if s.ln == nil {
 		return nil
@@ -636,7 +644,7 @@ func (s *Server) Close(ctx context.Context) error {
 	err := s.ln.Close()
 	done := make(chan struct{})
 	go func() {
-		s.sessions.Wait()
+		s.active.Wait()
 		close(done)
 	}()
 	select {
@@ -670,19 +678,9 @@ func LoadOrCreateHostKeys(dir string) ([]ssh.Signer, error) {
 		path := filepath.Join(dir, k.file)
 		b, err := os.ReadFile(path)
 		if errors.Is(err, os.ErrNotExist) {
-			priv, err := k.gen()
-			if err != nil {
-				return nil, fmt.Errorf("generate host key: %w", err)
-			}
-			blk, err := ssh.MarshalPrivateKey(priv, "pigp host key")
-			if err != nil {
-				return nil, fmt.Errorf("encode host key: %w", err)
-			}
-			b = pem.EncodeToMemory(blk)
-			if err := writeFileSync(path, b, 0o600); err != nil {
-				return nil, err
-			}
-		} else if err != nil {
+			b, err = createHostKey(path, k.gen)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("read host key: %w", err)
 		}
 		signer, err := ssh.ParsePrivateKey(b)
@@ -694,18 +692,49 @@ func LoadOrCreateHostKeys(dir string) ([]ssh.Signer, error) {
 	return out, nil
 }
 
-func writeFileSync(path string, b []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, mode)
+// createHostKey generates a key and publishes it at path atomically: it
+// is written and fsynced under a temporary name, then linked to path, so
+// that several nodes starting at once on one data directory all end up
+// with the key of whichever linked first, never a partial file.
+func createHostKey(path string, gen func() (any, error)) ([]byte, error) {
+	priv, err := gen()
 	if err != nil {
-		return fmt.Errorf("create %s: %w", path, err)
+		return nil, fmt.Errorf("generate host key: %w", err)
+	}
+	blk, err := ssh.MarshalPrivateKey(priv, "pigp host key")
+	if err != nil {
+		return nil, fmt.Errorf("encode host key: %w", err)
+	}
+	b := pem.EncodeToMemory(blk)
+	f, err := os.CreateTemp(filepath.Dir(path), ".hostkey-*")
+	if err != nil {
+		return nil, fmt.Errorf("create host key: %w", err)
+	}
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		return nil, err
 	}
 	if _, err := f.Write(b); err != nil {
 		f.Close()
-		return err
+		return nil, err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return err
+		return nil, err
 	}
-	return f.Close()
+	if err := f.Close(); err != nil {
+		return nil, err
+	}
+	if err := os.Link(tmp, path); errors.Is(err, os.ErrExist) {
+		return os.ReadFile(path) // another node was first
+	} else if err != nil {
+		return nil, fmt.Errorf("create host key: %w", err)
+	}
+	if d, err := os.Open(filepath.Dir(path)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return b, nil
 }

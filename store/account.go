@@ -209,6 +209,14 @@ func (db *DB) SetAccountState(ctx context.Context, login, state string, audit ..
 		if res.RowsAffected == 0 {
 			return pigp.Errorf(pigp.ENOTFOUND, "identifiant %s inconnu", login)
 		}
+		if state == pigp.AccountDisabled {
+			// A disabled account keeps no portal session.
+			err := tx.Where("account_id IN (?)", tx.Session(&gorm.Session{NewDB: true}).Model(&accountRow{}).Select("id").Where("login = ?", login)).
+				Delete(&portalSessionRow{}).Error
+			if err != nil {
+				return fmt.Errorf("revoke portal sessions: %w", err)
+			}
+		}
 		return nil
 	})
 }
@@ -240,8 +248,9 @@ type passwordHistoryRow struct {
 func (passwordHistoryRow) TableName() string { return "password_history" }
 
 // SetPassword replaces an account's password hash and its dates; the
-// replaced hash goes to the password history; the audit rows, if any, are
-// appended in the same transaction.
+// replaced hash goes to the password history and every portal session of
+// the account ends; the audit rows, if any, are appended in the same
+// transaction.
 func (db *DB) SetPassword(ctx context.Context, login, hash string, setAt, expiresAt time.Time, temporary bool, audit ...*pigp.AuditEvent) error {
 	return db.withAudit(ctx, audit, func(tx *gorm.DB) error {
 		var row accountRow
@@ -250,6 +259,10 @@ func (db *DB) SetPassword(ctx context.Context, login, hash string, setAt, expire
 		}
 		if err := tx.Create(&passwordHistoryRow{AccountID: row.ID, PasswordHash: row.PasswordHash, SetAt: row.PasswordSetAt}).Error; err != nil {
 			return fmt.Errorf("record password history: %w", err)
+		}
+		// A new password ends every portal session of the account.
+		if _, err := deleteAccountSessions(tx, row.ID); err != nil {
+			return err
 		}
 		return tx.Model(&accountRow{}).Where("id = ?", row.ID).Updates(map[string]any{
 			"password_hash": hash, "password_set_at": utc(setAt), "password_expires_at": utc(expiresAt),

@@ -239,6 +239,30 @@ ALTER TABLE audit_head ADD COLUMN anchor_id {{BIGINT}} NOT NULL DEFAULT 0;
 ALTER TABLE audit_head ADD COLUMN mac VARCHAR(64) NOT NULL DEFAULT '';
 CREATE INDEX deposits_account_name ON deposits (account_id, external_name, deposited_at);
 `},
+	{12, "several nodes: portal sessions and shared login failure counters", `
+CREATE TABLE portal_sessions (
+	token_hash   VARCHAR(64) PRIMARY KEY,
+	account_id   {{BIGINT}} NOT NULL REFERENCES accounts(id),
+	login        VARCHAR(255) NOT NULL,
+	caller       TEXT NOT NULL,
+	csrf_secret  VARCHAR(64) NOT NULL,
+	must_change  BOOLEAN NOT NULL DEFAULT FALSE,
+	flash        VARCHAR(1000) NOT NULL DEFAULT '',
+	created_at   {{TS}} NOT NULL,
+	last_seen_at {{TS}} NOT NULL,
+	expires_at   {{TS}} NOT NULL
+);
+CREATE INDEX portal_sessions_account ON portal_sessions (account_id);
+CREATE INDEX portal_sessions_expiry ON portal_sessions (expires_at);
+CREATE TABLE login_failures (
+	counter_key   VARCHAR(400) PRIMARY KEY,
+	failures      INTEGER NOT NULL,
+	last_at       {{TS}} NOT NULL,
+	blocked_until {{TS}},
+	expires_at    {{TS}} NOT NULL
+);
+CREATE INDEX login_failures_expiry ON login_failures (expires_at);
+`},
 }
 
 // schemaMigration records an applied migration.

@@ -52,33 +52,37 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 		s.render(w, r, nil, status, "connexion.html", p)
 		return
 	}
-	if c, err := r.Cookie(s.sessionCookieName()); err == nil {
-		s.sessions.delete(c.Value) // a new id at each login: no fixation
+	if c, err := r.Cookie(s.sessionCookieName(r)); err == nil && c.Value != "" {
+		// A new token at each login: no fixation.
+		if err := s.Sessions.DeleteSession(r.Context(), pigp.SessionTokenHash(c.Value)); err != nil {
+			s.fail(w, r, nil, sessionError(err))
+			return
+		}
 	}
-	caller.Session = "web-" + randomToken()[:16] // names the session in memory, never the cookie
-	sess, ended := s.sessions.create(caller)
-	if ended != nil {
-		s.Logger.Info("portal session ended: account at its session limit", "login", ended.caller.Login, "max", s.Config.MaxSessionsPerAccount)
-		s.Exchange.EndSession(r.Context(), ended.caller)
-	}
-	s.setCookie(w, s.sessionCookieName(), sess.id, 0)
-	s.setCookie(w, s.preCookieName(), "", -1)
-	s.Logger.Info("portal login", "login", caller.Login, "ip", ip)
+	caller.Session = "web-" + randomToken()[:16] // names the session in logs and audit counts, never the cookie
+	target, mustChange, flash := "/applications", false, ""
 	switch {
 	case caller.PasswordTemporary:
-		s.sessions.update(sess, func(ss *session) {
-			ss.mustChange = true
-			ss.flash = "Votre mot de passe est provisoire : choisissez dès maintenant votre mot de passe personnel."
-		})
-		http.Redirect(w, r, "/mot-de-passe", http.StatusSeeOther)
+		target, mustChange = "/mot-de-passe", true
+		flash = "Votre mot de passe est provisoire : choisissez dès maintenant votre mot de passe personnel."
 	case caller.PasswordChangeDue(s.Config.Now()):
-		s.sessions.update(sess, func(ss *session) {
-			ss.flash = fmt.Sprintf("Votre mot de passe expire le %s : modifiez-le dès maintenant.", longDate(caller.PasswordExpiresAt))
-		})
-		http.Redirect(w, r, "/mot-de-passe", http.StatusSeeOther)
-	default:
-		http.Redirect(w, r, "/applications", http.StatusSeeOther)
+		target = "/mot-de-passe"
+		flash = fmt.Sprintf("Votre mot de passe expire le %s : modifiez-le dès maintenant.", longDate(caller.PasswordExpiresAt))
 	}
+	sess, ended, err := s.sessions.create(r.Context(), caller, mustChange, flash)
+	if err != nil {
+		s.Logger.Error("portal session not created", "login", caller.Login, "ip", ip, "error", err)
+		s.fail(w, r, nil, sessionError(err))
+		return
+	}
+	for _, e := range ended {
+		s.Logger.Info("portal session ended: account at its session limit", "login", e.Login, "max", s.Config.MaxSessionsPerAccount)
+		s.Exchange.EndSession(r.Context(), e)
+	}
+	s.setCookie(w, r, s.sessionCookieName(r), sess.token, 0)
+	s.setCookie(w, r, s.preCookieName(r), "", -1)
+	s.Logger.Info("portal login", "login", caller.Login, "ip", ip)
+	http.Redirect(w, r, target, http.StatusSeeOther)
 }
 
 // authError maps an error of a login or a password change, once for the
@@ -91,11 +95,18 @@ func (s *Server) authError(w http.ResponseWriter, r *http.Request, err error) (i
 	return s.errorResponse(r, err)
 }
 
+// logout ends every session of the account, on every node: the user's
+// other browsers are logged out too.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request, sess *session) {
-	s.sessions.delete(sess.id)
+	n, err := s.Sessions.DeleteAccountSessions(r.Context(), sess.caller.AccountID)
+	if err != nil {
+		s.Logger.Error("portal logout: sessions not revoked", "login", sess.caller.Login, "error", err)
+		s.fail(w, r, sess, sessionError(err))
+		return
+	}
 	s.Exchange.EndSession(r.Context(), sess.caller)
-	s.setCookie(w, s.sessionCookieName(), "", -1)
-	s.Logger.Info("portal logout", "login", sess.caller.Login, "ip", clientIP(r))
+	s.setCookie(w, r, s.sessionCookieName(r), "", -1)
+	s.Logger.Info("portal logout", "login", sess.caller.Login, "ip", clientIP(r), "sessions", n)
 	http.Redirect(w, r, "/connexion?deconnexion=1", http.StatusSeeOther)
 }
 
@@ -157,11 +168,20 @@ func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *se
 		return
 	}
 	s.Logger.Info("portal password changed", "login", caller.Login, "ip", caller.RemoteIP)
-	s.sessions.update(sess, func(ss *session) {
-		ss.caller = caller
-		ss.mustChange = false
-		ss.flash = fmt.Sprintf("Votre mot de passe a été modifié. Il est valable jusqu'au %s.", longDate(caller.PasswordExpiresAt))
-	})
+	// The new password ended every session of the account (on every
+	// node); this browser continues in a new one, with the caller as the
+	// new password leaves it (its expiry date, no longer temporary).
+	if _, err := s.Sessions.DeleteAccountSessions(r.Context(), caller.AccountID); err != nil {
+		s.fail(w, r, nil, sessionError(err))
+		return
+	}
+	fresh, _, err := s.sessions.create(r.Context(), caller, false,
+		fmt.Sprintf("Votre mot de passe a été modifié. Il est valable jusqu'au %s.", longDate(caller.PasswordExpiresAt)))
+	if err != nil {
+		s.fail(w, r, nil, sessionError(err))
+		return
+	}
+	s.setCookie(w, r, s.sessionCookieName(r), fresh.token, 0)
 	http.Redirect(w, r, "/applications", http.StatusSeeOther)
 }
 

@@ -130,7 +130,11 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, sess *session, s
 	if sess != nil {
 		p.Caller = sess.caller
 		if p.Flash == "" {
-			s.sessions.update(sess, func(ss *session) { p.Flash, ss.flash = ss.flash, "" })
+			flash, err := s.sessions.takeFlash(r.Context(), sess)
+			if err != nil {
+				s.Logger.Error("portal session: clear flash message", "error", err)
+			}
+			p.Flash = flash
 		}
 	}
 	p.CSRF = s.csrfToken(w, r, sess)

@@ -4,7 +4,6 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -64,7 +63,7 @@ func (s *Server) routes() http.Handler {
 		s.Logger.Warn("cross-origin request refused", "method", r.Method, "path", r.URL.Path, "ip", clientIP(r))
 		s.fail(w, r, nil, errCSRF)
 	}))
-	return s.recoverPanics(s.securityHeaders(cop.Handler(mux)))
+	return s.withClient(s.recoverPanics(s.securityHeaders(cop.Handler(mux))))
 }
 
 // securityHeaders sets the headers every response carries.
@@ -79,7 +78,7 @@ func (s *Server) securityHeaders(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		if s.tls {
+		if requestSecure(r) {
 			h.Set("Strict-Transport-Security", "max-age=31536000")
 		}
 		next.ServeHTTP(w, r)
@@ -125,20 +124,29 @@ func cacheFor(d time.Duration, next http.Handler) http.Handler {
 type handler func(w http.ResponseWriter, r *http.Request, sess *session)
 
 // session returns the request's live session, if any, and whether a
-// session cookie named one that has expired.
-func (s *Server) session(r *http.Request) (*session, bool) {
-	c, err := r.Cookie(s.sessionCookieName())
+// session cookie named one that has expired. A store error is returned.
+func (s *Server) session(r *http.Request) (*session, bool, error) {
+	c, err := r.Cookie(s.sessionCookieName(r))
 	if err != nil {
-		return nil, false
+		return nil, false, nil
 	}
-	return s.sessions.get(c.Value)
+	sess, expired, err := s.sessions.get(r.Context(), c.Value)
+	if err != nil {
+		s.Logger.Error("portal session unavailable", "path", r.URL.Path, "ip", clientIP(r), "error", err)
+		return nil, false, sessionError(err)
+	}
+	return sess, expired, nil
 }
 
 // public serves pages open to everyone; a logged-in visitor keeps the
 // session's header. Form posts must carry the CSRF token.
 func (s *Server) public(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, _ := s.session(r)
+		sess, _, err := s.session(r)
+		if err != nil {
+			s.fail(w, r, nil, err)
+			return
+		}
 		if r.Method == http.MethodPost && !s.formCSRF(w, r, sess) {
 			s.fail(w, r, sess, errCSRF)
 			return
@@ -152,10 +160,14 @@ func (s *Server) public(h handler) http.Handler {
 // changed, only the password pages are reachable.
 func (s *Server) private(h handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sess, expired := s.session(r)
+		sess, expired, err := s.session(r)
+		if err != nil {
+			s.fail(w, r, nil, err)
+			return
+		}
 		if sess == nil {
 			if expired {
-				s.setCookie(w, s.sessionCookieName(), "", -1)
+				s.setCookie(w, r, s.sessionCookieName(r), "", -1)
 			}
 			if wantsJSON(r) {
 				writeJSON(w, http.StatusUnauthorized, map[string]any{"ok": false,
@@ -198,23 +210,12 @@ func (s *Server) formCSRF(w http.ResponseWriter, r *http.Request, sess *session)
 	return s.checkCSRF(r, sess, r.PostForm.Get("csrf"))
 }
 
-// clientIP returns the address of the peer (the portal does not trust
-// forwarding headers).
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
-
 // requestProtocol is the one place that says which protocol a request
 // came by, as recorded in the history and the audit trail: HTTPS when the
-// client's connection was TLS, HTTP otherwise. A portal behind a TLS
-// reverse proxy will decide here, from the proxy's header, once the proxy
-// is trusted.
+// browser reached the portal over HTTPS (the portal's own TLS, or a
+// trusted reverse proxy's X-Forwarded-Proto: https), HTTP otherwise.
 func requestProtocol(r *http.Request) string {
-	if r.TLS != nil {
+	if requestSecure(r) {
 		return pigp.ProtocolHTTPS
 	}
 	return pigp.ProtocolHTTP
@@ -238,6 +239,13 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
+	if s.draining.Load() {
+		// Stopping: the balancer takes the node out before it stops
+		// accepting.
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, "draining")
+		return
+	}
 	if s.DB != nil {
 		if err := s.DB.Ping(r.Context()); err != nil {
 			s.Logger.Error("readiness: database unreachable", "error", err)

@@ -3,15 +3,17 @@
 // historiques, changement de mot de passe), built with the État's design
 // system (DSFR, embedded), on the same exchange service as SFTP.
 //
-// Everything a person reads is in French. Sessions live in memory and
-// expire after inactivity; every form carries a CSRF token; logins are
+// Everything a person reads is in French. Sessions live in the database
+// (any node serves any session) and expire after inactivity and after an
+// absolute lifetime; every form carries a CSRF token; logins are
 // throttled per address and per identifier (by the exchange, as over
-// SSH); uploads are streamed to the exchange without being held in memory.
+// SSH); uploads are streamed to the exchange without being held in
+// memory. Behind trusted reverse proxies, the browser's address and scheme
+// come from their headers.
 package web
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -20,7 +22,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pigp/pigp"
@@ -107,8 +111,12 @@ type Config struct {
 	Now func() time.Time
 	// ShutdownTimeout bounds Close when its context has no deadline.
 	ShutdownTimeout time.Duration
+	// TrustedProxies are the reverse proxies whose X-Forwarded-For,
+	// Forwarded and X-Forwarded-Proto headers are believed (none: the
+	// headers are ignored).
+	TrustedProxies []netip.Prefix
 	// MaxSessionsPerAccount bounds the sessions of one account (0: no
-	// bound): a login beyond ends the account's least recently used one.
+	// bound): a login beyond ends the account's least recently used one, on every node.
 	MaxSessionsPerAccount int
 }
 
@@ -123,21 +131,24 @@ type Server struct {
 	// Directory is the directory of internal agents (nil: none).
 	Directory DirectoryChecker
 	Logger    *slog.Logger
+	// Sessions keeps the portal sessions (required): the database, shared
+	// by every node.
+	Sessions SessionStore
 
 	ln       net.Listener
 	srv      *http.Server
 	tls      bool
 	tmpl     map[string]*template.Template
-	sessions *sessionStore
-	csrfKey  []byte
+	sessions *sessions
+	draining atomic.Bool
 	wg       sync.WaitGroup
 }
 
 // Open validates the settings, binds the listener synchronously and starts
 // serving in a goroutine.
 func (s *Server) Open() error {
-	if s.Exchange == nil || s.History == nil {
-		return errors.New("web: exchange and history are required")
+	if s.Exchange == nil || s.History == nil || s.Sessions == nil {
+		return errors.New("web: exchange, history and session store are required")
 	}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
@@ -178,9 +189,7 @@ func (s *Server) Open() error {
 		return err
 	}
 	s.tmpl = tmpl
-	s.csrfKey = make([]byte, 32)
-	rand.Read(s.csrfKey)
-	s.sessions = newSessionStore(c.Now, c.SessionIdle, c.SessionMax, c.MaxSessionsPerAccount)
+	s.sessions = &sessions{store: s.Sessions, now: c.Now, idle: c.SessionIdle, max: c.SessionMax, perAccount: c.MaxSessionsPerAccount}
 
 	var tlsConfig *tls.Config
 	if c.TLSCertFile != "" {
@@ -227,6 +236,10 @@ func (s *Server) ListenAddr() net.Addr { return s.ln.Addr() }
 
 // TLS reports whether the portal serves HTTPS itself.
 func (s *Server) TLS() bool { return s.tls }
+
+// Drain makes /readyz answer 503 "draining", so that a balancer stops
+// sending new clients before the node stops accepting them (Close).
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // Close stops accepting requests and waits for those in flight (uploads
 // included) until ctx is done, then closes what remains.

@@ -105,7 +105,7 @@ func newFixture(t *testing.T, tweak func(f *fixture)) *fixture {
 	logs := &bytes.Buffer{}
 	f.srv = &web.Server{
 		Config:   web.Config{Addr: "127.0.0.1:0", Now: clk.Now, Schemas: apa.Schemas(), MaxUploadSize: ex.MaxUploadSize},
-		Exchange: ex, History: db, DB: db,
+		Exchange: ex, History: db, DB: db, Sessions: db,
 		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if tweak != nil {

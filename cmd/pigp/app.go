@@ -171,6 +171,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 		a.Exchange.Directory = a.Directory // directory logins (never a typed nil)
 	}
 	a.Guard = exchange.NewGuard(guardPolicy(c.Throttle), db, db, a.Exchange.Now, logger.With("component", "guard"))
+	a.Guard.Failures = db // shared by every node
 	a.Guard.Flood = a.Exchange.Refusals
 	a.Exchange.Guard = a.Guard
 	if a.Places, err = places.Load(); err != nil {
@@ -268,6 +269,10 @@ func (a *App) StartSFTP() error {
 		return err
 	}
 	shared := vfs.NewSharedWith(documents)
+	trusted, err := config.ParsePrefixes(a.Config.ProxyProtocol.Trusted)
+	if err != nil {
+		return err
+	}
 	shared.MaxHandles = a.Config.Limits.MaxOpenHandles
 	a.SFTP = &server.Server{
 		Addr:     a.Config.SFTPListen,
@@ -291,28 +296,54 @@ func (a *App) StartSFTP() error {
 			return vfs.New(a.Exchange, shared, c, log)
 		},
 	}
+	if len(trusted) > 0 {
+		a.SFTP.Proxy = &server.ProxyProtocol{Trusted: trusted, HeaderTimeout: a.Config.ProxyProtocol.HeaderTimeout.Std()}
+		log.Info("PROXY protocol accepted from trusted balancers", "trusted", a.Config.ProxyProtocol.Trusted)
+	}
 	if a.Metrics != nil {
 		a.SFTP.Metrics = a.Metrics
 	}
 	return a.SFTP.Open()
 }
 
-// Close shuts the server down (letting transfers finish within the
-// configured time) and closes the database.
+// Drain begins a graceful stop: /readyz answers 503 so that the balancer
+// takes the node out, and after drain_delay the caller closes the app
+// (Close), which stops accepting and lets transfers finish.
+func (a *App) Drain(ctx context.Context) {
+	if a.Web != nil {
+		a.Web.Drain()
+	}
+	d := a.Config.DrainDelay.Std()
+	a.Logger.Info("draining: /readyz answers 503", "delay", d, "timeout", a.Config.ShutdownTimeout.Std())
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+	}
+}
+
+// Close shuts the server down: both listeners stop accepting at once,
+// their connections and requests (transfers included) get
+// shutdown_timeout to finish, then the jobs, the directory and the
+// database close.
 func (a *App) Close() error {
 	var errs []error
-	if a.Web != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
-		errs = append(errs, a.CloseWeb(ctx))
-		cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
+	defer cancel()
+	var webErr, sftpErr error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if a.Web != nil {
+			webErr = a.CloseWeb(ctx)
+		}
+	}()
+	if a.SFTP != nil {
+		sftpErr = a.SFTP.Close(ctx)
 	}
+	<-done
+	errs = append(errs, webErr, sftpErr)
 	if a.Jobs != nil {
 		errs = append(errs, a.Jobs.Shutdown())
-	}
-	if a.SFTP != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
-		errs = append(errs, a.SFTP.Close(ctx))
-		cancel()
 	}
 	if a.MetricsServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())

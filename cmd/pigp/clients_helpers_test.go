@@ -99,7 +99,7 @@ func newRound(t *testing.T, e *env, n, size int) *round {
 	t.Helper()
 	r := &round{t: t, e: e, dir: t.TempDir(), n: n,
 		ok: callName(siretA, n), data: randomBytes(size), bad: callName(siretB, n)}
-	ts := time.Now().Add(-2 * time.Hour).Add(time.Duration(n) * time.Second).Format("20060102150405")
+	ts := callEpoch.Add(-time.Hour).Add(time.Duration(n) * time.Second).Format("20060102150405")
 	r.resp = "2026_" + siretA + "_" + ts + "_REP.xml"
 	r.body = []byte("<ReponseAPA client=\"" + t.Name() + "\">" + strings.Repeat("é", n) + "</ReponseAPA>\n")
 	r.write(r.ok, r.data)

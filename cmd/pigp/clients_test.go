@@ -207,7 +207,7 @@ func testCurl(t *testing.T, e *env, n int) {
 func testRclone(t *testing.T, e *env, n int) {
 	needTool(t, "rclone")
 	r := newRound(t, e, n, 2<<20+11)
-	obscured, err := run(t, r.dir, nil, "rclone", "obscure", e.alice)
+	obscured, err := run(t, r.dir, nil, "rclone", "obscure", "--", e.alice) // "--": a generated password may begin with "-"
 	if err != nil {
 		t.Fatalf("rclone obscure: %v", err)
 	}

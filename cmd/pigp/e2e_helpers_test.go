@@ -181,9 +181,15 @@ func (e *env) dialSFTP(login, password string) (*sftp.Client, *ssh.Client) {
 	return c, conn
 }
 
+// callEpoch is the base of the call-file timestamps of this test process:
+// fixed once, so that callName gives the same name for the same n however
+// long the tests take, and different names for different n (two rounds
+// computed at different times can no longer meet on one second).
+var callEpoch = time.Now().In(apa.Paris).Add(-time.Hour).Truncate(time.Second)
+
 // callName returns a valid call-file name for siret, seconds apart per n.
 func callName(siret string, n int) string {
-	ts := time.Now().In(apa.Paris).Add(-time.Hour).Add(time.Duration(n) * time.Second)
+	ts := callEpoch.Add(time.Duration(n) * time.Second)
 	return apa.CallName{Campaign: ts.Year(), SIRET: siret, Timestamp: ts.Truncate(time.Second)}.String()
 }
 

@@ -41,6 +41,8 @@ func (serveCommand) Run(ctx context.Context, m *Main, args []string) error {
 		return err
 	}
 	<-ctx.Done()
+	// Tell the balancer first, then stop accepting (deferred Close).
+	a.Drain(context.Background())
 	logger.Info("shutting down", "timeout", c.ShutdownTimeout.Std())
 	return nil
 }

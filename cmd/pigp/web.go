@@ -4,20 +4,27 @@ import (
 	"context"
 
 	"github.com/pigp/pigp/apa"
+	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/docs"
 	"github.com/pigp/pigp/web"
 )
 
 // newWeb builds the portal from the configuration; the cahier des charges
 // and the XSDs are embedded in the binary.
-func (a *App) newWeb() *web.Server {
+func (a *App) newWeb() (*web.Server, error) {
 	c := a.Config
+	trusted, err := config.ParsePrefixes(c.HTTPTrustedProxies)
+	if err != nil {
+		return nil, err
+	}
 	srv := &web.Server{
 		Config: web.Config{
 			Addr:                   c.HTTPListen,
 			TLSCertFile:            c.TLSCert,
 			TLSKeyFile:             c.TLSKey,
 			SessionIdle:            c.SessionIdle.Std(),
+			SessionMax:             c.SessionLifetime.Std(),
+			TrustedProxies:         trusted,
 			MaxUploadSize:          int64(c.MaxUploadSize),
 			Retention:              c.Retention.Std(),
 			HistoryMonths:          c.HistoryMonths,
@@ -31,13 +38,14 @@ func (a *App) newWeb() *web.Server {
 		Exchange: a.Exchange,
 		History:  a.DB,
 		DB:       a.DB,
+		Sessions: a.DB,
 		Space:    a.Exchange,
 		Logger:   a.Logger.With("component", "web"),
 	}
 	if a.Directory != nil { // never a typed nil in the interface
 		srv.Directory = a.Directory
 	}
-	return srv
+	return srv, nil
 }
 
 // StartWeb starts the portal on the configured HTTP address; an empty
@@ -47,7 +55,10 @@ func (a *App) StartWeb() error {
 		a.Logger.Info("portal disabled (empty http_listen)")
 		return nil
 	}
-	srv := a.newWeb()
+	srv, err := a.newWeb()
+	if err != nil {
+		return err
+	}
 	if err := srv.Open(); err != nil {
 		return err
 	}
