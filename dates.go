@@ -56,3 +56,22 @@ func StartOfDay(t time.Time, days int) time.Time {
 	y, m, d := t.In(Paris).Date()
 	return time.Date(y, m, d+days, 0, 0, 0, 0, Paris)
 }
+
+// FrenchDuration writes d in French, rounded up to the unit shown:
+// "8 secondes", "15 minutes", "1 heure".
+func FrenchDuration(d time.Duration) string {
+	plural := func(n int, unit string) string {
+		if n > 1 {
+			return fmt.Sprintf("%d %ss", n, unit)
+		}
+		return fmt.Sprintf("%d %s", n, unit)
+	}
+	switch {
+	case d < time.Minute:
+		return plural(max(1, int((d+time.Second-1)/time.Second)), "seconde")
+	case d < time.Hour:
+		return plural(int((d+time.Minute-1)/time.Minute), "minute")
+	default:
+		return plural(int((d+time.Hour-1)/time.Hour), "heure")
+	}
+}

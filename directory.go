@@ -57,6 +57,9 @@ const (
 	// MsgDirectoryPasswordManaged answers a password change asked of pigp
 	// for a directory account.
 	MsgDirectoryPasswordManaged = "Votre mot de passe est celui de l'annuaire de votre administration : pigp ne peut pas le changer. Utilisez la procédure de changement de mot de passe de votre administration."
+	// MsgAuditorReadOnly refuses what an auditeur may not do for a SIRET
+	// (a deposit, a retrieval, a removal); %s is the SIRET.
+	MsgAuditorReadOnly = "Profil auditeur : lecture seule pour le SIRET %s. Vous pouvez consulter les historiques, mais ni déposer, ni retirer, ni supprimer de fichier."
 )
 
 // NoPasswordExpiry is the password expiry date of directory accounts: their

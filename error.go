@@ -3,6 +3,7 @@ package pigp
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Error codes. They are stable identifiers that each edge (SFTP, HTTP, CLI)
@@ -77,4 +78,21 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "Erreur interne du serveur. Réessayez plus tard ou contactez l'assistance."
+}
+
+// Throttled is the cause of a login refused without being looked at
+// (ELIMIT): too many failures from the client's address, or for its login
+// from that address. Wait is how long until an attempt is looked at again.
+type Throttled struct{ Wait time.Duration }
+
+func (t *Throttled) Error() string { return fmt.Sprintf("login throttled for %s", t.Wait) }
+
+// RetryAfter returns the wait of a throttled login in err's chain, 0 when
+// err is no such refusal.
+func RetryAfter(err error) time.Duration {
+	var t *Throttled
+	if errors.As(err, &t) {
+		return t.Wait
+	}
+	return 0
 }

@@ -1,7 +1,9 @@
 package pigp
 
 import (
+	"fmt"
 	"strings"
+	"time"
 	"unicode"
 )
 
@@ -12,6 +14,21 @@ const (
 	MinPasswordLength      = 12
 	MinAlnumPasswordLength = 14
 )
+
+// PasswordHistory is how many previous passwords a new one may not repeat.
+const PasswordHistory = 5
+
+// PasswordChangeWindow is how long before its expiry a password is changed
+// at login: SSH keyboard-interactive asks for a new one, the portal leads
+// to its change page (Caller.PasswordChangeDue).
+const PasswordChangeWindow = 7 * 24 * time.Hour
+
+// PasswordPolicyText is the password policy in one French sentence, for
+// the places that cannot show the portal's list of rules (the SSH
+// keyboard-interactive prompts). CheckPassword is the policy itself.
+var PasswordPolicyText = fmt.Sprintf("Au moins %d caractères de trois types (minuscules, majuscules, chiffres, caractères spéciaux) "+
+	"ou %d lettres et chiffres, sans accent, sans votre identifiant ni votre nom, différent des %d derniers.",
+	MinPasswordLength, MinAlnumPasswordLength, PasswordHistory)
 
 // CheckPassword applies the password policy that does not need history:
 // length, printable ASCII, character classes, not containing the login,

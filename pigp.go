@@ -9,6 +9,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 )
@@ -141,34 +142,85 @@ func ValidateSIRET(s string) error {
 type Clock func() time.Time
 
 // Caller describes who performs an operation: the authenticated account,
-// the SIRETs it may act for, and from where.
+// the SIRETs it may see and act for, and from where.
 type Caller struct {
 	AccountID int64
 	Login     string
 	Civility  string // "MR", "MME" or "" (shown before the name)
 	Name      string
-	SIRETs    []string
-	RemoteIP  string
-	Protocol  string
+	// SIRETs are every SIRET whose histories the caller reads; it acts
+	// (deposits, retrievals) for those MayActFor allows.
+	SIRETs   []string
+	RemoteIP string
+	Protocol string
 	// PasswordTemporary and PasswordExpiresAt tell whether the caller must
 	// change the password now or soon.
 	PasswordTemporary bool
 	PasswordExpiresAt time.Time
+	// Source is SourceLocal ("" too) or SourceLDAP: a directory agent,
+	// whose password pigp neither expires nor changes.
+	Source string
+	// Grants are a directory agent's roles per SIRET, as its groups gave
+	// them at this login (nil for a local account, which acts for each of
+	// its SIRETs).
+	Grants []Grant
 	// Session names the SSH connection or portal session the caller acts
 	// in (never a secret): refusals are counted per session so that a
 	// hostile client cannot grow the audit trail without bound.
 	Session string
 }
 
-// MayActFor reports whether the caller may act for siret.
+// FromDirectory reports whether the caller is a directory agent.
+func (c *Caller) FromDirectory() bool { return c.Source == SourceLDAP }
+
+// PasswordChangeDue reports whether the caller chooses a new password at
+// this login: the password is temporary or expires within
+// PasswordChangeWindow of now. Never for a directory agent.
+func (c *Caller) PasswordChangeDue(now time.Time) bool {
+	if c.FromDirectory() {
+		return false
+	}
+	return c.PasswordTemporary || c.PasswordExpiresAt.Sub(now) < PasswordChangeWindow
+}
+
+// MayRead reports whether the caller reads the histories of siret.
+func (c *Caller) MayRead(siret string) bool {
+	return slices.Contains(c.SIRETs, siret)
+}
+
+// MayActFor reports whether the caller acts for siret as a département's
+// agent does: deposits, retrievals (recorded downloads) and removals. A
+// local account acts for each of its SIRETs; a directory agent for those
+// it holds as agent or operateur, never as auditeur only (read-only).
 func (c *Caller) MayActFor(siret string) bool {
-	for _, s := range c.SIRETs {
-		if s == siret {
+	if !c.MayRead(siret) {
+		return false
+	}
+	if !c.FromDirectory() {
+		return true
+	}
+	for _, g := range c.Grants {
+		if g.SIRET == siret && (g.Role == RoleAgent || g.Role == RoleOperateur) {
 			return true
 		}
 	}
 	return false
 }
+
+// ActingSIRETs returns the SIRETs the caller acts for (MayActFor).
+func (c *Caller) ActingSIRETs() []string {
+	var out []string
+	for _, s := range c.SIRETs {
+		if c.MayActFor(s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// ReadOnly reports whether the caller acts for no SIRET: an auditeur,
+// who only reads histories.
+func (c *Caller) ReadOnly() bool { return len(c.ActingSIRETs()) == 0 }
 
 type callerKey struct{}
 

@@ -86,6 +86,10 @@ func AuditDetail(err error) string {
 	return "identifiant ou mot de passe incorrect"
 }
 
+// AuditDetail is the package's AuditDetail, as a method for the exchange's
+// Directory interface.
+func (c *Client) AuditDetail(err error) string { return AuditDetail(err) }
+
 // Store is what the directory needs from the database.
 type Store interface {
 	// GroupMappingsFor returns the mappings of the groups with these

@@ -58,7 +58,7 @@ func TestAuditRowFailureFailsTheChange(t *testing.T) {
 		if ds := e.downloads(t, siretA); len(ds) != 0 {
 			t.Fatalf("download rows without audit row: %+v", ds)
 		}
-		r, _ := e.svc.Response(ctx, e.callerA(), respName)
+		r, _ := e.db.FindAvailableResponse(ctx, e.callerA().SIRETs, respName, e.now)
 		if r.FirstDownloadAt != nil {
 			t.Fatal("first download date set without audit row")
 		}
@@ -73,7 +73,7 @@ func TestAuditRowFailureFailsTheChange(t *testing.T) {
 		if err := e.svc.RemoveResponse(ctx, e.callerA(), respName); err == nil {
 			t.Fatal("removal without its audit row")
 		}
-		if _, err := e.svc.Response(ctx, e.callerA(), respName); err != nil {
+		if _, err := e.db.FindAvailableResponse(ctx, e.callerA().SIRETs, respName, e.now); err != nil {
 			t.Fatalf("response gone although its removal failed: %v", err)
 		}
 	})
@@ -82,10 +82,10 @@ func TestAuditRowFailureFailsTheChange(t *testing.T) {
 		e.svc.Audit = e.db
 		restore := testutil.FailAuditInserts(t, "sqlite", e.dsn, pigp.AuditPasswordChange)
 		defer restore()
-		if err := e.svc.ChangePassword(ctx, e.a.Login, password, "Nouveau-Secret-2027!"); err == nil {
+		if _, err := e.svc.ChangePassword(ctx, e.callerA(), password, "Nouveau-Secret-2027!"); err == nil {
 			t.Fatal("password changed without its audit row")
 		}
-		if _, err := e.svc.AuthenticatePassword(ctx, e.a.Login, password, "192.0.2.1", pigp.ProtocolSFTP); err != nil {
+		if _, err := e.svc.Login(ctx, "192.0.2.1", e.a.Login, password, pigp.ProtocolSFTP); err != nil {
 			t.Fatalf("old password lost: %v", err)
 		}
 	})
@@ -98,11 +98,11 @@ func TestLoginAuditFailureIsUnavailable(t *testing.T) {
 	e := MustOpen(t)
 	e.svc.Audit = e.db
 	defer testutil.FailAuditInserts(t, "sqlite", e.dsn, pigp.AuditLogin)()
-	_, err := e.svc.AuthenticatePassword(context.Background(), e.a.Login, password, "192.0.2.1", pigp.ProtocolSFTP)
+	_, err := e.svc.Login(context.Background(), "192.0.2.1", e.a.Login, password, pigp.ProtocolSFTP)
 	if pigp.ErrorCode(err) != pigp.EUNAVAILABLE || pigp.ErrorMessage(err) != "Service momentanément indisponible, réessayez plus tard." {
 		t.Fatalf("login without its audit row: %v", err)
 	}
-	_, err = e.svc.AuthenticatePassword(context.Background(), e.a.Login, "wrong-password-1A", "192.0.2.1", pigp.ProtocolSFTP)
+	_, err = e.svc.Login(context.Background(), "192.0.2.1", e.a.Login, "wrong-password-1A", pigp.ProtocolSFTP)
 	if pigp.ErrorCode(err) != pigp.EUNAUTHORIZED {
 		t.Fatalf("wrong password: %v", err)
 	}

@@ -2,10 +2,14 @@ package exchange
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/pigp/pigp"
 )
+
+// errDirectoryKey is the cause of a key login refused to a directory agent.
+var errDirectoryKey = errors.New("public keys are not accepted for directory accounts")
 
 // Messages of authentication failures. They never say whether the login
 // exists: only a caller who proved the password learns that it expired.
@@ -15,11 +19,11 @@ const (
 	msgPasswordExpired = "Votre mot de passe a expiré. Le Conseil départemental est invité à prendre l'attache de sa paierie départementale pour obtenir un nouveau mot de passe."
 )
 
-// AuthenticatePassword checks login and password and returns the caller.
-// Unknown logins, wrong passwords and disabled accounts all give the same
-// EUNAUTHORIZED error after the same work; an expired password gives
-// EEXPIRED, only once the password was proved.
-func (s *Service) AuthenticatePassword(ctx context.Context, login, password, remoteIP, protocol string) (*pigp.Caller, error) {
+// localLogin checks the password of a local account and returns the
+// caller. Unknown logins, wrong passwords and disabled accounts all give
+// the same EUNAUTHORIZED error after the same work; an expired password
+// gives EEXPIRED, only once the password was proved.
+func (s *Service) localLogin(ctx context.Context, login, password, remoteIP, protocol string) (*pigp.Caller, error) {
 	ev := &pigp.AuditEvent{Action: pigp.AuditLogin, Login: login, IP: remoteIP, Protocol: protocol, Detail: "mot de passe"}
 	a, err := s.Store.FindAccountByLogin(ctx, login)
 	if err != nil && pigp.ErrorCode(err) != pigp.ENOTFOUND {
@@ -38,17 +42,9 @@ func (s *Service) AuthenticatePassword(ctx context.Context, login, password, rem
 		s.auditScoped(ctx, "ip:"+remoteIP, ev)
 		return nil, pigp.WrapError(pigp.EUNAUTHORIZED, msgBadCredentials, err)
 	}
-	if a == nil {
-		ev.Outcome, ev.Detail = pigp.AuditFailed, "identifiant ou mot de passe incorrect"
-		s.audit(ctx, nil, ev)
-		s.countLogin(protocol, "failure")
-		return nil, pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
-	}
-	if !ok || a.State != pigp.AccountActive {
-		ev.Outcome, ev.Detail = pigp.AuditFailed, "identifiant ou mot de passe incorrect"
-		s.audit(ctx, nil, ev)
-		s.countLogin(protocol, "failure")
-		return nil, pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
+	if a == nil || !ok || a.State != pigp.AccountActive {
+		ev.Detail = "identifiant ou mot de passe incorrect"
+		return nil, s.refuseLogin(ctx, ev, protocol)
 	}
 	if a.PasswordExpired(s.now()) {
 		ev.Outcome, ev.Detail = pigp.AuditRefused, "mot de passe expiré"
@@ -68,6 +64,15 @@ func (s *Service) AuthenticatePassword(ctx context.Context, login, password, rem
 	}
 	s.countLogin(protocol, "success")
 	return c, nil
+}
+
+// refuseLogin records ev as a failed login and returns the answer of a
+// wrong password.
+func (s *Service) refuseLogin(ctx context.Context, ev *pigp.AuditEvent, protocol string) error {
+	ev.Outcome = pigp.AuditFailed
+	s.audit(ctx, nil, ev)
+	s.countLogin(protocol, "failure")
+	return pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
 }
 
 // unavailable maps a failure of the server's own (database, full disk)
@@ -101,12 +106,19 @@ func (s *Service) AuthenticateKey(ctx context.Context, login, fingerprint, remot
 }
 
 func (s *Service) authenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error) {
+	if s.routedToDirectory(login) {
+		// An agent proves who it is to the directory, with its password.
+		return nil, pigp.WrapError(pigp.EUNAUTHORIZED, msgBadCredentials, errDirectoryKey)
+	}
 	a, err := s.Store.FindAccountByLogin(ctx, login)
 	if err != nil {
 		if pigp.ErrorCode(err) == pigp.ENOTFOUND {
 			return nil, pigp.Errorf(pigp.EUNAUTHORIZED, msgBadCredentials)
 		}
 		return nil, err
+	}
+	if a.FromDirectory() {
+		return nil, pigp.WrapError(pigp.EUNAUTHORIZED, msgBadCredentials, errDirectoryKey)
 	}
 	if _, err := s.Store.FindSSHKey(ctx, a.ID, fingerprint); err != nil {
 		if pigp.ErrorCode(err) == pigp.ENOTFOUND {
@@ -133,19 +145,17 @@ func (s *Service) verifyPassword(ctx context.Context, key, hash, password string
 
 func callerOf(a *pigp.Account, ip, protocol string) *pigp.Caller {
 	return &pigp.Caller{AccountID: a.ID, Login: a.Login, Civility: a.Civility, Name: a.Name, SIRETs: a.SIRETs, RemoteIP: ip, Protocol: protocol,
-		PasswordTemporary: a.PasswordTemporary, PasswordExpiresAt: a.PasswordExpiresAt}
+		PasswordTemporary: a.PasswordTemporary, PasswordExpiresAt: a.PasswordExpiresAt, Source: a.Source}
 }
 
-// PasswordHistory is how many previous passwords a new one may not repeat.
-const PasswordHistory = 5
-
-// ChangePassword replaces login's password after checking the current one
-// and the policy: pigp.CheckPassword, and none of the last PasswordHistory
-// passwords. A password past its expiry date cannot be changed this way:
-// the paierie départementale resets it (EEXPIRED). Refusals are EINVALID
-// errors naming the rule; a wrong current password is EUNAUTHORIZED.
-func (s *Service) ChangePassword(ctx context.Context, login, current, next string) error {
-	err := s.changePassword(ctx, login, current, next)
+// changePassword replaces login's password after checking the current one
+// and the policy: pigp.CheckPassword, and none of the last
+// pigp.PasswordHistory passwords. A password past its expiry date cannot
+// be changed this way: the paierie départementale resets it (EEXPIRED).
+// Refusals are EINVALID errors naming the rule; a wrong current password
+// is EUNAUTHORIZED. Every refusal is audited.
+func (s *Service) changePassword(ctx context.Context, login, current, next string) error {
+	err := s.changeLocalPassword(ctx, login, current, next)
 	if code := pigp.ErrorCode(err); code != "" && code != pigp.EINTERNAL {
 		s.audit(ctx, nil, &pigp.AuditEvent{Action: pigp.AuditPasswordChange, Outcome: pigp.AuditRefused, Login: login,
 			Detail: pigp.ErrorMessage(err)})
@@ -153,7 +163,7 @@ func (s *Service) ChangePassword(ctx context.Context, login, current, next strin
 	return err
 }
 
-func (s *Service) changePassword(ctx context.Context, login, current, next string) error {
+func (s *Service) changeLocalPassword(ctx context.Context, login, current, next string) error {
 	a, err := s.Store.FindAccountByLogin(ctx, login)
 	if err != nil {
 		if pigp.ErrorCode(err) == pigp.ENOTFOUND {
@@ -181,7 +191,7 @@ func (s *Service) changePassword(ctx context.Context, login, current, next strin
 	if next == current {
 		return pigp.Errorf(pigp.EINVALID, "mot de passe refusé : le nouveau mot de passe doit être différent de l'actuel")
 	}
-	old, err := s.Store.PasswordHistory(ctx, a.ID, PasswordHistory)
+	old, err := s.Store.PasswordHistory(ctx, a.ID, pigp.PasswordHistory)
 	if err != nil {
 		return err
 	}
@@ -191,7 +201,7 @@ func (s *Service) changePassword(ctx context.Context, login, current, next strin
 			return pigp.WrapError(pigp.EUNAVAILABLE, msgHashBusy, err)
 		}
 		if reused {
-			return pigp.Errorf(pigp.EINVALID, "mot de passe refusé : il a déjà été utilisé parmi les %d derniers", PasswordHistory)
+			return pigp.Errorf(pigp.EINVALID, "mot de passe refusé : il a déjà été utilisé parmi les %d derniers", pigp.PasswordHistory)
 		}
 	}
 	var hash string

@@ -17,13 +17,13 @@ import (
 )
 
 // CheckDepositName checks that name is a valid call-file name (contract §1)
-// for a SIRET the caller may act for. Errors are EINVALID or EFORBIDDEN with
-// a French message saying why.
+// for a SIRET the caller may act for (not as an auditeur, who only reads).
+// Errors are EINVALID or EFORBIDDEN with a French message saying why.
 // Every refusal is audited (the name is kept literally).
 func (s *Service) CheckDepositName(caller *pigp.Caller, name string) (apa.CallName, error) {
 	n, err := apa.ParseCallName(name, s.now())
-	if err == nil && !caller.MayActFor(n.SIRET) {
-		err = pigp.Errorf(pigp.EFORBIDDEN, "dépôt refusé : le compte %s n'est pas habilité pour le SIRET %s", caller.Login, n.SIRET)
+	if err == nil {
+		err = s.mayActFor(caller, n.SIRET, "dépôt refusé : le compte %s n'est pas habilité pour le SIRET %s")
 	}
 	if err != nil {
 		s.audit(context.Background(), caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused,

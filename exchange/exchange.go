@@ -24,6 +24,9 @@ type Store interface {
 	// PasswordHistory returns the hashes of the account's last n passwords,
 	// the current one included.
 	PasswordHistory(ctx context.Context, accountID int64, n int) ([]string, error)
+	// UpsertDirectoryAccount creates or refreshes a directory agent's
+	// shadow row (ECONFLICT: the login is a local account's).
+	UpsertDirectoryAccount(ctx context.Context, d *pigp.DirectoryAccount) (*pigp.Account, error)
 
 	// CreateDepositOnce records d and its audit row ev in one transaction,
 	// unless the account deposited the same name with the same SHA-256
@@ -70,6 +73,13 @@ type Service struct {
 	// PasswordValidityMonths is how long a new password stays valid.
 	PasswordValidityMonths int
 
+	// Guard throttles failed logins and password changes (New sets an
+	// in-memory Guard with the default policy; nil: none).
+	Guard LoginGuard
+	// Directory authenticates the internal agents (nil: every login is
+	// local).
+	Directory Directory
+
 	// Hashes bounds the password checks running at once (nil: no bound).
 	Hashes *HashLimiter
 	// Refusals records refusals with flood control (nil: each one is
@@ -86,7 +96,7 @@ func New(st Store, blobs *blob.Store, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{
+	s := &Service{
 		Store: st, Blobs: blobs, Logger: logger,
 		Now:                    func() time.Time { return time.Now().UTC() },
 		MaxUploadSize:          pigp.DefaultMaxUploadSize,
@@ -95,6 +105,9 @@ func New(st Store, blobs *blob.Store, logger *slog.Logger) *Service {
 		HistoryMonths:          12,
 		PasswordValidityMonths: pigp.DefaultPasswordValidity,
 	}
+	// The guard reads the service's clock, whatever it is set to later.
+	s.Guard = NewGuard(DefaultGuardPolicy(), nil, nil, s.now, logger)
+	return s
 }
 
 func (s *Service) now() time.Time { return s.Now().UTC() }

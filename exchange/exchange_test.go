@@ -182,7 +182,7 @@ func (e *env) deposits(tb testing.TB, sirets ...string) []*pigp.Deposit {
 
 // --- authentication ---
 
-func TestAuthenticatePassword(t *testing.T) {
+func TestLogin(t *testing.T) {
 	e := MustOpen(t)
 	ctx := context.Background()
 	disabled := e.mustAccount(t, "agent-off", siretA)
@@ -191,7 +191,7 @@ func TestAuthenticatePassword(t *testing.T) {
 	}
 
 	t.Run("OK", func(t *testing.T) {
-		c, err := e.svc.AuthenticatePassword(ctx, "agent-a", password, "192.0.2.1", pigp.ProtocolSFTP)
+		c, err := e.svc.Login(ctx, "192.0.2.1", "agent-a", password, pigp.ProtocolSFTP)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -209,7 +209,7 @@ func TestAuthenticatePassword(t *testing.T) {
 		{"Disabled", "agent-off", password},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			c, err := e.svc.AuthenticatePassword(ctx, tt.login, tt.password, "192.0.2.1", pigp.ProtocolSFTP)
+			c, err := e.svc.Login(ctx, "192.0.2.1", tt.login, tt.password, pigp.ProtocolSFTP)
 			if c != nil || pigp.ErrorCode(err) != pigp.EUNAUTHORIZED {
 				t.Fatalf("got %+v, %v; want EUNAUTHORIZED", c, err)
 			}
@@ -230,7 +230,7 @@ func TestAuthenticatePassword(t *testing.T) {
 	t.Run("Expired", func(t *testing.T) {
 		e.now = e.a.PasswordExpiresAt
 		defer func() { e.now = winter }()
-		_, err := e.svc.AuthenticatePassword(ctx, "agent-a", password, "192.0.2.1", pigp.ProtocolSFTP)
+		_, err := e.svc.Login(ctx, "192.0.2.1", "agent-a", password, pigp.ProtocolSFTP)
 		if pigp.ErrorCode(err) != pigp.EEXPIRED {
 			t.Fatalf("got %v, want EEXPIRED", err)
 		}
@@ -238,7 +238,7 @@ func TestAuthenticatePassword(t *testing.T) {
 			t.Fatalf("message %q, want a French message mentioning the paierie", msg)
 		}
 		// Only a caller who knows the password learns that it expired.
-		_, err = e.svc.AuthenticatePassword(ctx, "agent-a", "Wrong-Horse-42", "192.0.2.1", pigp.ProtocolSFTP)
+		_, err = e.svc.Login(ctx, "192.0.2.1", "agent-a", "Wrong-Horse-42", pigp.ProtocolSFTP)
 		if pigp.ErrorCode(err) != pigp.EUNAUTHORIZED {
 			t.Fatalf("wrong password on expired account: got %v, want EUNAUTHORIZED", err)
 		}
@@ -247,7 +247,7 @@ func TestAuthenticatePassword(t *testing.T) {
 	t.Run("JustBeforeExpiry", func(t *testing.T) {
 		e.now = e.a.PasswordExpiresAt.Add(-time.Second)
 		defer func() { e.now = winter }()
-		if _, err := e.svc.AuthenticatePassword(ctx, "agent-a", password, "", pigp.ProtocolSFTP); err != nil {
+		if _, err := e.svc.Login(ctx, "", "agent-a", password, pigp.ProtocolSFTP); err != nil {
 			t.Fatalf("got %v, want nil", err)
 		}
 	})
@@ -1077,7 +1077,7 @@ func TestOpenResponse_Download(t *testing.T) {
 		if got := e.downloads(t, siretA); len(got) != 0 {
 			t.Fatalf("downloads = %+v, want none", got)
 		}
-		r, err := e.svc.Response(ctx, caller, respName)
+		r, err := e.db.FindAvailableResponse(ctx, caller.SIRETs, respName, e.now)
 		if err != nil || r.FirstDownloadAt != nil {
 			t.Fatalf("FirstDownloadAt = %v, %v; want nil", r.FirstDownloadAt, err)
 		}
@@ -1112,7 +1112,7 @@ func TestOpenResponse_Download(t *testing.T) {
 			!d.DownloadedAt.Equal(downloadAt) || d.DocType != pigp.DocResponse {
 			t.Fatalf("download = %+v", d)
 		}
-		r, err := e.svc.Response(ctx, caller, respName)
+		r, err := e.db.FindAvailableResponse(ctx, caller.SIRETs, respName, e.now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1148,7 +1148,7 @@ func TestOpenResponse_Download(t *testing.T) {
 		if got := len(e.downloads(t, siretA)); got != 2 {
 			t.Fatalf("%d downloads, want 2 (a second Close records nothing)", got)
 		}
-		r, _ := e.svc.Response(ctx, caller, respName)
+		r, _ := e.db.FindAvailableResponse(ctx, caller.SIRETs, respName, e.now)
 		if r.FirstDownloadAt == nil || !r.FirstDownloadAt.Equal(downloadAt) {
 			t.Fatalf("FirstDownloadAt = %v, want the first download %v", r.FirstDownloadAt, downloadAt)
 		}
@@ -1161,7 +1161,7 @@ func TestOpenResponse_Download(t *testing.T) {
 	})
 
 	t.Run("RemoveAfterDownload", func(t *testing.T) {
-		r, _ := e.svc.Response(ctx, caller, respName)
+		r, _ := e.db.FindAvailableResponse(ctx, caller.SIRETs, respName, e.now)
 		if err := e.svc.RemoveResponse(ctx, caller, respName); err != nil {
 			t.Fatalf("RemoveResponse after download = %v", err)
 		}

@@ -176,11 +176,11 @@ func TestHashLimiter_Idle(t *testing.T) {
 	}
 }
 
-// TestAuthenticatePassword_OneCheckEach is the timing parity of logins
+// TestLogin_OneCheckEach is the timing parity of logins
 // made structural, so that no load on the machine can flip it: a wrong
 // password for a known login, an unknown login and a disabled account each
 // cost exactly one argon2id check and get the same answer.
-func TestAuthenticatePassword_OneCheckEach(t *testing.T) {
+func TestLogin_OneCheckEach(t *testing.T) {
 	e := MustOpen(t)
 	ctx := context.Background()
 	e.svc.Hashes = exchange.NewHashLimiter(4, 10, time.Minute, nil, nil)
@@ -191,7 +191,7 @@ func TestAuthenticatePassword_OneCheckEach(t *testing.T) {
 	var msgs []string
 	for _, login := range []string{"agent-a", "nobody-xt", "agent-off"} {
 		before := e.svc.Hashes.Stats().Checks
-		_, err := e.svc.AuthenticatePassword(ctx, login, "Wrong-Horse-42", "192.0.2.1", pigp.ProtocolSFTP)
+		_, err := e.svc.Login(ctx, "192.0.2.1", login, "Wrong-Horse-42", pigp.ProtocolSFTP)
 		if pigp.ErrorCode(err) != pigp.EUNAUTHORIZED {
 			t.Fatalf("%s: %v", login, err)
 		}
@@ -205,7 +205,7 @@ func TestAuthenticatePassword_OneCheckEach(t *testing.T) {
 	}
 }
 
-func TestAuthenticatePassword_HashBusy(t *testing.T) {
+func TestLogin_HashBusy(t *testing.T) {
 	e := MustOpen(t)
 	ctx := context.Background()
 	audit := &memAuditor{}
@@ -216,7 +216,7 @@ func TestAuthenticatePassword_HashBusy(t *testing.T) {
 	go e.svc.Hashes.Do(ctx, "other", b.fn)
 	<-b.started
 	for range 5 {
-		_, err := e.svc.AuthenticatePassword(ctx, "agent-a", password, "192.0.2.9", pigp.ProtocolSFTP)
+		_, err := e.svc.Login(ctx, "192.0.2.9", "agent-a", password, pigp.ProtocolSFTP)
 		if pigp.ErrorCode(err) != pigp.EUNAUTHORIZED || !errors.Is(err, pigp.ErrPasswordNotChecked) ||
 			pigp.ErrorMessage(err) != "Identifiant ou mot de passe incorrect." {
 			t.Fatalf("busy: %v, want the answer of a wrong password", err)
@@ -224,7 +224,7 @@ func TestAuthenticatePassword_HashBusy(t *testing.T) {
 	}
 	close(b.release)
 	waitFor(t, "the place freed", func() bool { return e.svc.Hashes.Stats().Checks == 1 })
-	if _, err := e.svc.AuthenticatePassword(ctx, "agent-a", password, "192.0.2.9", pigp.ProtocolSFTP); err != nil {
+	if _, err := e.svc.Login(ctx, "192.0.2.9", "agent-a", password, pigp.ProtocolSFTP); err != nil {
 		t.Fatalf("once free: %v", err)
 	}
 	e.svc.Refusals.Close(ctx)

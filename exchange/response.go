@@ -65,14 +65,45 @@ func (s *Service) Publish(ctx context.Context, siret, name, docType, depositID s
 	return resp, nil
 }
 
-// Responses returns the files of the caller's /retrait, newest first.
+// Responses returns the files of the caller's /retrait, newest first: those
+// of the SIRETs it acts for (an auditeur retrieves nothing).
 func (s *Service) Responses(ctx context.Context, caller *pigp.Caller) ([]*pigp.Response, error) {
-	return s.Store.ListAvailableResponses(ctx, caller.SIRETs, s.now())
+	sirets := caller.ActingSIRETs()
+	if len(sirets) == 0 {
+		return nil, nil
+	}
+	return s.Store.ListAvailableResponses(ctx, sirets, s.now())
 }
 
-// Response returns the available file named name of the caller's /retrait.
-func (s *Service) Response(ctx context.Context, caller *pigp.Caller, name string) (*pigp.Response, error) {
-	return s.Store.FindAvailableResponse(ctx, caller.SIRETs, name, s.now())
+// response returns the available file named name of the caller's
+// /retrait, for action (a download or a removal). A file of a SIRET the
+// caller only reads as an auditeur is refused (EFORBIDDEN, said and
+// audited): reading it would record a download.
+func (s *Service) response(ctx context.Context, caller *pigp.Caller, name, action string) (*pigp.Response, error) {
+	resp, err := s.Store.FindAvailableResponse(ctx, caller.SIRETs, name, s.now())
+	if err != nil {
+		return nil, err
+	}
+	if err := s.mayActFor(caller, resp.SIRET, "retrait refusé : le compte %s n'est pas habilité pour le SIRET %s"); err != nil {
+		s.audit(ctx, caller, &pigp.AuditEvent{Action: action, Outcome: pigp.AuditRefused, Object: resp.Name,
+			SIRET: resp.SIRET, Detail: pigp.ErrorMessage(err)})
+		return nil, err
+	}
+	return resp, nil
+}
+
+// mayActFor returns nil when the caller acts for siret, the auditeur's
+// refusal when it only reads it, and otherwise EFORBIDDEN with notMine
+// (formatted with the login and the SIRET). It is the one check of the
+// auditeur's role, for SFTP and the portal alike.
+func (s *Service) mayActFor(caller *pigp.Caller, siret, notMine string) error {
+	switch {
+	case caller.MayActFor(siret):
+		return nil
+	case caller.MayRead(siret):
+		return pigp.Errorf(pigp.EFORBIDDEN, pigp.MsgAuditorReadOnly, siret)
+	}
+	return pigp.Errorf(pigp.EFORBIDDEN, notMine, caller.Login, siret)
 }
 
 // ResponseReader reads a response. Closing it records the download when the
@@ -92,7 +123,7 @@ type ResponseReader struct {
 
 // OpenResponse opens the caller's file named name for reading.
 func (s *Service) OpenResponse(ctx context.Context, caller *pigp.Caller, name string) (*ResponseReader, error) {
-	resp, err := s.Response(ctx, caller, name)
+	resp, err := s.response(ctx, caller, name, pigp.AuditDownload)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +238,7 @@ func (rr *ResponseReader) Close() error {
 // content. It is allowed only after the file was downloaded at least once;
 // the history keeps it.
 func (s *Service) RemoveResponse(ctx context.Context, caller *pigp.Caller, name string) error {
-	resp, err := s.Response(ctx, caller, name)
+	resp, err := s.response(ctx, caller, name, pigp.AuditRemove)
 	if err != nil {
 		return err
 	}

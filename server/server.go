@@ -26,35 +26,30 @@ import (
 	"github.com/pigp/pigp"
 )
 
-// Authenticator checks credentials. Its errors are *pigp.Error: EUNAUTHORIZED
-// for a refusal, EEXPIRED for an expired password (its French message is
-// shown to the user as an SSH banner).
+// Authenticator checks credentials (exchange.Service). Its errors are
+// *pigp.Error, mapped once by authError: EUNAUTHORIZED is a plain refusal,
+// the others carry a French message shown as an SSH banner.
 type Authenticator interface {
-	AuthenticatePassword(ctx context.Context, login, password, remoteIP, protocol string) (*pigp.Caller, error)
+	// Login is the guarded password login: throttling, failures, tarpit
+	// and audit are the exchange's.
+	Login(ctx context.Context, ip, login, password, protocol string) (*pigp.Caller, error)
+	// ChangePassword changes the caller's password (the same guard) and
+	// returns the caller with it.
+	ChangePassword(ctx context.Context, caller *pigp.Caller, current, next string) (*pigp.Caller, error)
 	AuthenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error)
-	ChangePassword(ctx context.Context, login, current, next string) error
 	// AuditKeyLogin records a public-key login once the key has signed.
 	AuditKeyLogin(ctx context.Context, caller *pigp.Caller, fingerprint string) error
 }
 
-// Guard throttles failed password logins (exchange.Guard, shared with the
-// portal).
+// Guard refuses banned addresses as they connect, before any SSH
+// exchange (exchange.Guard, shared with the portal; the login itself is
+// throttled by the Authenticator).
 type Guard interface {
 	// Banned returns how long ip stays banned (0: not banned).
 	Banned(ctx context.Context, ip string) (time.Duration, error)
-	// Check returns how long an attempt for login from ip must wait.
-	Check(ctx context.Context, ip, login string) (time.Duration, error)
-	// Failure records a failure and returns how long to hold the answer.
-	Failure(ctx context.Context, ip, login, protocol string) time.Duration
-	// Success records a correct password.
-	Success(ctx context.Context, ip, login string)
 	// Throttled records an attempt refused unchecked (blocked or banned).
 	Throttled(ctx context.Context, ip, login, protocol string, wait time.Duration)
 }
-
-// ChangeWindow is how long before expiry a password login asks for a new
-// password (keyboard-interactive).
-const ChangeWindow = 7 * 24 * time.Hour
 
 // Metrics follows the open SFTP sessions (nil: not followed).
 type Metrics interface {
@@ -218,56 +213,38 @@ func (s *Server) sshConfig() *ssh.ServerConfig {
 
 const callerKey = "pigp.caller"
 
+// authError maps an authentication error to what the SSH client sees,
+// once for every method: a plain refusal for EUNAUTHORIZED (the client
+// tries its next method), a French banner for the refusals that say why
+// (expired password, throttled, directory unreachable, service
+// unavailable, ...). An internal error is logged; the client is told the
+// service is unavailable, never left to think the password wrong.
 func (s *Server) authError(conn ssh.ConnMetadata, err error) error {
 	switch pigp.ErrorCode(err) {
 	case pigp.EUNAUTHORIZED:
 		return err
-	case pigp.EEXPIRED:
-		return &ssh.BannerError{Err: err, Message: pigp.ErrorMessage(err) + "\r\n"}
+	case pigp.EINTERNAL, pigp.EUNAVAILABLE:
+		// The server's own failure (database, full disk).
+		s.Logger.Error("authentication error", "login", conn.User(), "error", err)
+		return &ssh.BannerError{Err: errors.New("authentication unavailable"), Message: msgUnavailable}
 	}
-	// The server's own failure (database, full disk): the client is told
-	// the service is unavailable, never left to think the password wrong.
-	s.Logger.Error("authentication error", "login", conn.User(), "error", err)
-	return &ssh.BannerError{Err: errors.New("authentication unavailable"), Message: msgUnavailable}
+	return &ssh.BannerError{Err: err, Message: pigp.ErrorMessage(err) + "\r\n"}
 }
 
 // msgMustChange tells a password-only client why it is refused.
 const msgMustChange = "Votre mot de passe est temporaire et doit être changé : connectez-vous avec un client interactif (saisie au clavier) ou sur le portail.\r\n"
 
-// checkPassword authenticates a password through the guard: a blocked
-// address or (address, login) pair is refused without looking at the
-// password, and a failure is held back by the guard's tarpit.
-func (s *Server) checkPassword(ctx context.Context, conn ssh.ConnMetadata, password string) (*pigp.Caller, error) {
-	ip, login := remoteIP(conn.RemoteAddr()), conn.User()
-	if s.Guard != nil {
-		wait, err := s.Guard.Check(ctx, ip, login)
-		if err != nil {
-			return nil, s.authError(conn, err)
-		}
-		if wait > 0 {
-			s.Logger.Warn("ssh login throttled", "login", login, "ip", ip, "wait", wait)
-			s.Guard.Throttled(ctx, ip, login, pigp.ProtocolSFTP, wait)
-			return nil, &ssh.BannerError{Err: errors.New("throttled"),
-				Message: fmt.Sprintf("Trop de tentatives de connexion infructueuses. Réessayez dans %d s.\r\n", int(wait.Seconds()+0.999))}
-		}
-	}
-	c, err := s.Auth.AuthenticatePassword(ctx, login, password, ip, pigp.ProtocolSFTP)
+// login is the password login of both password methods.
+func (s *Server) login(ctx context.Context, conn ssh.ConnMetadata, password string) (*pigp.Caller, error) {
+	c, err := s.Auth.Login(ctx, remoteIP(conn.RemoteAddr()), conn.User(), password, pigp.ProtocolSFTP)
 	if err != nil {
-		// A password refused unchecked (too many checks at once) is not
-		// a guess: the guard does not count it.
-		if s.Guard != nil && pigp.ErrorCode(err) == pigp.EUNAUTHORIZED && !errors.Is(err, pigp.ErrPasswordNotChecked) {
-			pigp.Pause(ctx, s.Guard.Failure(ctx, ip, login, pigp.ProtocolSFTP))
-		}
 		return nil, s.authError(conn, err)
-	}
-	if s.Guard != nil {
-		s.Guard.Success(ctx, ip, login)
 	}
 	return c, nil
 }
 
 func (s *Server) passwordCallback(conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
-	c, err := s.checkPassword(context.Background(), conn, string(password))
+	c, err := s.login(context.Background(), conn, string(password))
 	if err != nil {
 		return nil, err
 	}
@@ -280,9 +257,10 @@ func (s *Server) passwordCallback(conn ssh.ConnMetadata, password []byte) (*ssh.
 	return &ssh.Permissions{ExtraData: map[any]any{callerKey: c}}, nil
 }
 
-// keyboardInteractive asks for the password and, when it is temporary or
-// expires within ChangeWindow, for a new one twice (French prompts); the new
-// password goes through the same policy as everywhere else.
+// keyboardInteractive asks for the password and, when a change is due
+// (temporary, or expiring within pigp.PasswordChangeWindow), for a new one
+// twice (French prompts); the new password goes through the same policy
+// as everywhere else.
 func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
 	ctx := context.Background()
 	// "(password)" lets tools such as sshpass recognise the prompt.
@@ -291,8 +269,7 @@ func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardI
 		return nil, errors.New("keyboard-interactive aborted")
 	}
 	current := ans[0]
-	ip := remoteIP(conn.RemoteAddr())
-	c, err := s.checkPassword(ctx, conn, current)
+	c, err := s.login(ctx, conn, current)
 	if err != nil {
 		return nil, err
 	}
@@ -303,14 +280,14 @@ func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardI
 	if s.Now != nil {
 		now = s.Now
 	}
-	if !c.PasswordTemporary && c.PasswordExpiresAt.Sub(now()) > ChangeWindow {
+	if !c.PasswordChangeDue(now()) {
 		return &ssh.Permissions{ExtraData: map[any]any{callerKey: c}}, nil
 	}
 	instruction := "Votre mot de passe est temporaire : choisissez-en un nouveau."
 	if !c.PasswordTemporary {
 		instruction = "Votre mot de passe expire le " + c.PasswordExpiresAt.Format("02/01/2006") + " : choisissez-en un nouveau."
 	}
-	instruction += " Au moins 12 caractères de trois types (minuscules, majuscules, chiffres, caractères spéciaux), sans accent."
+	instruction += " " + pigp.PasswordPolicyText
 	for attempt := 0; attempt < 3; attempt++ {
 		ans, err := client("Changement de mot de passe", instruction,
 			[]string{"Nouveau mot de passe : ", "Confirmation du nouveau mot de passe : "}, []bool{false, false})
@@ -321,11 +298,10 @@ func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardI
 			instruction = "Les deux saisies sont différentes. Recommencez."
 			continue
 		}
-		err = s.Auth.ChangePassword(ctx, conn.User(), current, ans[0])
+		changed, err := s.Auth.ChangePassword(ctx, c, current, ans[0])
 		if err == nil {
-			s.Logger.Info("password changed over ssh", "login", conn.User(), "ip", ip)
-			c.PasswordTemporary = false
-			return &ssh.Permissions{ExtraData: map[any]any{callerKey: c}}, nil
+			s.Logger.Info("password changed over ssh", "login", c.Login, "ip", c.RemoteIP)
+			return &ssh.Permissions{ExtraData: map[any]any{callerKey: changed}}, nil
 		}
 		if pigp.ErrorCode(err) != pigp.EINVALID {
 			return nil, s.authError(conn, err)

@@ -2,23 +2,19 @@ package web
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/exchange"
 )
 
-// Password expiry thresholds: within changeSoon the login leads straight
-// to the change page; warnDays calendar days before the expiry day, the
-// application list warns.
-const (
-	changeSoon = 7 * 24 * time.Hour
-	warnDays   = 30
-)
+// warnDays calendar days before its expiry day, the application list warns
+// about the password (within pigp.PasswordChangeWindow, the login leads
+// straight to the change page).
+const warnDays = 30
 
 func (s *Server) home(w http.ResponseWriter, r *http.Request, sess *session) {
 	if sess != nil {
@@ -40,7 +36,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, sess *session
 	p := &page{Title: "Connexion", Data: loginData{}}
 	switch {
 	case r.URL.Query().Get("session") == "expiree":
-		p.Error = fmt.Sprintf("Votre session a expiré après %s d'inactivité. Reconnectez-vous.", durationFR(s.Config.SessionIdle))
+		p.Error = fmt.Sprintf("Votre session a expiré après %s d'inactivité. Reconnectez-vous.", pigp.FrenchDuration(s.Config.SessionIdle))
 	case r.URL.Query().Get("deconnexion") == "1":
 		p.Flash = "Vous êtes déconnecté. À bientôt sur le Portail de la Gestion Publique."
 	}
@@ -48,42 +44,14 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request, sess *session
 }
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
-	login := strings.ToLower(strings.TrimSpace(r.PostForm.Get("identifiant")))
-	password := r.PostForm.Get("motdepasse")
 	ip := clientIP(r)
-	p := &page{Title: "Connexion", Data: loginData{Login: login}}
-	if len(login) > 254 || len(password) > pigp.MaxPasswordLength {
-		p.Error = "Identifiant ou mot de passe incorrect."
-		s.render(w, r, nil, http.StatusUnauthorized, "connexion.html", p)
-		return
-	}
-	wait, err := s.Guard.Check(r.Context(), ip, login)
+	caller, err := s.Exchange.Login(r.Context(), ip, r.PostForm.Get("identifiant"), r.PostForm.Get("motdepasse"), requestProtocol(r))
 	if err != nil {
-		s.fail(w, r, nil, err)
-		return
-	}
-	if wait > 0 {
-		s.Logger.Warn("portal login throttled", "login", login, "ip", ip, "wait", wait)
-		s.Guard.Throttled(r.Context(), ip, login, pigp.ProtocolHTTP, wait)
-		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds()+0.999)))
-		p.Error = fmt.Sprintf("Trop de tentatives de connexion infructueuses. Réessayez dans %s.", durationFR(wait))
-		s.render(w, r, nil, http.StatusTooManyRequests, "connexion.html", p)
-		return
-	}
-	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, password, ip, requestProtocol(r))
-	if err != nil {
-		status, msg := s.errorResponse(r, err)
-		// A password refused unchecked (too many checks at once) is not
-		// a guess: the guard does not count it.
-		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED && !errors.Is(err, pigp.ErrPasswordNotChecked) {
-			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, requestProtocol(r)))
-			s.Logger.Info("portal login failed", "login", login, "ip", ip)
-		}
-		p.Error = msg
+		status, msg := s.authError(w, r, err)
+		p := &page{Title: "Connexion", Data: loginData{Login: exchange.NormalizeLogin(r.PostForm.Get("identifiant"))}, Error: msg}
 		s.render(w, r, nil, status, "connexion.html", p)
 		return
 	}
-	s.Guard.Success(r.Context(), ip, login)
 	if c, err := r.Cookie(s.sessionCookieName(r)); err == nil && c.Value != "" {
 		// A new token at each login: no fixation.
 		if err := s.Sessions.DeleteSession(r.Context(), pigp.SessionTokenHash(c.Value)); err != nil {
@@ -92,13 +60,12 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 		}
 	}
 	caller.Session = "web-" + randomToken()[:16] // names the session in logs and audit counts, never the cookie
-	now := s.Config.Now()
 	target, mustChange, flash := "/applications", false, ""
 	switch {
 	case caller.PasswordTemporary:
 		target, mustChange = "/mot-de-passe", true
 		flash = "Votre mot de passe est provisoire : choisissez dès maintenant votre mot de passe personnel."
-	case caller.PasswordExpiresAt.Sub(now) < changeSoon:
+	case caller.PasswordChangeDue(s.Config.Now()):
 		target = "/mot-de-passe"
 		flash = fmt.Sprintf("Votre mot de passe expire le %s : modifiez-le dès maintenant.", longDate(caller.PasswordExpiresAt))
 	}
@@ -116,6 +83,16 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 	s.setCookie(w, r, s.preCookieName(r), "", -1)
 	s.Logger.Info("portal login", "login", caller.Login, "ip", ip)
 	http.Redirect(w, r, target, http.StatusSeeOther)
+}
+
+// authError maps an error of a login or a password change, once for the
+// portal: the status and the French message, and when to retry
+// (Retry-After) for an attempt refused because of earlier failures.
+func (s *Server) authError(w http.ResponseWriter, r *http.Request, err error) (int, string) {
+	if wait := pigp.RetryAfter(err); wait > 0 {
+		w.Header().Set("Retry-After", fmt.Sprint(int(wait.Seconds()+0.999)))
+	}
+	return s.errorResponse(r, err)
 }
 
 // logout ends every session of the account, on every node: the user's
@@ -144,7 +121,7 @@ func (s *Server) applications(w http.ResponseWriter, r *http.Request, sess *sess
 	// beside it: a password expiring on the 20th is "dans 19 jours" on the 1st.
 	now, expires := s.Config.Now(), sess.caller.PasswordExpiresAt
 	d := applicationsData{ExpiresAt: expires, DaysLeft: pigp.DaysUntil(now, expires)}
-	d.Warn = d.DaysLeft <= warnDays
+	d.Warn = d.DaysLeft <= warnDays && !sess.caller.FromDirectory()
 	s.render(w, r, sess, http.StatusOK, "applications.html", &page{Title: "Applications", Data: d})
 }
 
@@ -162,12 +139,15 @@ type passwordData struct {
 	Months    int
 	MinLevel  string
 	Temporary bool
+	// DirectoryManaged says why a directory agent changes no password here.
+	DirectoryManaged string
 }
 
 func (s *Server) passwordData(sess *session) passwordData {
 	return passwordData{Login: sess.caller.Login, MinLength: pigp.MinPasswordLength, MinAlnum: pigp.MinAlnumPasswordLength,
-		MaxLength: pigp.MaxPasswordLength, History: 5, Months: s.Config.PasswordValidityMonths,
-		MinLevel: pigp.Strength{Score: pigp.MinPasswordScore}.Label(), Temporary: sess.mustChange}
+		MaxLength: pigp.MaxPasswordLength, History: pigp.PasswordHistory, Months: s.Config.PasswordValidityMonths,
+		MinLevel: pigp.Strength{Score: pigp.MinPasswordScore}.Label(), Temporary: sess.mustChange,
+		DirectoryManaged: pigp.MsgDirectoryPasswordManaged}
 }
 
 func (s *Server) passwordPage(w http.ResponseWriter, r *http.Request, sess *session) {
@@ -176,43 +156,21 @@ func (s *Server) passwordPage(w http.ResponseWriter, r *http.Request, sess *sess
 
 func (s *Server) changePassword(w http.ResponseWriter, r *http.Request, sess *session) {
 	current, next, confirm := r.PostForm.Get("actuel"), r.PostForm.Get("nouveau"), r.PostForm.Get("confirmation")
-	ip, login := clientIP(r), sess.caller.Login
-	p := &page{Title: "Changement de mot de passe", Data: s.passwordData(sess)}
-	if wait, err := s.Guard.Check(r.Context(), ip, login); err != nil || wait > 0 {
-		if err != nil {
-			s.fail(w, r, sess, err)
-			return
-		}
-		p.Error = fmt.Sprintf("Trop de tentatives infructueuses. Réessayez dans %s.", durationFR(wait))
-		s.render(w, r, sess, http.StatusTooManyRequests, "mot-de-passe.html", p)
-		return
-	}
-	err := error(nil)
-	if next != confirm {
-		err = errConfirmation
-	} else {
-		err = s.Exchange.ChangePassword(r.Context(), login, current, next)
+	var caller *pigp.Caller
+	err := error(errConfirmation)
+	if next == confirm {
+		caller, err = s.Exchange.ChangePassword(r.Context(), callerFor(r, sess), current, next)
 	}
 	if err != nil {
-		if pigp.ErrorCode(err) == pigp.EUNAUTHORIZED && !errors.Is(err, pigp.ErrPasswordNotChecked) {
-			pigp.Pause(r.Context(), s.Guard.Failure(r.Context(), ip, login, requestProtocol(r)))
-		}
-		status, msg := s.errorResponse(r, err)
-		p.Error = msg
+		status, msg := s.authError(w, r, err)
+		p := &page{Title: "Changement de mot de passe", Data: s.passwordData(sess), Error: msg}
 		s.render(w, r, sess, status, "mot-de-passe.html", p)
 		return
 	}
-	s.Logger.Info("portal password changed", "login", login, "ip", ip)
-	// The new expiry date and the end of a temporary password come from
-	// the account: authenticate again with the new password.
-	caller, err := s.Exchange.AuthenticatePassword(r.Context(), login, next, ip, requestProtocol(r))
-	if err != nil {
-		s.fail(w, r, sess, err)
-		return
-	}
-	caller.Session = sess.caller.Session
+	s.Logger.Info("portal password changed", "login", caller.Login, "ip", caller.RemoteIP)
 	// The new password ended every session of the account (on every
-	// node); this browser continues in a new one.
+	// node); this browser continues in a new one, with the caller as the
+	// new password leaves it (its expiry date, no longer temporary).
 	if _, err := s.Sessions.DeleteAccountSessions(r.Context(), caller.AccountID); err != nil {
 		s.fail(w, r, nil, sessionError(err))
 		return
@@ -255,22 +213,4 @@ func (s *Server) passwordStrength(w http.ResponseWriter, r *http.Request, sess *
 		rep.Accepted, rep.Message = false, pigp.ErrorMessage(err)
 	}
 	writeJSON(w, http.StatusOK, rep)
-}
-
-// durationFR writes d in French, rounded up: "15 minutes", "8 secondes".
-func durationFR(d time.Duration) string {
-	plural := func(n int, unit string) string {
-		if n > 1 {
-			return fmt.Sprintf("%d %ss", n, unit)
-		}
-		return fmt.Sprintf("%d %s", n, unit)
-	}
-	switch {
-	case d < time.Minute:
-		return plural(max(1, int((d+time.Second-1)/time.Second)), "seconde")
-	case d < time.Hour:
-		return plural(int((d+time.Minute-1)/time.Minute), "minute")
-	default:
-		return plural(int((d+time.Hour-1)/time.Hour), "heure")
-	}
 }

@@ -22,7 +22,7 @@ func httpStatus(code string) int {
 		return http.StatusUnauthorized
 	case pigp.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
-	case pigp.EUNAVAILABLE:
+	case pigp.EUNAVAILABLE, pigp.EDIRECTORY:
 		return http.StatusServiceUnavailable
 	case pigp.ELIMIT:
 		return http.StatusTooManyRequests

@@ -82,7 +82,7 @@ var funcs = template.FuncMap{
 	"join": strings.Join,
 	"inc":  func(n int) int { return n + 1 },
 	"days": func(d time.Duration) int { return int(d.Hours() / 24) },
-	"dur":  durationFR,
+	"dur":  pigp.FrenchDuration,
 	"dec":  func(n int) int { return n - 1 },
 }
 

@@ -6,9 +6,10 @@
 // Everything a person reads is in French. Sessions live in the database
 // (any node serves any session) and expire after inactivity and after an
 // absolute lifetime; every form carries a CSRF token; logins are
-// throttled per address and per identifier; uploads are streamed to the
-// exchange without being held in memory. Behind trusted reverse proxies,
-// the browser's address and scheme come from their headers.
+// throttled per address and per identifier (by the exchange, as over
+// SSH); uploads are streamed to the exchange without being held in
+// memory. Behind trusted reverse proxies, the browser's address and scheme
+// come from their headers.
 package web
 
 import (
@@ -32,12 +33,14 @@ import (
 
 // Exchange is what the portal needs from the exchange service.
 type Exchange interface {
-	// AuthenticatePassword returns the caller, or EUNAUTHORIZED (never
-	// saying whether the login exists) or EEXPIRED.
-	AuthenticatePassword(ctx context.Context, login, password, remoteIP, protocol string) (*pigp.Caller, error)
-	// ChangePassword applies the password policy: EINVALID naming the
-	// rule, EUNAUTHORIZED for a wrong current password, EEXPIRED.
-	ChangePassword(ctx context.Context, login, current, next string) error
+	// Login is the guarded password login shared with SSH: it returns
+	// the caller, or EUNAUTHORIZED (never saying whether the login
+	// exists), EEXPIRED, or ELIMIT when throttled (pigp.RetryAfter).
+	Login(ctx context.Context, ip, login, password, protocol string) (*pigp.Caller, error)
+	// ChangePassword applies the password policy through the same guard
+	// and returns the caller with the new password: EINVALID naming the
+	// rule, EUNAUTHORIZED for a wrong current password, EEXPIRED, ELIMIT.
+	ChangePassword(ctx context.Context, caller *pigp.Caller, current, next string) (*pigp.Caller, error)
 	// BeginDeposit checks the name (EINVALID, EFORBIDDEN) and opens an upload.
 	BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (*exchange.Upload, error)
 	// Responses lists the caller's /retrait.
@@ -128,9 +131,6 @@ type Server struct {
 	// Directory is the directory of internal agents (nil: none).
 	Directory DirectoryChecker
 	Logger    *slog.Logger
-	// Guard throttles failed logins; it is the SSH server's (nil: a
-	// private one with the default thresholds and bans in memory).
-	Guard Guard
 	// Sessions keeps the portal sessions (required): the database, shared
 	// by every node.
 	Sessions SessionStore
@@ -190,9 +190,6 @@ func (s *Server) Open() error {
 	}
 	s.tmpl = tmpl
 	s.sessions = &sessions{store: s.Sessions, now: c.Now, idle: c.SessionIdle, max: c.SessionMax, perAccount: c.MaxSessionsPerAccount}
-	if s.Guard == nil {
-		s.Guard = exchange.NewGuard(exchange.DefaultGuardPolicy(), nil, nil, c.Now, s.Logger)
-	}
 
 	var tlsConfig *tls.Config
 	if c.TLSCertFile != "" {

@@ -168,10 +168,12 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 			db.Close()
 			return nil, err
 		}
+		a.Exchange.Directory = a.Directory // directory logins (never a typed nil)
 	}
 	a.Guard = exchange.NewGuard(guardPolicy(c.Throttle), db, db, a.Exchange.Now, logger.With("component", "guard"))
 	a.Guard.Failures = db // shared by every node
 	a.Guard.Flood = a.Exchange.Refusals
+	a.Exchange.Guard = a.Guard
 	if a.Places, err = places.Load(); err != nil {
 		db.Close()
 		return nil, err

@@ -40,7 +40,6 @@ func (a *App) newWeb() (*web.Server, error) {
 		DB:       a.DB,
 		Sessions: a.DB,
 		Space:    a.Exchange,
-		Guard:    a.Guard,
 		Logger:   a.Logger.With("component", "web"),
 	}
 	if a.Directory != nil { // never a typed nil in the interface

@@ -46,28 +46,24 @@ func screenshotDir(t *testing.T) string {
 	return abs
 }
 
-// TestWebPortalBrowser drives the portal in headless Chromium as a
-// département agent would: log in, applications, upload with the progress
-// bar, deposit history, download of a response, password change, logout;
-// then the same screens on a phone. Each screen is saved as a PNG.
-func TestWebPortalBrowser(t *testing.T) {
-	chrome := chromiumPath(t)
-	e, base := startWebEnv(t, "sqlite")
-	shots := screenshotDir(t)
-	downloads := t.TempDir()
-
+// startBrowser starts headless Chromium (1280×800, French) for the test
+// and returns its context, step (run actions, failing the test with the
+// page's address and, when shots is set, a screenshot echec.png) and text
+// (the text of an element).
+func startBrowser(t *testing.T, shots string) (context.Context, func(string, ...chromedp.Action[chromedp.Void]), func(string) string) {
+	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chrome), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.ExecPath(chromiumPath(t)), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.NoDefaultBrowserCheck, chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1280, 800),
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
 		chromedp.Flag("lang", "fr-FR"),
 	}
 	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
+	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(allocCtx)
-	defer cancel()
-	if err := chromedp.Do(ctx); err != nil { // start the browser
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx); err != nil { // start the browser, for the whole test
 		t.Fatalf("start chromium: %v", err)
 	}
 	step := func(what string, actions ...chromedp.Action[chromedp.Void]) {
@@ -78,11 +74,11 @@ func TestWebPortalBrowser(t *testing.T) {
 			// Keep what the browser showed, to diagnose the failure.
 			fctx, fc := context.WithTimeout(ctx, 10*time.Second)
 			defer fc()
-			if png, serr := chromedp.Run(fctx, chromedp.FullScreenshot(100)); serr == nil {
+			if png, serr := chromedp.Run(fctx, chromedp.FullScreenshot(100)); serr == nil && shots != "" {
 				os.WriteFile(filepath.Join(shots, "echec.png"), png, 0o644)
 			}
 			loc, _ := chromedp.Run(fctx, chromedp.Location())
-			t.Fatalf("%s: %v (page %s; screenshot echec.png)", what, err, loc)
+			t.Fatalf("%s: %v (page %s; screenshot echec.png when kept)", what, err, loc)
 		}
 	}
 	text := func(sel string) string {
@@ -95,6 +91,20 @@ func TestWebPortalBrowser(t *testing.T) {
 		}
 		return s
 	}
+	return ctx, step, text
+}
+
+// TestWebPortalBrowser drives the portal in headless Chromium as a
+// département agent would: log in, applications, upload with the progress
+// bar, deposit history, download of a response, password change, logout;
+// then the same screens on a phone. Each screen is saved as a PNG.
+func TestWebPortalBrowser(t *testing.T) {
+	chromiumPath(t)
+	e, base := startWebEnv(t, "sqlite")
+	shots := screenshotDir(t)
+	downloads := t.TempDir()
+
+	ctx, step, text := startBrowser(t, shots)
 	viewport := "1280x800"
 	shot := func(name string) {
 		t.Helper()
