@@ -48,9 +48,10 @@ type Store interface {
 
 // Service is the exchange. Its fields are set once by the caller.
 type Service struct {
-	Store  Store
-	Blobs  *blob.Store
-	Now    pigp.Clock
+	Store Store
+	Blobs *blob.Store
+	// Clock is the exchange's time (New: the system's), read through Now.
+	Clock  pigp.Clock
 	Logger *slog.Logger
 	// Audit receives the audit trail's events (nil: none recorded).
 	Audit pigp.Auditor
@@ -98,7 +99,7 @@ func New(st Store, blobs *blob.Store, logger *slog.Logger) *Service {
 	}
 	s := &Service{
 		Store: st, Blobs: blobs, Logger: logger,
-		Now:                    func() time.Time { return time.Now().UTC() },
+		Clock:                  func() time.Time { return time.Now().UTC() },
 		MaxUploadSize:          pigp.DefaultMaxUploadSize,
 		DuplicateWindow:        pigp.DefaultDuplicateWindow,
 		Retention:              pigp.DefaultRetention,
@@ -110,7 +111,11 @@ func New(st Store, blobs *blob.Store, logger *slog.Logger) *Service {
 	return s
 }
 
-func (s *Service) now() time.Time { return s.Now().UTC() }
+// Now returns the exchange's current time, in UTC: the time of its
+// records and windows, and the one the protocols show.
+func (s *Service) Now() time.Time { return s.now() }
+
+func (s *Service) now() time.Time { return s.Clock().UTC() }
 
 // historySince returns the start of the history window at now.
 func (s *Service) historySince() time.Time {

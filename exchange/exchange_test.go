@@ -78,7 +78,7 @@ func MustOpen(tb testing.TB) *env {
 	}
 	e := &env{db: db, dsn: filepath.Join(dir, "pigp.db"), blobs: blobs, now: winter}
 	e.svc = exchange.New(db, blobs, nil)
-	e.svc.Now = func() time.Time { return e.now }
+	e.svc.Clock = func() time.Time { return e.now }
 	for _, s := range []string{siretA, siretB} {
 		if err := db.CreateOrganisation(ctx, &pigp.Organisation{SIRET: s, Name: "Org " + s}); err != nil {
 			tb.Fatal(err)
@@ -389,7 +389,7 @@ func TestCheckDepositName(t *testing.T) {
 
 // upload begins a deposit, runs write on it, commits it and checks that
 // the recorded size and SHA-256 are those of want and of the stored bytes.
-func upload(t *testing.T, e *env, write func(t *testing.T, u *exchange.Upload), want []byte) *pigp.Deposit {
+func upload(t *testing.T, e *env, write func(t *testing.T, u pigp.Upload), want []byte) *pigp.Deposit {
 	t.Helper()
 	ctx := context.Background()
 	u, err := e.svc.BeginDeposit(ctx, e.callerA(), callName(siretA, e.now.Add(-time.Hour)))
@@ -420,7 +420,7 @@ func upload(t *testing.T, e *env, write func(t *testing.T, u *exchange.Upload), 
 	return d
 }
 
-func mustWriteAt(t *testing.T, u *exchange.Upload, p []byte, off int64) {
+func mustWriteAt(t *testing.T, u pigp.Upload, p []byte, off int64) {
 	t.Helper()
 	n, err := u.WriteAt(p, off)
 	if err != nil || n != len(p) {
@@ -450,7 +450,7 @@ func TestUpload(t *testing.T) {
 	data := randomBytes(t, 64*chunk)
 
 	t.Run("Sequential", func(t *testing.T) {
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			for off := 0; off < len(data); off += chunk {
 				mustWriteAt(t, u, data[off:off+chunk], int64(off))
 			}
@@ -459,7 +459,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("SequentialOddSizes", func(t *testing.T) {
 		want := data[:100_003]
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			for off := 0; off < len(want); off += 7919 {
 				end := min(off+7919, len(want))
 				mustWriteAt(t, u, want[off:end], int64(off))
@@ -468,7 +468,7 @@ func TestUpload(t *testing.T) {
 	})
 
 	t.Run("ConcurrentOutOfOrder", func(t *testing.T) {
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			var wg sync.WaitGroup
 			errs := make(chan error, 64)
 			for _, i := range shuffled(t, 64) {
@@ -488,7 +488,7 @@ func TestUpload(t *testing.T) {
 	})
 
 	t.Run("ReverseOrder", func(t *testing.T) {
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			for i := 63; i >= 0; i-- {
 				mustWriteAt(t, u, data[i*chunk:(i+1)*chunk], int64(i*chunk))
 			}
@@ -497,7 +497,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("OverlappingPendingExtents", func(t *testing.T) {
 		want := data[:300]
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, want[100:200], 100)
 			mustWriteAt(t, u, want[150:300], 150)
 			mustWriteAt(t, u, want[0:100], 0)
@@ -506,7 +506,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("PendingExtentRewritten", func(t *testing.T) {
 		want := bytes.Clone(data[:300])
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, bytes.Repeat([]byte{'x'}, 100), 200) // superseded below
 			mustWriteAt(t, u, want[200:300], 200)
 			mustWriteAt(t, u, want[100:200], 100)
@@ -518,7 +518,7 @@ func TestUpload(t *testing.T) {
 		want := bytes.Clone(data[:10*chunk])
 		patch := randomBytes(t, 10_000)
 		copy(want[50_000:], patch)
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			for off := 0; off < 10*chunk; off += chunk {
 				mustWriteAt(t, u, data[off:off+chunk], int64(off))
 			}
@@ -529,7 +529,7 @@ func TestUpload(t *testing.T) {
 	t.Run("ConcurrentSameRegion", func(t *testing.T) {
 		// Two writers race on the same bytes with the same content.
 		want := data[:4*chunk]
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			var wg sync.WaitGroup
 			for range 2 {
 				for _, i := range shuffled(t, 4) {
@@ -542,7 +542,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("TruncateShrink", func(t *testing.T) {
 		want := data[:60_000]
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:100_000], 0)
 			if err := u.Truncate(60_000); err != nil {
 				t.Fatal(err)
@@ -552,7 +552,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("TruncateToZeroThenWrite", func(t *testing.T) {
 		want := data[chunk : 2*chunk]
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:chunk], 0)
 			if err := u.Truncate(0); err != nil {
 				t.Fatal(err)
@@ -563,7 +563,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("TruncateExtend", func(t *testing.T) {
 		want := append(bytes.Clone(data[:1000]), make([]byte, 500)...)
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:1000], 0)
 			if err := u.Truncate(1500); err != nil {
 				t.Fatal(err)
@@ -573,7 +573,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("TruncateExtendThenFill", func(t *testing.T) {
 		want := data[:2000]
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			if err := u.Truncate(2000); err != nil { // scp announces the size first
 				t.Fatal(err)
 			}
@@ -586,7 +586,7 @@ func TestUpload(t *testing.T) {
 		want := make([]byte, 250)
 		copy(want, data[:100])
 		copy(want[200:], data[200:250])
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[200:300], 200)
 			mustWriteAt(t, u, data[:100], 0)
 			if err := u.Truncate(250); err != nil {
@@ -597,7 +597,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("Sparse", func(t *testing.T) {
 		want := append(make([]byte, 1000), data[:500]...)
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:500], 1000)
 		}, want)
 	})
@@ -606,21 +606,21 @@ func TestUpload(t *testing.T) {
 		want := make([]byte, 3000)
 		copy(want, data[:1000])
 		copy(want[2000:], data[1000:2000])
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:1000], 0)
 			mustWriteAt(t, u, data[1000:2000], 2000)
 		}, want)
 	})
 
 	t.Run("Empty", func(t *testing.T) {
-		d := upload(t, e, func(t *testing.T, u *exchange.Upload) {}, nil)
+		d := upload(t, e, func(t *testing.T, u pigp.Upload) {}, nil)
 		if d.SHA256 != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" {
 			t.Fatalf("SHA256 of an empty deposit = %s", d.SHA256)
 		}
 	})
 
 	t.Run("ReadBack", func(t *testing.T) {
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:5000], 0)
 			got := make([]byte, 1000)
 			if n, err := u.ReadAt(got, 2000); err != nil || n != 1000 || !bytes.Equal(got, data[2000:3000]) {
@@ -634,11 +634,11 @@ func TestUpload(t *testing.T) {
 	// arithmetic, and the upload can then only be aborted.
 	for _, tc := range []struct {
 		name string
-		do   func(u *exchange.Upload) error
+		do   func(u pigp.Upload) error
 	}{
-		{"NegativeOffset", func(u *exchange.Upload) error { _, err := u.WriteAt([]byte("x"), -1); return err }},
-		{"OverflowingOffset", func(u *exchange.Upload) error { _, err := u.WriteAt(make([]byte, 10), math.MaxInt64-4); return err }},
-		{"NegativeSize", func(u *exchange.Upload) error { return u.Truncate(math.MinInt64) }},
+		{"NegativeOffset", func(u pigp.Upload) error { _, err := u.WriteAt([]byte("x"), -1); return err }},
+		{"OverflowingOffset", func(u pigp.Upload) error { _, err := u.WriteAt(make([]byte, 10), math.MaxInt64-4); return err }},
+		{"NegativeSize", func(u pigp.Upload) error { return u.Truncate(math.MinInt64) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, err := e.svc.BeginDeposit(context.Background(), e.callerA(), callName(siretA, e.now))
@@ -815,7 +815,7 @@ func TestUpload_TooLarge(t *testing.T) {
 	data := randomBytes(t, 2000)
 
 	t.Run("AtLimit", func(t *testing.T) {
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:600], 0)
 			mustWriteAt(t, u, data[600:1000], 600)
 		}, data[:1000])
@@ -824,20 +824,20 @@ func TestUpload_TooLarge(t *testing.T) {
 
 	for _, tt := range []struct {
 		name  string
-		write func(u *exchange.Upload) error
+		write func(u pigp.Upload) error
 	}{
-		{"WriteAt", func(u *exchange.Upload) error {
+		{"WriteAt", func(u pigp.Upload) error {
 			if _, err := u.WriteAt(data[:600], 0); err != nil {
 				t.Fatal(err)
 			}
 			_, err := u.WriteAt(data[600:1001], 600)
 			return err
 		}},
-		{"SparseWriteAt", func(u *exchange.Upload) error {
+		{"SparseWriteAt", func(u pigp.Upload) error {
 			_, err := u.WriteAt(data[:10], 995)
 			return err
 		}},
-		{"Truncate", func(u *exchange.Upload) error { return u.Truncate(1001) }},
+		{"Truncate", func(u pigp.Upload) error { return u.Truncate(1001) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			u, err := e.svc.BeginDeposit(ctx, e.callerA(), callName(siretA, e.now))
@@ -1342,32 +1342,6 @@ func TestDownloadsCSV(t *testing.T) {
 }
 
 // --- formatting ---
-
-func TestFormatSize(t *testing.T) {
-	tests := []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 o"},
-		{529, "529 o"},
-		{1023, "1023 o"},
-		{1024, "1 Ko"},
-		{1025, "2 Ko"},
-		{7 * 1024, "7 Ko"},
-		{7000, "7 Ko"},
-		{1 << 20, "1 Mo"},
-		{3 << 19, "1,5 Mo"},
-		{100 << 20, "100 Mo"},
-		{1 << 30, "1 Go"},
-		{3 << 29, "1,5 Go"},
-		{10 << 30, "10 Go"},
-	}
-	for _, tt := range tests {
-		if got := exchange.FormatSize(tt.n); got != tt.want {
-			t.Errorf("FormatSize(%d) = %q, want %q", tt.n, got, tt.want)
-		}
-	}
-}
 
 func TestValidFileName(t *testing.T) {
 	tests := []struct {

@@ -11,12 +11,6 @@ import (
 	"github.com/pigp/pigp/apa"
 )
 
-// History file names in /historique.
-const (
-	DepositsCSV  = "depots.csv"
-	DownloadsCSV = "retraits.csv"
-)
-
 // BOM is the UTF-8 byte-order mark that begins the history files and the
 // audit export (contract §7): spreadsheets then read them as UTF-8 instead
 // of guessing Windows-1252.

@@ -1,6 +1,7 @@
 package exchange
 
 import (
+	"context"
 	"errors"
 	"fmt"
 
@@ -75,4 +76,11 @@ func (s *Service) CheckSpace() error {
 	}
 	s.Logger.Warn("upload refused: content store below its minimum free space", "free", free, "required", required)
 	return errNoSpace(fmt.Errorf("free space %d bytes, below the minimum of %d", free, required))
+}
+
+// FreeSpace returns the space left to deposits in the content store and
+// the store's size, in bytes (statvfs@openssh.com); errors.ErrUnsupported
+// where the system cannot tell.
+func (s *Service) FreeSpace(ctx context.Context) (free, total uint64, err error) {
+	return s.Blobs.FreeSpace()
 }

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pigp/pigp"
-	"github.com/pigp/pigp/exchange"
 )
 
 // Staging names are the temporary names under which clients upload before
@@ -107,7 +106,7 @@ type mtime struct {
 // staged is a staging upload: open (owner set) or closed and waiting for
 // its rename or a resume.
 type staged struct {
-	u       *exchange.Upload
+	u       pigp.Upload
 	touched atomic.Int64 // unix nanoseconds of the last write, open or close
 	owner   *uploadFile  // the handle writing it, or nil; guarded by area.mu
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	"github.com/pigp/pigp"
-	"github.com/pigp/pigp/exchange"
 )
 
 // perPage is the number of rows of the history pages.
@@ -43,7 +42,7 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, sess *session) 
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "id": d.ID, "nom": d.ExternalName,
-			"taille": exchange.FormatSize(d.Size), "message": depositConfirmation(d)})
+			"taille": pigp.FormatSize(d.Size), "message": depositConfirmation(d)})
 		return
 	}
 	p := &page{Title: "Dépôt fichiers d'appel", Nav: "depot", Data: depositData{MaxSize: s.Config.MaxUploadSize, Deposit: d, FileName: name}}
@@ -57,9 +56,9 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, sess *session) 
 func depositConfirmation(d *pigp.Deposit) string {
 	if d.Duplicate {
 		return fmt.Sprintf("Ce fichier %s (%s), identique, avait déjà été déposé le %s : il n'a pas été déposé une seconde fois. Identifiant du dépôt : %s.",
-			d.ExternalName, exchange.FormatSize(d.Size), dateTime(d.DepositedAt), d.ID)
+			d.ExternalName, pigp.FormatSize(d.Size), dateTime(d.DepositedAt), d.ID)
 	}
-	return fmt.Sprintf("Le fichier %s (%s) a bien été déposé. Identifiant du dépôt : %s.", d.ExternalName, exchange.FormatSize(d.Size), d.ID)
+	return fmt.Sprintf("Le fichier %s (%s) a bien été déposé. Identifiant du dépôt : %s.", d.ExternalName, pigp.FormatSize(d.Size), d.ID)
 }
 
 func (s *Server) receive(w http.ResponseWriter, r *http.Request, sess *session, caller *pigp.Caller) (*pigp.Deposit, string, error) {
@@ -102,7 +101,7 @@ func (s *Server) store(r *http.Request, caller *pigp.Caller, name string, src io
 	up, err := s.Exchange.BeginDeposit(r.Context(), caller, name)
 	if err != nil {
 		s.Logger.Info("portal deposit refused", append([]any{"login", caller.Login, "ip", caller.RemoteIP},
-			exchange.RefusedNameAttrs(name, err)...)...)
+			pigp.RefusedNameAttrs(name, err)...)...)
 		return nil, err
 	}
 	buf := make([]byte, uploadChunk)
@@ -135,7 +134,7 @@ func (s *Server) store(r *http.Request, caller *pigp.Caller, name string, src io
 func (s *Server) bodyError(err error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return pigp.Errorf(pigp.ETOOLARGE, errUploadTooBig, exchange.FormatSize(s.Config.MaxUploadSize))
+		return pigp.Errorf(pigp.ETOOLARGE, errUploadTooBig, pigp.FormatSize(s.Config.MaxUploadSize))
 	}
 	return pigp.WrapError(pigp.EINVALID, errUploadAborted.Message, err)
 }
@@ -320,9 +319,9 @@ func (s *Server) historyFile(w http.ResponseWriter, r *http.Request, sess *sessi
 	var data []byte
 	var err error
 	switch name := r.PathValue("file"); name {
-	case exchange.DepositsCSV:
+	case pigp.DepositsCSV:
 		data, err = s.Exchange.DepositsCSV(r.Context(), callerFor(r, sess))
-	case exchange.DownloadsCSV:
+	case pigp.DownloadsCSV:
 		data, err = s.Exchange.DownloadsCSV(r.Context(), callerFor(r, sess))
 	default:
 		err = errNotFound

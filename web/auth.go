@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pigp/pigp"
-	"github.com/pigp/pigp/exchange"
 )
 
 // warnDays calendar days before its expiry day, the application list warns
@@ -48,7 +47,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 	caller, err := s.Exchange.Login(r.Context(), ip, r.PostForm.Get("identifiant"), r.PostForm.Get("motdepasse"), requestProtocol(r))
 	if err != nil {
 		status, msg := s.authError(w, r, err)
-		p := &page{Title: "Connexion", Data: loginData{Login: exchange.NormalizeLogin(r.PostForm.Get("identifiant"))}, Error: msg}
+		p := &page{Title: "Connexion", Data: loginData{Login: pigp.NormalizeLogin(r.PostForm.Get("identifiant"))}, Error: msg}
 		s.render(w, r, nil, status, "connexion.html", p)
 		return
 	}

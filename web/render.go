@@ -14,7 +14,6 @@ import (
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/apa"
-	"github.com/pigp/pigp/exchange"
 )
 
 //go:embed templates/*.html
@@ -58,7 +57,7 @@ var funcs = template.FuncMap{
 	"longDate":  longDate,
 	"shortDate": shortDate,
 	"dateTime":  dateTime,
-	"size":      exchange.FormatSize,
+	"size":      pigp.FormatSize,
 	"upper":     strings.ToUpper,
 	"status":    func(s string) string { return statusLabels[s] },
 	"statusClass": func(s string) string {

@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"github.com/pigp/pigp"
-	"github.com/pigp/pigp/exchange"
 )
 
 // Exchange is what the portal needs from the exchange service.
@@ -42,12 +41,12 @@ type Exchange interface {
 	// rule, EUNAUTHORIZED for a wrong current password, EEXPIRED, ELIMIT.
 	ChangePassword(ctx context.Context, caller *pigp.Caller, current, next string) (*pigp.Caller, error)
 	// BeginDeposit checks the name (EINVALID, EFORBIDDEN) and opens an upload.
-	BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (*exchange.Upload, error)
+	BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (pigp.Upload, error)
 	// Responses lists the caller's /retrait.
 	Responses(ctx context.Context, caller *pigp.Caller) ([]*pigp.Response, error)
 	// OpenResponse opens a response; closing the reader after a full read
 	// records the download (ENOTFOUND when absent or expired).
-	OpenResponse(ctx context.Context, caller *pigp.Caller, name string) (*exchange.ResponseReader, error)
+	OpenResponse(ctx context.Context, caller *pigp.Caller, name string) (pigp.ResponseReader, error)
 	// DepositsCSV and DownloadsCSV return depots.csv and retraits.csv of
 	// the caller's SIRETs (contract §7), the same files as over SFTP.
 	DepositsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)

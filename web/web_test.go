@@ -95,7 +95,7 @@ func newFixture(t *testing.T, tweak func(f *fixture)) *fixture {
 	}
 	clk := &clock{t: time.Now().UTC()}
 	ex := exchange.New(db, blobs, nil)
-	ex.Now = clk.Now
+	ex.Clock = clk.Now
 	db.Now = clk.Now
 	f := &fixture{t: t, ex: ex, db: db, blobs: blobs, clock: clk}
 	if err := db.CreateOrganisation(ctx, &pigp.Organisation{SIRET: siret, Name: "Département du Val-de-Marne"}); err != nil {
