@@ -137,6 +137,15 @@ func ValidateSIRET(s string) error {
 	return Errorf(EINVALID, "SIRET %s invalide : la clé de contrôle est fausse", s)
 }
 
+// Rules are the settings of the exchange its users are told about (the
+// portal's pages and help): set once, in the exchange.
+type Rules struct {
+	MaxUploadSize          int64         // bytes of one deposit
+	Retention              time.Duration // how long a response stays in /retrait
+	HistoryMonths          int           // the window of the histories
+	PasswordValidityMonths int           // how long a new password stays valid
+}
+
 // Clock returns the current time; it is injected everywhere time matters so
 // that tests can move it.
 type Clock func() time.Time

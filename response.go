@@ -61,6 +61,21 @@ type Download struct {
 	DownloadedAt time.Time
 }
 
+// HistoryPageSize is the number of rows of a page of the portal's
+// histories.
+const HistoryPageSize = 20
+
+// HistoryPage is one page of a history (the portal's): rows of the window,
+// the last Months months, newest first.
+type HistoryPage struct {
+	Deposits  []*Deposit  // the rows of a deposit history
+	Downloads []*Download // the rows of a download history
+	Page      int         // this page, from 1
+	Pages     int         // the number of pages, at least 1
+	Total     int64       // the rows of the whole window
+	Months    int         // the window
+}
+
 // HistoryFilter selects history rows of some SIRETs within a window.
 type HistoryFilter struct {
 	SIRETs []string

@@ -35,6 +35,7 @@ type Store interface {
 	CreateDepositOnce(ctx context.Context, d *pigp.Deposit, since time.Time, ev *pigp.AuditEvent,
 		dup func(existing *pigp.Deposit) *pigp.AuditEvent) (*pigp.Deposit, error)
 	ListDeposits(ctx context.Context, f pigp.DepositFilter) ([]*pigp.Deposit, error)
+	CountDeposits(ctx context.Context, f pigp.DepositFilter) (int64, error)
 
 	CreateResponse(ctx context.Context, r *pigp.Response, audit ...*pigp.AuditEvent) error
 	FindAvailableResponse(ctx context.Context, sirets []string, name string, now time.Time) (*pigp.Response, error)
@@ -44,6 +45,7 @@ type Store interface {
 	RecordDownload(ctx context.Context, d *pigp.Download, audit ...*pigp.AuditEvent) error
 	MarkResponseRemoved(ctx context.Context, id string, now time.Time, audit ...*pigp.AuditEvent) error
 	ListDownloads(ctx context.Context, f pigp.HistoryFilter) ([]*pigp.Download, error)
+	CountDownloads(ctx context.Context, f pigp.HistoryFilter) (int64, error)
 }
 
 // Service is the exchange. Its fields are set once by the caller.
@@ -69,8 +71,10 @@ type Service struct {
 	MinFreeSpace SpacePolicy
 	// OnDeposit, if set, is called once a new deposit is committed, before
 	// the client is answered.
-	OnDeposit     func(d *pigp.Deposit)
-	HistoryMonths int // window of the history listings
+	OnDeposit func(d *pigp.Deposit)
+	// HistoryMonths is the window of the histories, the same over SFTP
+	// (/historique) and on the portal.
+	HistoryMonths int
 	// PasswordValidityMonths is how long a new password stays valid.
 	PasswordValidityMonths int
 
@@ -111,13 +115,15 @@ func New(st Store, blobs *blob.Store, logger *slog.Logger) *Service {
 	return s
 }
 
+// Rules returns the settings users are told about, as the exchange
+// applies them.
+func (s *Service) Rules() pigp.Rules {
+	return pigp.Rules{MaxUploadSize: s.MaxUploadSize, Retention: s.Retention, HistoryMonths: s.HistoryMonths,
+		PasswordValidityMonths: s.PasswordValidityMonths}
+}
+
 // Now returns the exchange's current time, in UTC: the time of its
 // records and windows, and the one the protocols show.
 func (s *Service) Now() time.Time { return s.now() }
 
 func (s *Service) now() time.Time { return s.Clock().UTC() }
-
-// historySince returns the start of the history window at now.
-func (s *Service) historySince() time.Time {
-	return s.now().AddDate(0, -s.HistoryMonths, 0)
-}

@@ -1291,6 +1291,83 @@ func TestDepositsCSV(t *testing.T) {
 	})
 }
 
+// TestDepositHistory: the portal's pages hold the rows of depots.csv (the
+// caller's SIRETs, the history window), newest first, HistoryPageSize at a
+// time; a page out of range is the nearest one.
+func TestDepositHistory(t *testing.T) {
+	e := MustOpen(t)
+	ctx := context.Background()
+	n := 2*pigp.HistoryPageSize + 3
+	var ids []string // newest first
+	for i := range n + 1 {
+		at := winter.Add(-time.Duration(i) * time.Hour)
+		if i == n {
+			at = winter.AddDate(0, -12, 0).Add(-time.Hour) // out of the window
+		}
+		e.now = at
+		u, err := e.svc.BeginDeposit(ctx, e.callerA(), callName(siretA, at.Add(-time.Minute)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustWriteAt(t, u, []byte(fmt.Sprint(i)), 0)
+		d, err := u.Commit(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, d.ID)
+	}
+	e.now = winter
+	for _, tt := range []struct {
+		page, want, first, rows int
+	}{
+		{1, 1, 0, pigp.HistoryPageSize},
+		{2, 2, pigp.HistoryPageSize, pigp.HistoryPageSize},
+		{3, 3, 2 * pigp.HistoryPageSize, 3},
+		{0, 1, 0, pigp.HistoryPageSize},
+		{99, 3, 2 * pigp.HistoryPageSize, 3},
+	} {
+		p, err := e.svc.DepositHistory(ctx, e.callerA(), tt.page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Page != tt.want || p.Pages != 3 || p.Total != int64(n) || p.Months != e.svc.HistoryMonths || len(p.Deposits) != tt.rows {
+			t.Fatalf("page %d: page %d of %d, %d rows of %d, %d months; want page %d of 3, %d rows of %d, %d months",
+				tt.page, p.Page, p.Pages, len(p.Deposits), p.Total, p.Months, tt.want, tt.rows, n, e.svc.HistoryMonths)
+		}
+		for i, d := range p.Deposits {
+			if d.ID != ids[tt.first+i] {
+				t.Fatalf("page %d, row %d: deposit %s, want %s", tt.page, i, d.ID, ids[tt.first+i])
+			}
+		}
+	}
+	if p, err := e.svc.DepositHistory(ctx, e.callerB(), 1); err != nil || p.Total != 0 || p.Pages != 1 || len(p.Deposits) != 0 {
+		t.Fatalf("B's history: %+v, %v; want one empty page", p, err)
+	}
+}
+
+// TestDownloadHistory: the portal's download pages hold the rows of
+// retraits.csv, in the same window.
+func TestDownloadHistory(t *testing.T) {
+	e := MustOpen(t)
+	ctx := context.Background()
+	e.now = winter.AddDate(-1, 0, -1)
+	old := "2025_" + siretA + "_20251001100000_REP.xml"
+	mustPublish(t, e, siretA, old, []byte("old"))
+	readAll(t, e, e.callerA(), old) // out of the window
+	e.now = winter.Add(-time.Hour)
+	mustPublish(t, e, siretA, respName, []byte("new"))
+	readAll(t, e, e.callerA(), respName)
+	readAll(t, e, e.callerA(), respName)
+	e.now = winter
+	p, err := e.svc.DownloadHistory(ctx, e.callerA(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Total != 2 || p.Pages != 1 || p.Page != 1 || len(p.Downloads) != 2 || p.Downloads[0].ResponseName != respName {
+		t.Fatalf("history %+v, want the 2 downloads of %s on one page", p, respName)
+	}
+}
+
 func TestDownloadsCSV(t *testing.T) {
 	e := MustOpen(t)
 	ctx := context.Background()

@@ -144,7 +144,7 @@ type passwordData struct {
 
 func (s *Server) passwordData(sess *session) passwordData {
 	return passwordData{Login: sess.caller.Login, MinLength: pigp.MinPasswordLength, MinAlnum: pigp.MinAlnumPasswordLength,
-		MaxLength: pigp.MaxPasswordLength, History: pigp.PasswordHistory, Months: s.Config.PasswordValidityMonths,
+		MaxLength: pigp.MaxPasswordLength, History: pigp.PasswordHistory, Months: s.Exchange.Rules().PasswordValidityMonths,
 		MinLevel: pigp.Strength{Score: pigp.MinPasswordScore}.Label(), Temporary: sess.mustChange,
 		DirectoryManaged: pigp.MsgDirectoryPasswordManaged}
 }

@@ -51,16 +51,15 @@ type Exchange interface {
 	// the caller's SIRETs (contract §7), the same files as over SFTP.
 	DepositsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
 	DownloadsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
+	// DepositHistory and DownloadHistory return a page (from 1, clamped
+	// into range) of the same rows, in the same window.
+	DepositHistory(ctx context.Context, caller *pigp.Caller, page int) (*pigp.HistoryPage, error)
+	DownloadHistory(ctx context.Context, caller *pigp.Caller, page int) (*pigp.HistoryPage, error)
+	// Rules returns the settings the pages tell users about (size limit,
+	// retention, history window, password validity).
+	Rules() pigp.Rules
 	// EndSession records the refusals counted in the caller's session.
 	EndSession(ctx context.Context, caller *pigp.Caller)
-}
-
-// History is what the portal needs from the store for the history pages.
-type History interface {
-	ListDeposits(ctx context.Context, f pigp.DepositFilter) ([]*pigp.Deposit, error)
-	CountDeposits(ctx context.Context, f pigp.DepositFilter) (int64, error)
-	ListDownloads(ctx context.Context, f pigp.HistoryFilter) ([]*pigp.Download, error)
-	CountDownloads(ctx context.Context, f pigp.HistoryFilter) (int64, error)
 }
 
 // Pinger reports whether the database answers (for /readyz).
@@ -92,14 +91,6 @@ type Config struct {
 	SessionIdle time.Duration
 	// SessionMax ends a session this long after login whatever its use (8 h).
 	SessionMax time.Duration
-	// MaxUploadSize is the largest deposit, as in the exchange (100 Mio).
-	MaxUploadSize int64
-	// Retention is how long a response stays available (21 days).
-	Retention time.Duration
-	// HistoryMonths is the window of the history pages (12).
-	HistoryMonths int
-	// PasswordValidityMonths is shown in the help pages (12).
-	PasswordValidityMonths int
 	// Schemas holds the XSDs published on the portal (apa.Schemas()),
 	// as *.xsd files at its root.
 	Schemas fs.FS
@@ -123,7 +114,6 @@ type Config struct {
 type Server struct {
 	Config   Config
 	Exchange Exchange
-	History  History
 	DB       Pinger
 	// Space, if set, makes /readyz fail below the minimum free space.
 	Space Space
@@ -146,8 +136,8 @@ type Server struct {
 // Open validates the settings, binds the listener synchronously and starts
 // serving in a goroutine.
 func (s *Server) Open() error {
-	if s.Exchange == nil || s.History == nil || s.Sessions == nil {
-		return errors.New("web: exchange, history and session store are required")
+	if s.Exchange == nil || s.Sessions == nil {
+		return errors.New("web: exchange and session store are required")
 	}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
@@ -161,18 +151,6 @@ func (s *Server) Open() error {
 	}
 	if c.SessionMax <= 0 {
 		c.SessionMax = 8 * time.Hour
-	}
-	if c.MaxUploadSize <= 0 {
-		c.MaxUploadSize = pigp.DefaultMaxUploadSize
-	}
-	if c.Retention <= 0 {
-		c.Retention = pigp.DefaultRetention
-	}
-	if c.HistoryMonths <= 0 {
-		c.HistoryMonths = 12
-	}
-	if c.PasswordValidityMonths <= 0 {
-		c.PasswordValidityMonths = pigp.DefaultPasswordValidity
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -104,8 +104,8 @@ func newFixture(t *testing.T, tweak func(f *fixture)) *fixture {
 	f.password = f.addAccount(login, false, clk.Now().AddDate(1, 0, 0))
 	logs := &bytes.Buffer{}
 	f.srv = &web.Server{
-		Config:   web.Config{Addr: "127.0.0.1:0", Now: clk.Now, Schemas: apa.Schemas(), MaxUploadSize: ex.MaxUploadSize},
-		Exchange: ex, History: db, DB: db, Sessions: db,
+		Config:   web.Config{Addr: "127.0.0.1:0", Now: clk.Now, Schemas: apa.Schemas()},
+		Exchange: ex, DB: db, Sessions: db,
 		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if tweak != nil {
@@ -529,7 +529,6 @@ func jsonText(s string) string {
 func TestPortalOversizeUpload(t *testing.T) {
 	f := newFixture(t, func(f *fixture) {
 		f.ex.MaxUploadSize = 64 << 10
-		f.srv.Config.MaxUploadSize = 64 << 10
 	})
 	b := f.browser()
 	b.mustLogin()

@@ -188,7 +188,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	}
 	a.Process = &processing.Processor{
 		Store: db, Blobs: a.Blobs, Places: a.Places, Logger: logger.With("component", "processing"),
-		Now: db.Now, Retention: c.Retention.Std(), StaleAfter: c.ProcessingStaleAfter.Std(), Audit: true,
+		Now: db.Now, Retention: a.Exchange.Retention, StaleAfter: c.ProcessingStaleAfter.Std(), Audit: true,
 		Campaigns: a.campaigns,
 		Published: func(ctx context.Context, d *pigp.Deposit, r *pigp.Response, contact string) {
 			// Notifications never block processing: a failure is logged.
