@@ -20,13 +20,13 @@ import (
 // for a SIRET the caller may act for (not as an auditeur, who only reads).
 // Errors are EINVALID or EFORBIDDEN with a French message saying why.
 // Every refusal is audited (the name is kept literally).
-func (s *Service) CheckDepositName(caller *pigp.Caller, name string) (apa.CallName, error) {
+func (s *Service) CheckDepositName(ctx context.Context, caller *pigp.Caller, name string) (apa.CallName, error) {
 	n, err := apa.ParseCallName(name, s.now())
 	if err == nil {
 		err = s.mayActFor(caller, n.SIRET, "dépôt refusé : le compte %s n'est pas habilité pour le SIRET %s")
 	}
 	if err != nil {
-		s.audit(context.Background(), caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused,
+		s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused,
 			Object: name, Detail: pigp.ErrorMessage(err)})
 		s.countDeposit("refused", 0)
 	}
@@ -80,7 +80,7 @@ var _ pigp.Upload = (*upload)(nil)
 
 // BeginDeposit checks name and opens a new upload for it.
 func (s *Service) BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (pigp.Upload, error) {
-	n, err := s.CheckDepositName(caller, name)
+	n, err := s.CheckDepositName(ctx, caller, name)
 	if err != nil {
 		return nil, err
 	}

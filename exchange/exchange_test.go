@@ -326,7 +326,7 @@ func TestCheckDepositName(t *testing.T) {
 	valid := "2026_" + siretA + "_20261128101500.xml"
 
 	t.Run("OK", func(t *testing.T) {
-		n, err := e.svc.CheckDepositName(caller, valid)
+		n, err := e.svc.CheckDepositName(context.Background(), caller, valid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -335,7 +335,7 @@ func TestCheckDepositName(t *testing.T) {
 		}
 	})
 	t.Run("OtherSIRET", func(t *testing.T) {
-		_, err := e.svc.CheckDepositName(caller, "2026_"+siretB+"_20261128101500.xml")
+		_, err := e.svc.CheckDepositName(context.Background(), caller, "2026_"+siretB+"_20261128101500.xml")
 		if pigp.ErrorCode(err) != pigp.EFORBIDDEN {
 			t.Fatalf("got %v, want EFORBIDDEN", err)
 		}
@@ -362,7 +362,7 @@ func TestCheckDepositName(t *testing.T) {
 		{"NonASCII", "2026_" + siretA + "_20261128101500é.xml", "caractère"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.svc.CheckDepositName(caller, tt.file)
+			_, err := e.svc.CheckDepositName(context.Background(), caller, tt.file)
 			if pigp.ErrorCode(err) != pigp.EINVALID {
 				t.Fatalf("CheckDepositName(%q) = %v, want EINVALID", tt.file, err)
 			}

@@ -108,6 +108,10 @@ func (s *Service) mayActFor(caller *pigp.Caller, siret, notMine string) error {
 // responseReader reads a response (pigp.ResponseReader). Closing it
 // records the download when the reader served the whole file.
 type responseReader struct {
+	// ctx is the context of the request that opened the file, without its
+	// cancellation: a download served in full is recorded even if the
+	// client leaves as it closes.
+	ctx     context.Context
 	svc     *Service
 	caller  *pigp.Caller
 	resp    *pigp.Response
@@ -137,7 +141,7 @@ func (s *Service) OpenResponse(ctx context.Context, caller *pigp.Caller, name st
 		release()
 		return nil, fmt.Errorf("open response %s: %w", resp.ID, err)
 	}
-	return &responseReader{svc: s, caller: caller, resp: resp, f: f, release: release, extents: map[int64]int64{}}, nil
+	return &responseReader{ctx: context.WithoutCancel(ctx), svc: s, caller: caller, resp: resp, f: f, release: release, extents: map[int64]int64{}}, nil
 }
 
 // Response returns the file being read.
@@ -223,7 +227,7 @@ func (rr *responseReader) Close() error {
 	}
 	ev := s.event(rr.caller, &pigp.AuditEvent{Action: pigp.AuditDownload, Outcome: pigp.AuditOK, Object: d.ResponseName,
 		SIRET: d.SIRET, SHA256: rr.resp.SHA256, Detail: "réponse " + d.ResponseID})
-	if err := s.Store.RecordDownload(context.Background(), d, ev...); err != nil {
+	if err := s.Store.RecordDownload(rr.ctx, d, ev...); err != nil {
 		s.Logger.Error("record download", "response", d.ResponseID, "login", d.Login, "error", err)
 		return fmt.Errorf("record download: %w", err)
 	}

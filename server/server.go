@@ -39,6 +39,8 @@ type Authenticator interface {
 	AuthenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error)
 	// AuditKeyLogin records a public-key login once the key has signed.
 	AuditKeyLogin(ctx context.Context, caller *pigp.Caller, fingerprint string) error
+	// Now returns the current time (whether a password change is due).
+	Now() time.Time
 }
 
 // Guard refuses banned addresses as they connect, before any SSH
@@ -115,14 +117,15 @@ type Server struct {
 	Proxy *ProxyProtocol
 	// ServerVersion is the SSH identification string.
 	ServerVersion string
-	// Now returns the current time (tests move it).
-	Now func() time.Time
 	// Metrics follows the open SFTP sessions (nil: not followed).
 	Metrics Metrics
 
-	ln     net.Listener
-	config *ssh.ServerConfig
-	wg     sync.WaitGroup
+	ln net.Listener
+	wg sync.WaitGroup
+	// ctx is the connections' context (their logins and ban checks),
+	// cancelled when Close stops waiting for them.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
@@ -162,7 +165,6 @@ func (s *Server) Open() error {
 	if s.ServerVersion == "" {
 		s.ServerVersion = "SSH-2.0-pigp"
 	}
-	s.config = s.sshConfig()
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.Addr, err)
@@ -171,6 +173,7 @@ func (s *Server) Open() error {
 		ln = s.Proxy.listen(ln, s.Logger)
 	}
 	s.ln = ln
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.conns = map[net.Conn]struct{}{}
 	s.perIP = map[string]int{}
 	s.unauth = map[string]int{}
@@ -184,16 +187,26 @@ func (s *Server) Open() error {
 // ListenAddr returns the bound address.
 func (s *Server) ListenAddr() net.Addr { return s.ln.Addr() }
 
-func (s *Server) sshConfig() *ssh.ServerConfig {
+// sshConfig returns the SSH configuration of a connection whose
+// authentication runs in ctx.
+func (s *Server) sshConfig(ctx context.Context) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
-		Config:                      ssh.Config{KeyExchanges: KeyExchanges, Ciphers: Ciphers, MACs: MACs},
-		PublicKeyAuthAlgorithms:     PublicKeyAuthAlgorithms,
-		MaxAuthTries:                s.MaxAuthTries,
-		ServerVersion:               s.ServerVersion,
-		PasswordCallback:            s.passwordCallback,
-		PublicKeyCallback:           s.publicKeyCallback,
-		KeyboardInteractiveCallback: s.keyboardInteractive,
-		VerifiedPublicKeyCallback:   s.verifiedPublicKeyCallback,
+		Config:                  ssh.Config{KeyExchanges: KeyExchanges, Ciphers: Ciphers, MACs: MACs},
+		PublicKeyAuthAlgorithms: PublicKeyAuthAlgorithms,
+		MaxAuthTries:            s.MaxAuthTries,
+		ServerVersion:           s.ServerVersion,
+		PasswordCallback: func(conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+			return s.passwordCallback(ctx, conn, password)
+		},
+		PublicKeyCallback: func(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+			return s.publicKeyCallback(ctx, conn, key)
+		},
+		KeyboardInteractiveCallback: func(conn ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+			return s.keyboardInteractive(ctx, conn, client)
+		},
+		VerifiedPublicKeyCallback: func(conn ssh.ConnMetadata, key ssh.PublicKey, p *ssh.Permissions, alg string) (*ssh.Permissions, error) {
+			return s.verifiedPublicKeyCallback(ctx, conn, key, p, alg)
+		},
 		AuthLogCallback: func(conn ssh.ConnMetadata, method string, err error) {
 			if method == "none" {
 				return
@@ -243,8 +256,8 @@ func (s *Server) login(ctx context.Context, conn ssh.ConnMetadata, password stri
 	return c, nil
 }
 
-func (s *Server) passwordCallback(conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
-	c, err := s.login(context.Background(), conn, string(password))
+func (s *Server) passwordCallback(ctx context.Context, conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+	c, err := s.login(ctx, conn, string(password))
 	if err != nil {
 		return nil, err
 	}
@@ -261,8 +274,7 @@ func (s *Server) passwordCallback(conn ssh.ConnMetadata, password []byte) (*ssh.
 // (temporary, or expiring within pigp.PasswordChangeWindow), for a new one
 // twice (French prompts); the new password goes through the same policy
 // as everywhere else.
-func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
-	ctx := context.Background()
+func (s *Server) keyboardInteractive(ctx context.Context, conn ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
 	// "(password)" lets tools such as sshpass recognise the prompt.
 	ans, err := client("", "", []string{"Mot de passe (password) : "}, []bool{false})
 	if err != nil || len(ans) != 1 {
@@ -276,11 +288,7 @@ func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardI
 	if err := s.accountFull(c); err != nil {
 		return nil, err
 	}
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	if !c.PasswordChangeDue(now()) {
+	if !c.PasswordChangeDue(s.Auth.Now()) {
 		return &ssh.Permissions{ExtraData: map[any]any{callerKey: c}}, nil
 	}
 	instruction := "Votre mot de passe est temporaire : choisissez-en un nouveau."
@@ -313,16 +321,16 @@ func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardI
 
 // publicKeyCallback approves a key the account holds; the session is scoped
 // only from the permissions of the key that then signs (CVE-2024-45337).
-func (s *Server) publicKeyCallback(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+func (s *Server) publicKeyCallback(ctx context.Context, conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 	fp := ssh.FingerprintSHA256(key)
-	c, err := s.Auth.AuthenticateKey(context.Background(), conn.User(), fp, remoteIP(conn.RemoteAddr()), pigp.ProtocolSFTP)
+	c, err := s.Auth.AuthenticateKey(ctx, conn.User(), fp, remoteIP(conn.RemoteAddr()), pigp.ProtocolSFTP)
 	if err != nil {
 		return nil, s.authError(conn, err)
 	}
 	return &ssh.Permissions{Extensions: map[string]string{"pubkey-fp": fp}, ExtraData: map[any]any{callerKey: c}}, nil
 }
 
-func (s *Server) verifiedPublicKeyCallback(conn ssh.ConnMetadata, key ssh.PublicKey, p *ssh.Permissions, _ string) (*ssh.Permissions, error) {
+func (s *Server) verifiedPublicKeyCallback(ctx context.Context, conn ssh.ConnMetadata, key ssh.PublicKey, p *ssh.Permissions, _ string) (*ssh.Permissions, error) {
 	fp := ssh.FingerprintSHA256(key)
 	if p == nil || p.Extensions["pubkey-fp"] != fp {
 		return nil, errors.New("key mismatch")
@@ -334,7 +342,7 @@ func (s *Server) verifiedPublicKeyCallback(conn ssh.ConnMetadata, key ssh.Public
 	if err := s.accountFull(c); err != nil {
 		return nil, err
 	}
-	if err := s.Auth.AuditKeyLogin(context.Background(), c, fp); err != nil {
+	if err := s.Auth.AuditKeyLogin(ctx, c, fp); err != nil {
 		return nil, s.authError(conn, err)
 	}
 	return p, nil
@@ -512,6 +520,8 @@ func refuse(c net.Conn, msg string) {
 }
 
 func (s *Server) handleConn(nc net.Conn) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
 	nc.SetDeadline(time.Now().Add(s.LoginGraceTime))
 	ip := remoteIP(nc.RemoteAddr())
 	authDone := false
@@ -523,7 +533,7 @@ func (s *Server) handleConn(nc net.Conn) {
 		}
 	}()
 	if s.Guard != nil {
-		d, err := s.Guard.Banned(context.Background(), ip)
+		d, err := s.Guard.Banned(ctx, ip)
 		if err != nil {
 			s.Logger.Error("check ban", "ip", ip, "error", err)
 			io.WriteString(nc, msgUnavailable)
@@ -531,12 +541,12 @@ func (s *Server) handleConn(nc net.Conn) {
 		}
 		if d > 0 {
 			s.Logger.Info("connection refused: banned address", "ip", ip, "remaining", d)
-			s.Guard.Throttled(context.Background(), ip, "", pigp.ProtocolSFTP, d)
+			s.Guard.Throttled(ctx, ip, "", pigp.ProtocolSFTP, d)
 			io.WriteString(nc, fmt.Sprintf(msgBanned, int(d.Minutes())+1))
 			return
 		}
 	}
-	conn, chans, reqs, err := ssh.NewServerConn(nc, s.config)
+	conn, chans, reqs, err := ssh.NewServerConn(nc, s.sshConfig(ctx))
 	if err != nil {
 		s.Logger.Debug("ssh handshake failed", "ip", ip, "error", err)
 		return
@@ -652,6 +662,7 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		s.Logger.Warn("shutdown timeout: closing the remaining sessions")
 	}
+	s.cancel()
 	s.mu.Lock()
 	for c := range s.conns {
 		c.Close()

@@ -336,7 +336,7 @@ func (fsys *FS) openUpload(r *sftp.Request) (*uploadFile, error) {
 	}
 	// The name comes first: a refused name gets its own message, whatever
 	// the open flags.
-	if _, err := fsys.ex.CheckDepositName(fsys.caller, final); err != nil {
+	if _, err := fsys.ex.CheckDepositName(ctxOf(r), fsys.caller, final); err != nil {
 		fsys.log.Info("upload refused", pigp.RefusedNameAttrs(name, err)...)
 		return nil, fsys.toSFTP("open", r.Filepath, err)
 	}
@@ -378,7 +378,7 @@ func (fsys *FS) openDirect(ctx context.Context, name string, flags sftp.FileOpen
 		return nil, fsys.toSFTP("open", name, err)
 	}
 	fsys.track(name, u)
-	return &uploadFile{fsys: fsys, u: u, name: name}, nil
+	return &uploadFile{ctx: context.WithoutCancel(ctx), fsys: fsys, u: u, name: name}, nil
 }
 
 // openStaging opens a staging upload. Without TRUNC, an existing staged
@@ -394,7 +394,7 @@ func (fsys *FS) openStaging(ctx context.Context, name, final string, flags sftp.
 		a.mu.Unlock()
 		return nil, errExists(name)
 	case s != nil && !flags.Trunc:
-		f := &uploadFile{fsys: fsys, u: s.u, name: name, stage: s}
+		f := &uploadFile{ctx: context.WithoutCancel(ctx), fsys: fsys, u: s.u, name: name, stage: s}
 		if s.owner != nil { // a handle of a dropped connection not noticed yet
 			s.owner.detach()
 		}
@@ -418,7 +418,7 @@ func (fsys *FS) openStaging(ctx context.Context, name, final string, flags sftp.
 	}
 	s = &staged{u: u}
 	s.touch(now)
-	f := &uploadFile{fsys: fsys, u: u, name: name, stage: s}
+	f := &uploadFile{ctx: context.WithoutCancel(ctx), fsys: fsys, u: u, name: name, stage: s}
 	s.owner = f
 	a.mu.Lock()
 	old := a.staged[key]
@@ -436,6 +436,10 @@ func (fsys *FS) openStaging(ctx context.Context, name, final string, flags sftp.
 
 // uploadFile is an open upload handle.
 type uploadFile struct {
+	// ctx is the context of the open request, without its cancellation:
+	// a direct upload closed after a complete transfer becomes a deposit
+	// even if the client leaves as it closes.
+	ctx   context.Context
 	fsys  *FS
 	u     pigp.Upload
 	name  string  // the name it was opened under
@@ -505,7 +509,7 @@ func (f *uploadFile) Close() error {
 		f.u.Abort()
 		return fsys.toSFTP("close", f.u.Name(), err)
 	}
-	d, err := f.u.Commit(context.Background())
+	d, err := f.u.Commit(f.ctx)
 	if err != nil {
 		return fsys.toSFTP("close", f.u.Name(), err)
 	}
@@ -633,7 +637,7 @@ func (fsys *FS) rename(r *sftp.Request, dir, name string) error {
 		return &sftpError{sftp.ErrSSHFxPermissionDenied, "Renommage refusé : le fichier temporaire " + name + " ne peut être renommé qu'en " + final}
 	}
 	// The name is checked again at the rename that makes it final.
-	if _, err := fsys.ex.CheckDepositName(fsys.caller, tname); err != nil {
+	if _, err := fsys.ex.CheckDepositName(ctxOf(r), fsys.caller, tname); err != nil {
 		s.u.Abort()
 		return fsys.toSFTP("rename", r.Target, err)
 	}

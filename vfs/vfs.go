@@ -44,7 +44,7 @@ type Exchange interface {
 
 	// CheckDepositName checks a call-file name for the caller: EINVALID
 	// or EFORBIDDEN with a French message (the refusal is audited).
-	CheckDepositName(caller *pigp.Caller, name string) (apa.CallName, error)
+	CheckDepositName(ctx context.Context, caller *pigp.Caller, name string) (apa.CallName, error)
 	// CheckSpace refuses new uploads below the store's minimum free space
 	// (EUNAVAILABLE).
 	CheckSpace() error

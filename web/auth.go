@@ -64,7 +64,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 	case caller.PasswordTemporary:
 		target, mustChange = "/mot-de-passe", true
 		flash = "Votre mot de passe est provisoire : choisissez dès maintenant votre mot de passe personnel."
-	case caller.PasswordChangeDue(s.Config.Now()):
+	case caller.PasswordChangeDue(s.Exchange.Now()):
 		target = "/mot-de-passe"
 		flash = fmt.Sprintf("Votre mot de passe expire le %s : modifiez-le dès maintenant.", longDate(caller.PasswordExpiresAt))
 	}
@@ -118,7 +118,7 @@ type applicationsData struct {
 func (s *Server) applications(w http.ResponseWriter, r *http.Request, sess *session) {
 	// The warning counts whole calendar days in Paris, as the date shown
 	// beside it: a password expiring on the 20th is "dans 19 jours" on the 1st.
-	now, expires := s.Config.Now(), sess.caller.PasswordExpiresAt
+	now, expires := s.Exchange.Now(), sess.caller.PasswordExpiresAt
 	d := applicationsData{ExpiresAt: expires, DaysLeft: pigp.DaysUntil(now, expires)}
 	d.Warn = d.DaysLeft <= warnDays && !sess.caller.FromDirectory()
 	s.render(w, r, sess, http.StatusOK, "applications.html", &page{Title: "Applications", Data: d})

@@ -20,7 +20,7 @@ import (
 func (f *fixture) node(t *testing.T) (base string, srv *web.Server) {
 	t.Helper()
 	srv = &web.Server{
-		Config:   web.Config{Addr: "127.0.0.1:0", Now: f.clock.Now, Schemas: apa.Schemas()},
+		Config:   web.Config{Addr: "127.0.0.1:0", Schemas: apa.Schemas()},
 		Exchange: f.ex, DB: f.db, Sessions: f.db, Logger: slog.New(slog.DiscardHandler),
 	}
 	if err := srv.Open(); err != nil {

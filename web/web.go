@@ -32,6 +32,9 @@ import (
 
 // Exchange is what the portal needs from the exchange service.
 type Exchange interface {
+	// Now returns the current time: the portal's sessions and password
+	// warnings follow the exchange's clock.
+	Now() time.Time
 	// Login is the guarded password login shared with SSH: it returns
 	// the caller, or EUNAUTHORIZED (never saying whether the login
 	// exists), EEXPIRED, or ELIMIT when throttled (pigp.RetryAfter).
@@ -97,8 +100,6 @@ type Config struct {
 	// Docs holds the cahier des charges at "cahier-des-charges.md".
 	// Either may be nil or lack the file: the page then says so.
 	Docs fs.FS
-	// Now returns the current time (time.Now).
-	Now func() time.Time
 	// ShutdownTimeout bounds Close when its context has no deadline.
 	ShutdownTimeout time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For,
@@ -152,9 +153,6 @@ func (s *Server) Open() error {
 	if c.SessionMax <= 0 {
 		c.SessionMax = 8 * time.Hour
 	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
 	}
@@ -166,7 +164,7 @@ func (s *Server) Open() error {
 		return err
 	}
 	s.tmpl = tmpl
-	s.sessions = &sessions{store: s.Sessions, now: c.Now, idle: c.SessionIdle, max: c.SessionMax, perAccount: c.MaxSessionsPerAccount}
+	s.sessions = &sessions{store: s.Sessions, now: s.Exchange.Now, idle: c.SessionIdle, max: c.SessionMax, perAccount: c.MaxSessionsPerAccount}
 
 	var tlsConfig *tls.Config
 	if c.TLSCertFile != "" {

@@ -27,7 +27,6 @@ func (a *App) newWeb() (*web.Server, error) {
 			TrustedProxies:        trusted,
 			Schemas:               apa.Schemas(),
 			Docs:                  docs.FS,
-			Now:                   a.Exchange.Now,
 			ShutdownTimeout:       c.ShutdownTimeout.Std(),
 			MaxSessionsPerAccount: c.Limits.MaxSessionsPerAccount,
 		},
