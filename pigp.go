@@ -231,19 +231,6 @@ func (c *Caller) ActingSIRETs() []string {
 // who only reads histories.
 func (c *Caller) ReadOnly() bool { return len(c.ActingSIRETs()) == 0 }
 
-type callerKey struct{}
-
-// NewContextWithCaller returns a context carrying c.
-func NewContextWithCaller(ctx context.Context, c *Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
-}
-
-// CallerFromContext returns the caller carried by ctx, or nil.
-func CallerFromContext(ctx context.Context) *Caller {
-	c, _ := ctx.Value(callerKey{}).(*Caller)
-	return c
-}
-
 // Pause waits d, or less if ctx ends first: the delay that throttling puts
 // before an answer.
 func Pause(ctx context.Context, d time.Duration) {

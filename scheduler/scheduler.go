@@ -13,7 +13,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
@@ -74,7 +73,6 @@ type Scheduler struct {
 	gs     gocron.Scheduler
 	ctx    context.Context // the context of the scheduled runs
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
 }
 
 // DefaultStopTimeout is the StopTimeout of a Scheduler that sets none.

@@ -81,7 +81,8 @@ func (c *sftpConn) readPacket() ([]byte, error) {
 	if n == 0 || n > maxPacket {
 		return nil, fmt.Errorf("sftp packet of %d bytes refused", n)
 	}
-	// Small packets are peeked in place; large ones (writes) are copied.
+	// Every packet is copied whole into a buffer of its own, whatever its
+	// size: Read hands it out in pieces after the next one was read.
 	pkt := make([]byte, 4+n)
 	copy(pkt, hdr[:])
 	if _, err := io.ReadFull(c.r, pkt[4:]); err != nil {

@@ -86,7 +86,7 @@ type FS struct {
 	log    *slog.Logger
 	start  time.Time
 
-	area     *Shared // staged uploads and set mtimes, shared with the account's other sessions
+	area     *Shared // staged uploads and set mtimes, shared with the process's other sessions
 	mu       sync.Mutex
 	inflight map[string]pigp.Upload // direct upload name → upload whose handle is open
 	history  map[string]historyFile
@@ -101,7 +101,7 @@ type historyFile struct {
 }
 
 // New returns the file system of caller's session over ex; shared is the
-// state the process's sessions share (see NewSharedWith).
+// state the process's sessions share (NewSharedWith).
 func New(ex Exchange, shared *Shared, caller *pigp.Caller, log *slog.Logger) *FS {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
