@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -295,17 +296,14 @@ func (db *DB) appendHead(tx *gorm.DB, head *auditHeadRow, events []*pigp.AuditEv
 		Updates(map[string]any{"last_id": h.LastID, "last_hash": h.LastHash, "mac": h.MAC}).Error
 }
 
-// ListAudit returns the audit rows of the filter's time window in chain order.
+// ListAudit returns the audit rows of the filter in chain order, all in
+// memory (tests, small windows); EachAudit streams them.
 func (db *DB) ListAudit(ctx context.Context, f pigp.AuditFilter) ([]*pigp.AuditEvent, error) {
-	q := db.with(ctx).Order("id")
-	if !f.From.IsZero() {
-		q = q.Where("at >= ?", utc(f.From))
-	}
-	if !f.To.IsZero() {
-		q = q.Where("at < ?", utc(f.To))
+	if f.SIRETs != nil && len(f.SIRETs) == 0 {
+		return nil, nil
 	}
 	var rows []auditRow
-	if err := q.Find(&rows).Error; err != nil {
+	if err := auditWhere(db.with(ctx).Order("id"), f).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("list audit events: %w", err)
 	}
 	out := make([]*pigp.AuditEvent, len(rows))
@@ -314,6 +312,72 @@ func (db *DB) ListAudit(ctx context.Context, f pigp.AuditFilter) ([]*pigp.AuditE
 	}
 	return out, nil
 }
+
+// auditPage is how many rows EachAudit reads at once.
+const auditPage = 500
+
+// EachAudit calls fn with each audit row of the filter, in chain order,
+// reading auditPage rows at a time (keyset on the id, no transaction held
+// between pages), so that an export of a long trail never holds it in
+// memory. It reads the rows committed when it starts, up to the chain's
+// head of that moment: rows appended meanwhile are left out. It stops at
+// the first error of fn and returns it.
+func (db *DB) EachAudit(ctx context.Context, f pigp.AuditFilter, fn func(e *pigp.AuditEvent) error) error {
+	if f.SIRETs != nil && len(f.SIRETs) == 0 {
+		return nil
+	}
+	head, err := db.AuditHead(ctx)
+	if err != nil {
+		return err
+	}
+	var after int64
+	for after < head.LastID {
+		var rows []auditRow
+		q := auditWhere(db.with(ctx).Where("id > ? AND id <= ?", after, head.LastID), f).Order("id").Limit(auditPage)
+		if err := q.Find(&rows).Error; err != nil {
+			return fmt.Errorf("read audit events: %w", err)
+		}
+		for i := range rows {
+			if err := fn(rows[i].event()); err != nil {
+				return err
+			}
+		}
+		if len(rows) < auditPage {
+			return nil
+		}
+		after = rows[len(rows)-1].ID
+	}
+	return nil
+}
+
+// auditWhere restricts q to the rows of f. A row's SIRET field holds one
+// SIRET or several separated by commas (an operator's --siret may hold
+// spaces too): it is matched as a list, so that a SIRET never matches
+// part of another.
+func auditWhere(q *gorm.DB, f pigp.AuditFilter) *gorm.DB {
+	if !f.From.IsZero() {
+		q = q.Where("at >= ?", utc(f.From))
+	}
+	if !f.To.IsZero() {
+		q = q.Where("at < ?", utc(f.To))
+	}
+	if f.SIRETs != nil {
+		if len(f.SIRETs) == 0 {
+			return q.Where("1 = 0")
+		}
+		conds := make([]string, len(f.SIRETs))
+		args := make([]any, len(f.SIRETs))
+		for i, s := range f.SIRETs {
+			conds[i] = `(',' || REPLACE(siret, ' ', '') || ',') LIKE ? ESCAPE '\'`
+			args[i] = "%," + likeEscaper.Replace(s) + ",%"
+		}
+		q = q.Where("("+strings.Join(conds, " OR ")+")", args...)
+	}
+	return q
+}
+
+// likeEscaper escapes the wildcards of a LIKE pattern (ESCAPE '\').
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // maxAuditProblems bounds the problems a verification lists.
 const maxAuditProblems = 20
