@@ -85,8 +85,7 @@ func AuditExportName(from, to, now time.Time) string {
 
 // Messages of the auditeurs' export.
 var (
-	errAuditExportForbidden = pigp.Errorf(pigp.EFORBIDDEN, "L'export du journal d'audit est réservé au profil auditeur : "+
-		"votre compte n'est habilité comme auditeur pour aucun SIRET.")
+	errAuditExportForbidden = pigp.Errorf(pigp.EFORBIDDEN, "%s", pigp.MsgAuditExportReserved)
 	errAuditExportPeriod = pigp.Errorf(pigp.EINVALID, "Période invalide : la date de début doit précéder la date de fin.")
 )
 
