@@ -86,7 +86,7 @@ func AuditExportName(from, to, now time.Time) string {
 // Messages of the auditeurs' export.
 var (
 	errAuditExportForbidden = pigp.Errorf(pigp.EFORBIDDEN, "%s", pigp.MsgAuditExportReserved)
-	errAuditExportPeriod = pigp.Errorf(pigp.EINVALID, "Période invalide : la date de début doit précéder la date de fin.")
+	errAuditExportPeriod    = pigp.Errorf(pigp.EINVALID, "Période invalide : la date de début doit précéder la date de fin.")
 )
 
 // AuditExport writes to w the audit export of the SIRETs the caller audits
