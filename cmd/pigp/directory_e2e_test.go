@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/csv"
 	"errors"
 	"fmt"
 	"net"
@@ -15,16 +16,20 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/apa"
 	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/directory"
+	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/internal/slapdtest"
 )
 
@@ -421,7 +426,8 @@ func TestDirectoryTLS(t *testing.T) {
 // TestDirectoryPortalBrowser drives the portal in headless Chromium as an
 // internal agent: log in with the directory's password, no expiry shown,
 // a deposit with the page's form, the password page pointing to the
-// directory; an auditeur finds no deposit form but the history; with the
+// directory; an auditeur finds no deposit form but the history, and
+// downloads the audit export of its SIRET (checkAuditExportBrowser); with the
 // directory stopped, the login page says "Connexion à l'annuaire
 // impossible".
 func TestDirectoryPortalBrowser(t *testing.T) {
@@ -465,6 +471,20 @@ func TestDirectoryPortalBrowser(t *testing.T) {
 		t.Fatalf("password page of an agent: %q (form shown: %v)", got, exists("#nouveau"))
 	}
 	logout()
+	if exists("#onglet-journal-audit") {
+		t.Fatal("the audit export's tab is shown to an agent")
+	}
+	// Another organisation's deposit, which the auditeur's export leaves out.
+	otherName := callName(siretB, 2)
+	bc, _ := e.dialSFTP("bob-xt", e.bob)
+	bf, err := bc.Create("/depot/" + otherName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bf.Write([]byte("<DemandeAPA/>"))
+	if err := bf.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	login("sophie.leroy", "#annuaire")
 	step("auditeur's deposit page", chromedp.Navigate(e.base+"/apa/depot"), chromedp.WaitVisible("#lecture-seule"))
@@ -475,6 +495,7 @@ func TestDirectoryPortalBrowser(t *testing.T) {
 	if got := text("#table-depots"); !strings.Contains(got, name) {
 		t.Fatalf("auditeur's deposit history: %q", got)
 	}
+	checkAuditExportBrowser(t, e, ctx, step, text, name, otherName)
 	logout()
 
 	e.slapd.Stop()
@@ -483,5 +504,69 @@ func TestDirectoryPortalBrowser(t *testing.T) {
 		chromedp.Click(`#form-connexion button[type="submit"]`), chromedp.WaitVisible(".fr-alert--error"))
 	if got := text(".fr-alert--error"); !strings.HasPrefix(got, "Connexion à l'annuaire impossible") {
 		t.Fatalf("login page with the directory down: %q", got)
+	}
+}
+
+// checkAuditExportBrowser: the auditeur (sophie.leroy, auditeur of siretA)
+// opens the "Journal d'audit" tab and downloads the export with the page's
+// button, as a browser saves it: the byte-order mark, the 13-column
+// header, siretA's rows only (jean's deposit mine in, bob's deposit of
+// siretB other out), and last the export's own row.
+func checkAuditExportBrowser(t *testing.T, e *dirEnv, ctx context.Context, step func(string, ...chromedp.Action[chromedp.Void]),
+	text func(string) string, mine, other string) {
+	t.Helper()
+	downloads := t.TempDir()
+	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads}); err != nil {
+		t.Fatal(err)
+	}
+	step("audit export page", chromedp.Click("#onglet-journal-audit", chromedp.NodeVisible), chromedp.WaitVisible("#form-journal-audit"))
+	if got := text("#journal-audit-siret"); got != siretA {
+		t.Fatalf("audited SIRETs shown: %q", got)
+	}
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		os.WriteFile(filepath.Join(screenshotDir(t), "annuaire-journal-audit.png"), png, 0o644)
+	}
+	step("audit export", chromedp.Click("#journal-audit-telecharger", chromedp.NodeVisible))
+	today := time.Now().In(apa.Paris)
+	file := filepath.Join(downloads, "journal-audit_"+today.AddDate(-1, 0, 0).Format("2006-01-02")+"_"+today.Format("2006-01-02")+".csv")
+	var b []byte
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var err error
+		if b, err = os.ReadFile(file); err == nil && bytes.HasSuffix(b, []byte("\r\n")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			entries, _ := os.ReadDir(downloads)
+			t.Fatalf("the audit export did not arrive as %s: %v", filepath.Base(file), entries)
+		}
+	}
+	body, ok := bytes.CutPrefix(b, []byte(utf8BOM))
+	if !ok {
+		t.Fatalf("the audit export has no byte-order mark: %q", b[:min(len(b), 16)])
+	}
+	cr := csv.NewReader(bytes.NewReader(body))
+	cr.Comma = ';'
+	rows, err := cr.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 3 || !slices.Equal(rows[0], exchange.AuditHeader) {
+		t.Fatalf("audit export: %q", rows)
+	}
+	for _, r := range rows[1:] {
+		if !slices.Contains(strings.Split(r[5], ","), siretA) || r[4] == "bob-xt" {
+			t.Fatalf("a row of another SIRET in the auditeur's export: %q", r)
+		}
+	}
+	if !bytes.Contains(body, []byte(mine)) || bytes.Contains(body, []byte(other)) {
+		t.Fatalf("the audit export lacks %s or holds %s:\n%s", mine, other, body)
+	}
+	last := rows[len(rows)-1]
+	if last[2] != pigp.AuditExport || last[3] != pigp.AuditOK || last[4] != "sophie.leroy" || last[5] != siretA {
+		t.Fatalf("the export's own row: %q", last)
+	}
+	if rep, err := e.app.DB.VerifyAudit(context.Background()); err != nil || !rep.OK() {
+		t.Fatalf("audit chain: %+v, %v", rep, err)
 	}
 }
