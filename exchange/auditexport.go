@@ -129,11 +129,11 @@ func (s *Service) AuditExport(ctx context.Context, caller *pigp.Caller, from, to
 		err = out.Flush()
 	}
 	if err != nil {
-		s.Logger.Warn("audit export interrupted", "login", caller.Login, "sirets", ev.SIRET, "rows", out.Rows(), "error", err)
+		s.Logger.Warn("audit export interrupted", "login", caller.Login, "siret", ev.SIRET, "events", out.Rows(), "error", err)
 		return out.Rows(), err
 	}
 	s.Logger.Info("audit exported", "login", caller.Login, "ip", caller.RemoteIP, "protocol", caller.Protocol,
-		"sirets", ev.SIRET, "rows", out.Rows(), "file", ev.Object)
+		"siret", ev.SIRET, "events", out.Rows())
 	return out.Rows(), nil
 }
 

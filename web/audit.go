@@ -56,8 +56,8 @@ func (s *Server) auditExport(w http.ResponseWriter, r *http.Request, sess *sessi
 			s.fail(w, r, sess, err)
 			return
 		}
-		s.Logger.Error("portal audit export interrupted", "login", caller.Login, "ip", caller.RemoteIP, "error", err)
-		panic(http.ErrAbortHandler)
+		panic(http.ErrAbortHandler) // the exchange logged why
+
 	}
 }
 
