@@ -470,10 +470,11 @@ func TestDirectoryPortalBrowser(t *testing.T) {
 	if got := text("#annuaire"); got != pigp.MsgDirectoryPasswordManaged || exists("#nouveau") {
 		t.Fatalf("password page of an agent: %q (form shown: %v)", got, exists("#nouveau"))
 	}
-	logout()
-	if exists("#onglet-journal-audit") {
+	step("agent's history", chromedp.Navigate(e.base+"/apa/historique-depots"), chromedp.WaitVisible("#table-depots"))
+	if exists("#onglet-journal-audit") || !exists(`a[href="/apa/historique-retraits"]`) {
 		t.Fatal("the audit export's tab is shown to an agent")
 	}
+	logout()
 	// Another organisation's deposit, which the auditeur's export leaves out.
 	otherName := callName(siretB, 2)
 	bc, _ := e.dialSFTP("bob-xt", e.bob)
