@@ -8,7 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/csv"
+	encsv "encoding/csv"
 	"errors"
 	"fmt"
 	"net"
@@ -126,7 +126,8 @@ func loginRows(evs []*pigp.AuditEvent, login, outcome, detail string) int {
 // recorded under its shadow row; an agent whom no group grants anything, a
 // wrong or empty password and an injection are refused like a wrong local
 // password, audited and throttled; a key login and a password change are
-// refused to agents; an auditeur reads the histories only.
+// refused to agents; an auditeur reads the histories and exports the audit
+// trail of its SIRET only.
 func TestDirectoryAgents(t *testing.T) {
 	needTool(t, "sftp", "sshpass")
 	for _, kind := range dbKinds {
@@ -329,6 +330,33 @@ func testDirectoryAgents(t *testing.T, e *dirEnv) {
 	}
 	if status, body := ap.get("/apa/historique/retraits.csv"); status != 200 || !strings.Contains(body, resp.Name) {
 		t.Fatalf("auditeur's retraits.csv: %d\n%s", status, body)
+	}
+	// The audit export: siretA's rows only (not bob's login for siretB),
+	// the export's own row last; refused to the agent.
+	if _, err := e.sshLogin("127.0.0.1", "bob-xt", e.bob); err != nil {
+		t.Fatal(err)
+	}
+	status, body := ap.get("/apa/journal-audit/export")
+	rows, ok := strings.CutPrefix(body, utf8BOM+strings.Join(exchange.AuditHeader, ";")+"\r\n")
+	if status != 200 || !ok || !strings.Contains(rows, name1) || !strings.Contains(rows, "jean.dupont") {
+		t.Fatalf("auditeur's audit export: %d\n%s", status, body)
+	}
+	cr := encsv.NewReader(strings.NewReader(rows))
+	cr.Comma = ';'
+	records, err := cr.ReadAll()
+	if err != nil || len(records) < 3 {
+		t.Fatalf("audit export: %v, %q", err, records)
+	}
+	for _, r := range records {
+		if !slices.Contains(strings.Split(r[5], ","), siretA) || r[4] == "bob-xt" {
+			t.Fatalf("a row of another SIRET in the auditeur's export: %q", r)
+		}
+	}
+	if last := records[len(records)-1]; last[2] != pigp.AuditExport || last[4] != "sophie.leroy" || last[5] != siretA {
+		t.Fatalf("the export's own row: %q", last)
+	}
+	if status, body := p.get("/apa/journal-audit/export"); status != http.StatusForbidden || !strings.Contains(body, "réservé au profil auditeur") {
+		t.Fatalf("agent's audit export: %d", status)
 	}
 	sophie := e.shadow(t, "sophie.leroy")
 	dls, _ = e.app.DB.ListDownloads(ctx, pigp.HistoryFilter{SIRETs: []string{siretA}})
@@ -546,7 +574,7 @@ func checkAuditExportBrowser(t *testing.T, e *dirEnv, ctx context.Context, step 
 	if !ok {
 		t.Fatalf("the audit export has no byte-order mark: %q", b[:min(len(b), 16)])
 	}
-	cr := csv.NewReader(bytes.NewReader(body))
+	cr := encsv.NewReader(bytes.NewReader(body))
 	cr.Comma = ';'
 	rows, err := cr.ReadAll()
 	if err != nil {
