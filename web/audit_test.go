@@ -152,8 +152,8 @@ func TestPortalAuditExport(t *testing.T) {
 			exports = append(exports, e.Login+" "+e.Outcome)
 		}
 	}
-	// The local account's two refusals are recorded once each (the
-	// page's refusal is the portal's own and is not an export attempt).
+	// The local account's and the agent's refused exports are recorded
+	// (a refused page is no export attempt, a bad date reaches no export).
 	if got := strings.Join(exports, ","); got != login+" refus,sophie.leroy succes,sophie.leroy succes,jean.dupont refus" {
 		t.Fatalf("export rows: %q", got)
 	}
