@@ -46,7 +46,7 @@ type Store interface {
 	ListDownloads(ctx context.Context, f pigp.HistoryFilter) ([]*pigp.Download, error)
 
 	// EachAudit calls fn with each audit row of f in chain order, read
-	// page by page (the auditeurs' export).
+	// window by window of ids (the auditeurs' export).
 	EachAudit(ctx context.Context, f pigp.AuditFilter, fn func(e *pigp.AuditEvent) error) error
 }
 

@@ -313,15 +313,21 @@ func (db *DB) ListAudit(ctx context.Context, f pigp.AuditFilter) ([]*pigp.AuditE
 	return out, nil
 }
 
-// auditPage is how many rows EachAudit reads at once.
-const auditPage = 500
+// auditWindow is how many consecutive ids EachAudit reads at once: a
+// page is a range of the chain, so that each query walks a bounded range
+// of the primary key whatever the share of the rows the filter keeps (a
+// LIMIT over a selective filter makes the database scan and sort the rest
+// of the trail for each page).
+const auditWindow = 1000
 
 // EachAudit calls fn with each audit row of the filter, in chain order,
-// reading auditPage rows at a time (keyset on the id, no transaction held
-// between pages), so that an export of a long trail never holds it in
-// memory. It reads the rows committed when it starts, up to the chain's
-// head of that moment: rows appended meanwhile are left out. It stops at
-// the first error of fn and returns it.
+// reading the chain auditWindow ids at a time (no transaction held between
+// reads), so that an export of a long trail never holds it in memory. It
+// reads the rows committed when it starts, up to the chain's head of that
+// moment: rows appended meanwhile are left out. The period first narrows
+// the ids read (the first row at or after From, the last before To: row
+// times need not grow with ids, nodes' clocks differ). It stops at the
+// first error of fn and returns it.
 func (db *DB) EachAudit(ctx context.Context, f pigp.AuditFilter, fn func(e *pigp.AuditEvent) error) error {
 	if f.SIRETs != nil && len(f.SIRETs) == 0 {
 		return nil
@@ -330,10 +336,32 @@ func (db *DB) EachAudit(ctx context.Context, f pigp.AuditFilter, fn func(e *pigp
 	if err != nil {
 		return err
 	}
-	var after int64
-	for after < head.LastID {
+	first, last := int64(1), head.LastID
+	bound := func(agg, cond string, t time.Time) (int64, bool, error) {
+		var id sql.NullInt64
+		err := db.with(ctx).Model(&auditRow{}).Select(agg).Where("id <= ?", last).Where(cond, utc(t)).Scan(&id).Error
+		if err != nil {
+			return 0, false, fmt.Errorf("read audit events: %w", err)
+		}
+		return id.Int64, id.Valid, nil
+	}
+	if !f.From.IsZero() {
+		id, ok, err := bound("MIN(id)", "at >= ?", f.From)
+		if !ok || err != nil {
+			return err
+		}
+		first = id
+	}
+	if !f.To.IsZero() {
+		id, ok, err := bound("MAX(id)", "at < ?", f.To)
+		if !ok || err != nil {
+			return err
+		}
+		last = id
+	}
+	for lo := first; lo <= last; lo += auditWindow {
 		var rows []auditRow
-		q := auditWhere(db.with(ctx).Where("id > ? AND id <= ?", after, head.LastID), f).Order("id").Limit(auditPage)
+		q := auditWhere(db.with(ctx).Where("id >= ? AND id <= ?", lo, min(lo+auditWindow-1, last)), f).Order("id")
 		if err := q.Find(&rows).Error; err != nil {
 			return fmt.Errorf("read audit events: %w", err)
 		}
@@ -342,10 +370,6 @@ func (db *DB) EachAudit(ctx context.Context, f pigp.AuditFilter, fn func(e *pigp
 				return err
 			}
 		}
-		if len(rows) < auditPage {
-			return nil
-		}
-		after = rows[len(rows)-1].ID
 	}
 	return nil
 }

@@ -515,15 +515,15 @@ func TestAuditGrantsPostgres(t *testing.T) {
 	}
 }
 
-// TestAuditBySIRETs: the rows of a set of SIRETs and a period, read page by
-// page in chain order on both databases. A row naming several SIRETs
+// TestAuditBySIRETs: the rows of a set of SIRETs and a period, read window
+// by window in chain order on both databases. A row naming several SIRETs
 // counts for each; a SIRET never matches part of another, nor a wildcard.
 func TestAuditBySIRETs(t *testing.T) {
 	const siretC = "21750001600019"
 	eachDB(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		base := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
-		// 1100 rows (more than two pages), round-robin over the SIRET
+		// 1100 rows (more than one window of ids), round-robin over the SIRET
 		// fields below; one row a minute.
 		fields := []string{siretA, siretB, siretA + "," + siretC, "", siretC + ", " + siretB, "9" + siretA, siretA[:13] + "%"}
 		var evs []*pigp.AuditEvent
@@ -551,6 +551,8 @@ func TestAuditBySIRETs(t *testing.T) {
 			{"B and C", pigp.AuditFilter{SIRETs: []string{siretB, siretC}}, 450, 480},
 			{"A, one day", pigp.AuditFilter{SIRETs: []string{siretA}, From: base.Add(100 * time.Minute), To: base.Add(400 * time.Minute)}, 80, 90},
 			{"all", pigp.AuditFilter{}, 1101, 1101}, // and the anchor row
+			{"A, after the rows", pigp.AuditFilter{SIRETs: []string{siretA}, From: base.Add(1100 * time.Minute)}, 0, 0},
+			{"A, before the rows", pigp.AuditFilter{SIRETs: []string{siretA}, To: base}, 0, 0},
 		} {
 			var got []*pigp.AuditEvent
 			err := db.EachAudit(ctx, tc.f, func(e *pigp.AuditEvent) error { got = append(got, e); return nil })
