@@ -92,8 +92,8 @@ var (
 // AuditExport writes to w the audit export of the SIRETs the caller audits
 // (Caller.AuditedSIRETs): the rows of the audit trail that name one of
 // them, time in [from, to[ (a zero bound is open), in chain order, in the
-// format of `pigp audit export`. The rows are streamed from the store page
-// by page.
+// format of `pigp audit export`. The rows are streamed from the store a
+// window of ids at a time.
 //
 // Only an auditeur exports: any other caller gets EFORBIDDEN, audited as a
 // refusal. The export itself is recorded (who, which SIRETs, the period)
