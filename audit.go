@@ -25,6 +25,10 @@ const (
 	AuditBan             = "bannissement"
 	AuditOperator        = "action_operateur"
 	AuditProcessing      = "traitement"
+	// AuditExport is an auditeur's export of the audit trail of its
+	// SIRETs (the portal's "Export du journal d'audit"); its SIRET field
+	// lists the SIRETs exported and its detail the period.
+	AuditExport = "export_journal_audit"
 	// AuditUploadDuplicate is an upload that repeated an earlier deposit
 	// (same account, name and SHA-256 within the duplicate window): it is
 	// answered OK and recorded only as this row.
@@ -138,9 +142,12 @@ func (e *AuditEvent) ComputeHash() string {
 }
 
 // AuditFilter selects audit rows by time (From inclusive, To exclusive;
-// zero values are open ends).
+// zero values are open ends) and, when SIRETs is not nil, by SIRET: the
+// rows whose SIRET field (one SIRET, or several separated by commas) names
+// one of them. An empty, non-nil SIRETs selects no row.
 type AuditFilter struct {
 	From, To time.Time
+	SIRETs   []string
 }
 
 // AuditReport is the result of verifying the chain.
@@ -169,4 +176,26 @@ type Ban struct {
 	Failures int
 	BannedAt time.Time
 	Until    time.Time
+}
+
+// AuditHeader is the header of the audit export, the auditors' CSV of the
+// audit trail (`pigp audit export` and the auditeurs' portal page): ";",
+// CRLF, UTF-8 with a byte-order mark and ISO 8601 times with the Paris
+// offset, like the history files of contract §7.
+var AuditHeader = []string{"numero", "horodatage", "action", "resultat", "identifiant", "siret", "adresse_ip",
+	"protocole", "objet", "sha256", "detail", "empreinte_precedente", "empreinte"}
+
+// AuditExportName is the file name of an auditeur's export of the period
+// [from, to[ (days in Paris time; an open start is "origine", an open end
+// the day of now).
+func AuditExportName(from, to, now time.Time) string {
+	first := "origine"
+	if !from.IsZero() {
+		first = from.In(Paris).Format("2006-01-02")
+	}
+	last := now
+	if !to.IsZero() {
+		last = to.Add(-time.Nanosecond)
+	}
+	return "journal-audit_" + first + "_" + last.In(Paris).Format("2006-01-02") + ".csv"
 }

@@ -46,6 +46,10 @@ type Store interface {
 	MarkResponseRemoved(ctx context.Context, id string, now time.Time, audit ...*pigp.AuditEvent) error
 	ListDownloads(ctx context.Context, f pigp.HistoryFilter) ([]*pigp.Download, error)
 	CountDownloads(ctx context.Context, f pigp.HistoryFilter) (int64, error)
+
+	// EachAudit calls fn with each audit row of f in chain order, read
+	// window by window of ids (the auditeurs' export).
+	EachAudit(ctx context.Context, f pigp.AuditFilter, fn func(e *pigp.AuditEvent) error) error
 }
 
 // Service is the exchange. Its fields are set once by the caller.

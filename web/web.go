@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -61,6 +62,11 @@ type Exchange interface {
 	// Rules returns the settings the pages tell users about (size limit,
 	// retention, history window, password validity).
 	Rules() pigp.Rules
+	// AuditExport writes the audit export of the SIRETs the caller audits,
+	// period [from, to[ (zero: open), and returns its row count:
+	// EFORBIDDEN for a caller who audits none, EINVALID for an empty
+	// period, nothing written to w before the export is recorded.
+	AuditExport(ctx context.Context, caller *pigp.Caller, from, to time.Time, w io.Writer) (int, error)
 	// EndSession records the refusals counted in the caller's session.
 	EndSession(ctx context.Context, caller *pigp.Caller)
 }
