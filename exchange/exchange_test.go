@@ -77,7 +77,7 @@ func MustOpen(tb testing.TB) *env {
 		tb.Fatal(err)
 	}
 	e := &env{db: db, dsn: filepath.Join(dir, "pigp.db"), blobs: blobs, now: winter}
-	e.svc = exchange.New(db, blobs, nil)
+	e.svc = exchange.New(db, blob.NewFS(blobs), blobs, nil)
 	e.svc.Now = func() time.Time { return e.now }
 	for _, s := range []string{siretA, siretB} {
 		if err := db.CreateOrganisation(ctx, &pigp.Organisation{SIRET: s, Name: "Org " + s}); err != nil {

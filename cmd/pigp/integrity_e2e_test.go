@@ -292,7 +292,7 @@ func TestSFTPReadAndCloseErrors(t *testing.T) {
 			e := startEnv(t, kind, nil)
 			c, _ := e.dialSFTP("alice-xt", e.alice)
 			broken := e.publish(siretA, "casse_REP.xml", []byte("<ReponseAPA/>"))
-			p := filepath.Join(e.app.Blobs.Dir(), "objects", filepath.FromSlash(broken.StorageKey))
+			p := filepath.Join(e.app.Spool.Dir(), "objects", filepath.FromSlash(broken.StorageKey))
 			// The content is replaced by a directory: opening works, reading fails (EISDIR).
 			if err := os.Remove(p); err != nil {
 				t.Fatal(err)
