@@ -38,9 +38,10 @@ type App struct {
 	Config config.Config
 	Logger *slog.Logger
 	DB     *store.DB
-	// Blobs holds the contents (the filesystem store or S3); Spool is
-	// the local directory where uploads and answers are written before
-	// they are put there (DATA_DIR/store, the filesystem store itself).
+	// Blobs holds the contents (storage.kind: the filesystem store or an
+	// S3 bucket); Spool is the local directory where uploads and answers
+	// are written before they are put there (DATA_DIR/store, which is
+	// also the filesystem store).
 	Blobs    blob.Backend
 	Spool    *blob.Store
 	Exchange *exchange.Service
@@ -146,7 +147,10 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 		db.Close()
 		return nil, err
 	}
-	a.Blobs = blob.NewFS(a.Spool)
+	if a.Blobs, err = openBackend(ctx, c, a.Spool, logger); err != nil {
+		db.Close()
+		return nil, err
+	}
 	// Clean restart: the temporary files of this node's processes that
 	// are gone (a crash) are removed now, not a day later.
 	if n, err := a.Spool.RemoveLeftovers(); err != nil {
