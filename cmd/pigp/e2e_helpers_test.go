@@ -52,6 +52,7 @@ type env struct {
 	keyFile  string // alice's ed25519 private key (OpenSSH format)
 	aliceKey ssh.Signer
 	logs     *syncBuffer // the server's log lines, warnings and errors
+	nodeEnv  []string    // more environment for the nodes startNode runs
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
