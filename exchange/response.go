@@ -129,7 +129,13 @@ func (s *Service) OpenResponse(ctx context.Context, caller *pigp.Caller, name st
 	f, err := s.Blobs.Open(ctx, resp.StorageKey)
 	if err != nil {
 		release()
-		return nil, fmt.Errorf("open response %s: %w", resp.ID, err)
+		err = fmt.Errorf("open response %s: %w", resp.ID, err)
+		if pigp.ErrorCode(err) == pigp.ENOTFOUND {
+			// The row says the file is there: its content missing is the
+			// server's fault, not the client's "no such file".
+			err = pigp.WrapError(pigp.EINTERNAL, "", err)
+		}
+		return nil, err
 	}
 	return &ResponseReader{svc: s, caller: caller, resp: resp, f: f, release: release, extents: map[int64]int64{}}, nil
 }
@@ -147,6 +153,11 @@ func (rr *ResponseReader) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF // never off+len(p) past an int64
 	}
 	n, err := rr.f.ReadAt(p, off)
+	if err == io.EOF && n < len(p) && off+int64(n) < rr.resp.Size {
+		// The object is shorter than its row says: damaged, never served
+		// as a complete file.
+		err = fmt.Errorf("response %s: content ends at %d bytes, recorded size %d", rr.resp.ID, off+int64(n), rr.resp.Size)
+	}
 	if n > 0 {
 		rr.mu.Lock()
 		rr.served(off, off+int64(n))

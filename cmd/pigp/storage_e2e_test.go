@@ -495,7 +495,7 @@ func TestStorage_Portal(t *testing.T) {
 				t.Fatalf("portal download: %d, %d bytes", status, len(body))
 			}
 			downloads, err := e.app.DB.ListDownloads(context.Background(), pigp.HistoryFilter{SIRETs: []string{siretA}})
-			if err != nil || len(downloads) != 1 || downloads[0].ResponseID != r.ID || downloads[0].Protocol != pigp.ProtocolHTTPS {
+			if err != nil || len(downloads) != 1 || downloads[0].ResponseID != r.ID || downloads[0].Protocol != pigp.ProtocolHTTP {
 				t.Fatalf("downloads: %+v, %v", downloads, err)
 			}
 			if kind != "s3" {
