@@ -355,6 +355,13 @@ func (mg *migration) startProgress() (stop func()) {
 			}
 		}()
 	} else {
+		line := func() {
+			mg.mu.Lock()
+			s := mg.stats
+			mg.mu.Unlock()
+			fmt.Fprintf(mg.lines, "migration : %d/%d objet(s), %s / %s\n", s.copied+s.present+s.mismatched+s.failed,
+				s.objects, humanBytes(s.done), humanBytes(s.bytes))
+		}
 		go func() {
 			defer wg.Done()
 			t := time.NewTicker(mg.every)
@@ -362,13 +369,10 @@ func (mg *migration) startProgress() (stop func()) {
 			for {
 				select {
 				case <-done:
+					line() // where it ended
 					return
 				case <-t.C:
-					mg.mu.Lock()
-					s := mg.stats
-					mg.mu.Unlock()
-					fmt.Fprintf(mg.lines, "migration : %d/%d objet(s), %s / %s\n", s.copied+s.present+s.mismatched+s.failed,
-						s.objects, humanBytes(s.done), humanBytes(s.bytes))
+					line()
 				}
 			}
 		}()
