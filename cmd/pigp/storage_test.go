@@ -477,4 +477,12 @@ func TestStorageMigrate_Mismatches(t *testing.T) {
 	if got[refused] != sumOf(want[refused]) || got[corrupted] != sumOf(want[corrupted]) {
 		t.Fatalf("after the second run: %v", got)
 	}
+
+	// A content removed between the walk and its copy (expiry while the
+	// server runs) is neither a failure nor copied.
+	var out bytes.Buffer
+	mg := &migration{src: blobs, dst: st, known: map[string]store.Content{}, out: &out}
+	if res := mg.migrate(context.Background(), blob.Info{Key: "retraits/zz/expired", Size: 3}); res != vanished || out.Len() != 0 {
+		t.Fatalf("a vanished content: outcome %d, output %q", res, out.String())
+	}
 }
