@@ -161,9 +161,11 @@ func probeBackend(ctx context.Context, out io.Writer, b, multipart blob.Backend)
 			return err
 		}
 	}
-	_, err := b.AbortIncomplete(ctx, time.Time{}) // lists, aborts nothing
-	if err := step("liste des envois multipart inachevés", err); err != nil {
-		return err
+	if multipart != nil {
+		_, err := b.AbortIncomplete(ctx, time.Time{}) // lists, aborts nothing
+		if err := step("liste des envois multipart inachevés", err); err != nil {
+			return err
+		}
 	}
 	sp, err := b.FreeSpace(ctx)
 	if err := step("espace libre", err); err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -126,6 +127,7 @@ type migrationStats struct {
 	objects, copied, present, recomputed, mismatched, failed int
 	bytes, done, copiedBytes                                 int64
 	missing                                                  int // required contents in neither store
+	vanished                                                 int // removed from the local store during the run
 }
 
 // outcome is what became of one object.
@@ -136,6 +138,7 @@ const (
 	present
 	mismatched
 	failed
+	vanished
 	interrupted
 )
 
@@ -176,6 +179,8 @@ func (mg *migration) run(ctx context.Context) error {
 					mg.stats.mismatched++
 				case failed:
 					mg.stats.failed++
+				case vanished:
+					mg.stats.vanished++
 				}
 				if res != interrupted {
 					mg.stats.done += o.Size
@@ -214,6 +219,9 @@ feed:
 	fmt.Fprintf(mg.out, "%d objet(s) copié(s) (%s), %d déjà présent(s), %d sans ligne en base (SHA-256 recalculé), "+
 		"%d écart(s), %d échec(s), %d absent(s)\n",
 		s.copied, humanBytes(s.copiedBytes), s.present, s.recomputed, s.mismatched, s.failed, s.missing)
+	if s.vanished > 0 {
+		fmt.Fprintf(mg.out, "%d objet(s) supprimé(s) du stockage local pendant la migration (expiration), non copié(s)\n", s.vanished)
+	}
 	switch {
 	case ctx.Err() != nil:
 		return pigp.WrapError(pigp.EUNAVAILABLE, "migration interrompue : relancez la même commande pour la reprendre", ctx.Err())
@@ -239,7 +247,11 @@ func (mg *migration) migrate(ctx context.Context, o blob.Info) outcome {
 		return failed
 	}
 	f, err := mg.src.Open(o.Key)
-	if err != nil {
+	if errors.Is(err, fs.ErrNotExist) {
+		// Removed since the walk (expiry, while the server runs): nothing
+		// to copy any more.
+		return vanished
+	} else if err != nil {
 		return fail(err)
 	}
 	defer f.Close()
@@ -355,6 +367,13 @@ func (mg *migration) startProgress() (stop func()) {
 			}
 		}()
 	} else {
+		line := func() {
+			mg.mu.Lock()
+			s := mg.stats
+			mg.mu.Unlock()
+			fmt.Fprintf(mg.lines, "migration : %d/%d objet(s), %s / %s\n", s.copied+s.present+s.mismatched+s.failed,
+				s.objects, humanBytes(s.done), humanBytes(s.bytes))
+		}
 		go func() {
 			defer wg.Done()
 			t := time.NewTicker(mg.every)
@@ -362,13 +381,10 @@ func (mg *migration) startProgress() (stop func()) {
 			for {
 				select {
 				case <-done:
+					line() // where it ended
 					return
 				case <-t.C:
-					mg.mu.Lock()
-					s := mg.stats
-					mg.mu.Unlock()
-					fmt.Fprintf(mg.lines, "migration : %d/%d objet(s), %s / %s\n", s.copied+s.present+s.mismatched+s.failed,
-						s.objects, humanBytes(s.done), humanBytes(s.bytes))
+					line()
 				}
 			}
 		}()
