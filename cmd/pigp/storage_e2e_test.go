@@ -529,3 +529,15 @@ func TestStorage_Portal(t *testing.T) {
 		})
 	}
 }
+
+// TestStorage_BackupRefusedOnS3: pigp backup copies the local store only;
+// with the contents in a bucket it says so and points to the procedure,
+// rather than failing on contents it cannot find.
+func TestStorage_BackupRefusedOnS3(t *testing.T) {
+	e := startEnv(t, "sqlite", nil)
+	code, out := e.cliWith(t, map[string]string{"PIGP_STORAGE_KIND": "s3", "PIGP_S3_BUCKET": "pigp-test",
+		"PIGP_S3_ENDPOINT": "http://127.0.0.1:1", "PIGP_S3_PATH_STYLE": "true"}, "backup", "--out", filepath.Join(t.TempDir(), "sauvegarde"))
+	if code == 0 || !strings.Contains(out, "storage.kind s3") || !strings.Contains(out, "Sauvegarde et restauration") {
+		t.Fatalf("backup with S3 contents: exit %d\n%s", code, out)
+	}
+}
