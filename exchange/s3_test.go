@@ -9,6 +9,7 @@ import (
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/blob"
+	"github.com/pigp/pigp/blob/s3"
 	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/internal/testutil"
 )
@@ -117,5 +118,29 @@ func TestS3_FreeSpaceUnknown(t *testing.T) {
 	}
 	if err := e.svc.CheckSpace(); err != nil {
 		t.Fatalf("CheckSpace with an unknown free space: %v", err)
+	}
+}
+
+// With a quota, the free space is the quota less what the bucket holds, and
+// min_free_space applies to it as to a disk: uploads are refused at open
+// below it.
+func TestS3_Quota(t *testing.T) {
+	e := MustOpen(t)
+	fake := testutil.StartFakeS3(t)
+	e.svc.Blobs = fake.Store(t, func(c *s3.Config) { c.Quota = 10 << 20 })
+	data := randomBytes(t, 6<<20)
+	upload(t, e, func(t *testing.T, u *exchange.Upload) { mustWriteAt(t, u, data, 0) }, data)
+	sp, err := e.svc.FreeSpace(context.Background())
+	if err != nil || !sp.Known || sp.Total != 10<<20 || sp.Free != 4<<20 {
+		t.Fatalf("FreeSpace = %+v, %v; want 4 MiB free of 10", sp, err)
+	}
+	e.svc.MinFreeSpace = exchange.SpacePolicy{Bytes: 5 << 20}
+	_, err = e.svc.BeginDeposit(context.Background(), e.callerA(), callName(siretA, e.now.Add(-time.Hour)))
+	if pigp.ErrorCode(err) != pigp.EUNAVAILABLE {
+		t.Fatalf("upload below min_free_space of the quota: %v", err)
+	}
+	e.svc.MinFreeSpace = exchange.SpacePolicy{Percent: 30}
+	if _, err := e.svc.BeginDeposit(context.Background(), e.callerA(), callName(siretA, e.now.Add(-time.Hour))); err != nil {
+		t.Fatalf("upload above min_free_space (30%% of the quota): %v", err)
 	}
 }

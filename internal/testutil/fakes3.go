@@ -51,15 +51,19 @@ func StartFakeS3(tb testing.TB) *FakeS3 {
 }
 
 // Store returns an S3 store of the fake's bucket, with small parts and
-// quick retries.
-func (f *FakeS3) Store(tb testing.TB) *s3.Store {
+// quick retries; tweaks, if any, change its configuration first.
+func (f *FakeS3) Store(tb testing.TB, tweaks ...func(*s3.Config)) *s3.Store {
 	tb.Helper()
-	st, err := s3.New(context.Background(), s3.Config{
+	cfg := s3.Config{
 		Endpoint: f.URL, Region: "us-east-1", Bucket: f.Bucket, PathStyle: true,
 		AccessKey: "pigp", SecretKey: "pigp-secret",
 		MultipartThreshold: 5 << 20, PartSize: 5 << 20, Concurrency: 2,
 		MaxAttempts: 2, MaxBackoff: 10 * time.Millisecond, RequestTimeout: 10 * time.Second,
-	})
+	}
+	for _, tw := range tweaks {
+		tw(&cfg)
+	}
+	st, err := s3.New(context.Background(), cfg)
 	if err != nil {
 		tb.Fatal(err)
 	}
