@@ -309,7 +309,7 @@ mib() { awk -v k="$1" 'BEGIN{printf "%.1f", k/1024}'; }
 echo
 echo "machine: $(nproc) CPUs, $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo), $(awk '/^MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM; load average $LOAD_START at the start, $LOAD_END at the end"
 VGW_INFO=
-((USE_S3)) && VGW_INFO=", versitygw $("$VGW" --version 2>/dev/null | awk 'NR==1{print $NF}') (posix backend, same disk)"
+((USE_S3)) && VGW_INFO=", versitygw ${VGW_VERSION:-$("$VGW" --version 2>/dev/null | awk 'NR==1{print $NF}')} (posix backend, same disk)"
 echo "software: pigp $PIGP_COMMIT$PIGP_DIRTY, $(go version | awk '{print $3}'), $(ssh -V 2>&1 | awk '{sub(/,$/, "", $1); print $1}')$VGW_INFO"
 echo "file: $SIZE_MB MiB of /dev/urandom; OpenSSH sftp -b, ed25519 key, $CIPHER, 127.0.0.1; $ROUNDS interleaved rounds (order alternating); MB = 10^6 bytes"
 echo "peak RSS: VmHWM of the pigp serve process during each transfer$( ((HWM_RESET)) || echo ' (NOT reset between transfers: peaks since start)'); RSS before the transfers: $(for s in $STORES; do printf '%s %s MiB  ' "$s" "$(mib "${BASE_RSS[$s]}")"; done)"
