@@ -348,7 +348,8 @@ func (mg *migration) startProgress() (stop func()) {
 	if mg.bar != nil {
 		bar := progressbar.NewOptions64(mg.stats.bytes, progressbar.OptionSetWriter(mg.bar), progressbar.OptionSetDescription("migration"),
 			progressbar.OptionShowBytes(true), progressbar.OptionShowCount(), progressbar.OptionThrottle(200*time.Millisecond),
-			progressbar.OptionClearOnFinish())
+			progressbar.OptionOnCompletion(func() { fmt.Fprintln(mg.bar) }))
+		bar.RenderBlank()
 		go func() {
 			defer wg.Done()
 			t := time.NewTicker(200 * time.Millisecond)
@@ -356,7 +357,15 @@ func (mg *migration) startProgress() (stop func()) {
 			for {
 				select {
 				case <-done:
-					bar.Finish()
+					mg.mu.Lock()
+					n := mg.stats.done
+					mg.mu.Unlock()
+					if n >= mg.stats.bytes {
+						bar.Finish() // full, and a line break
+					} else {
+						bar.Set64(n)
+						bar.Exit() // where it stopped, and a line break
+					}
 					return
 				case <-t.C:
 					mg.mu.Lock()

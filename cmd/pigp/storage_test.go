@@ -24,6 +24,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/creack/pty"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
@@ -484,5 +485,37 @@ func TestStorageMigrate_Mismatches(t *testing.T) {
 	mg := &migration{src: blobs, dst: st, known: map[string]store.Content{}, out: &out}
 	if res := mg.migrate(context.Background(), blob.Info{Key: "retraits/zz/expired", Size: 3}); res != vanished || out.Len() != 0 {
 		t.Fatalf("a vanished content: outcome %d, output %q", res, out.String())
+	}
+}
+
+// On a terminal, the migration shows a progress bar (bytes) on standard
+// error instead of periodic lines.
+func TestStorageMigrate_ProgressBarOnTerminal(t *testing.T) {
+	f := startMigFake(t)
+	c := newCLI(t)
+	seedContents(t, c, 3<<20, 2<<20)
+	c.useS3(f.URL, f.Bucket, "ak", "sk")
+	ptmx, tty, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pseudo-terminal: %v", err)
+	}
+	defer ptmx.Close()
+	var screen bytes.Buffer
+	read := make(chan struct{})
+	go func() {
+		defer close(read)
+		io.Copy(&screen, ptmx) // until tty is closed
+	}()
+	var stdout bytes.Buffer
+	m := &Main{Stdin: strings.NewReader(""), Stdout: &stdout, Stderr: tty, Getenv: func(k string) string { return c.env[k] }}
+	code := m.Run(context.Background(), []string{"storage", "migrate", "--to", "s3", "--progress-every", "1ms"})
+	tty.Close()
+	<-read
+	if code != 0 || !strings.Contains(stdout.String(), "3 objet(s) copié(s)") {
+		t.Fatalf("exit %d\n%s\n%s", code, stdout.String(), screen.String())
+	}
+	// The bar is drawn with carriage returns; no "migration : N/M" lines.
+	if s := screen.String(); !strings.Contains(s, "migration") || !strings.Contains(s, "\r") || strings.Contains(s, "objet(s), ") {
+		t.Fatalf("terminal shows %q, want a progress bar", s)
 	}
 }
