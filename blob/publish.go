@@ -64,4 +64,3 @@ func (e *uncommittedError) Error() string {
 	return fmt.Sprintf("%v (and the uncommitted object is left for housekeeping: %v)", e.err, e.remove)
 }
 func (e *uncommittedError) Unwrap() error { return e.err }
-
