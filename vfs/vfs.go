@@ -71,7 +71,7 @@ type Exchange interface {
 	DownloadsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
 
 	// FreeSpace returns the space left to deposits and the store's size,
-	// in bytes (errors.ErrUnsupported where the system cannot tell).
+	// in bytes (0 and 0 for a store without a known limit).
 	FreeSpace(ctx context.Context) (free, total uint64, err error)
 }
 
