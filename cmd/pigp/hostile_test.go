@@ -10,9 +10,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -664,5 +667,52 @@ func TestHostilePortalSessions(t *testing.T) {
 	b.login("bob-xt", e.bob)
 	if status, _ := ps[2].get("/applications"); status != http.StatusOK {
 		t.Fatal("another account's login ended alice's session")
+	}
+}
+
+// TestRlimitRaisedToHard: `pigp serve` started with a soft RLIMIT_NOFILE
+// (256) below its hard one raises the soft limit to the hard limit, as
+// /proc/PID/limits of the process shows, and derives its descriptor
+// budget from the raised limit.
+func TestRlimitRaisedToHard(t *testing.T) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	const soft = 256
+	hard := min(rl.Max, 4096)
+	if hard <= soft+1 {
+		t.Skipf("hard RLIMIT_NOFILE %d leaves nothing to raise", rl.Max)
+	}
+	bin := buildPigp(t)
+	// The soft limit is lowered by a wrapper that then execs pigp: the
+	// server keeps its pid.
+	wrapper := filepath.Join(t.TempDir(), "pigp-soft-nofile")
+	script := fmt.Sprintf("#!/bin/sh\nulimit -Sn %d && ulimit -Hn %d && exec %q \"$@\"\n", soft, hard, bin)
+	if err := os.WriteFile(wrapper, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	c := startChild(t, wrapper, dataDir, 0)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", c.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "Max open files") {
+			line = l
+		}
+	}
+	f := strings.Fields(strings.TrimPrefix(line, "Max open files"))
+	if len(f) < 2 {
+		t.Fatalf("no open files limit in /proc/%d/limits:\n%s", c.pid, b)
+	}
+	if want := strconv.FormatUint(hard, 10); f[0] != want || f[1] != want {
+		t.Fatalf("pigp serve started with soft %d, hard %d: limits now soft %s, hard %s; want the soft limit raised to %s",
+			soft, hard, f[0], f[1], want)
+	}
+	if want := fmt.Sprintf("rlimit_nofile=%d ", hard); !strings.Contains(c.stderr.String(), want) {
+		t.Fatalf("the descriptor budget is not derived from the raised limit (no %q):\n%s", want, c.stderr.String())
 	}
 }
