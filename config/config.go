@@ -97,7 +97,10 @@ type Config struct {
 	// MaxAuthTries bounds the authentication attempts of one SSH connection.
 	MaxAuthTries int `yaml:"max_auth_tries"`
 	// MaxConnections and MaxConnectionsPerIP bound the open SSH
-	// connections, in total and per client address.
+	// connections, in total and per client address. The per-address
+	// default lets one département's batch tool run 50 transfers at once
+	// (its own connection each), with room for a second tool behind the
+	// same NAT address.
 	MaxConnections      int `yaml:"max_connections"`
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
 	// Throttle holds the brute-force thresholds (SSH and portal).
@@ -469,7 +472,7 @@ func Default() Config {
 		LoginGraceTime:          Duration(60 * time.Second),
 		MaxAuthTries:            4,
 		MaxConnections:          1000,
-		MaxConnectionsPerIP:     32,
+		MaxConnectionsPerIP:     100,
 		Throttle: Throttle{
 			PairFreeFailures: 3, IPFreeFailures: 10, IPBanAfter: 30, BanTime: Duration(30 * time.Minute),
 			BaseDelay: Duration(2 * time.Second), MaxDelay: Duration(15 * time.Minute),

@@ -154,7 +154,7 @@ func (s *Server) Open() error {
 		s.MaxConns = 1000
 	}
 	if s.MaxConnsPerIP == 0 {
-		s.MaxConnsPerIP = 32
+		s.MaxConnsPerIP = 100
 	}
 	if s.MaxUnauthPerIP == 0 {
 		s.MaxUnauthPerIP = s.MaxConnsPerIP
