@@ -42,6 +42,9 @@ type Config struct {
 	// MetricsListen is the Prometheus metrics listen address, apart from
 	// the portal ("" or "off", the default, disables it).
 	MetricsListen string `yaml:"metrics_listen"`
+	// DebugListen serves net/http/pprof ("" or "off", the default,
+	// disables it); Validate accepts only a loopback address.
+	DebugListen string `yaml:"debug_listen"`
 	// TLSCert and TLSKey are the portal's certificate and key (PEM files);
 	// without them the portal runs in plain HTTP and says so in the log.
 	TLSCert string `yaml:"tls_cert"`
@@ -510,7 +513,7 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	// "off" disables a listener; the code knows only "".
-	for _, l := range []*string{&c.HTTPListen, &c.MetricsListen} {
+	for _, l := range []*string{&c.HTTPListen, &c.MetricsListen, &c.DebugListen} {
 		if strings.EqualFold(strings.TrimSpace(*l), "off") {
 			*l = ""
 		}
@@ -553,6 +556,7 @@ var envVars = []struct {
 	{"PIGP_SFTP_LISTEN", func(c *Config, v string) error { c.SFTPListen = v; return nil }},
 	{"PIGP_HTTP_LISTEN", func(c *Config, v string) error { c.HTTPListen = v; return nil }},
 	{"PIGP_METRICS_LISTEN", func(c *Config, v string) error { c.MetricsListen = v; return nil }},
+	{"PIGP_DEBUG_LISTEN", func(c *Config, v string) error { c.DebugListen = v; return nil }},
 	{"PIGP_TLS_CERT", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"PIGP_TLS_KEY", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 	{"PIGP_SESSION_IDLE", func(c *Config, v string) error {
@@ -784,6 +788,11 @@ func (c Config) Validate() error {
 			return &ValidationError{"metrics_listen", c.MetricsListen, err}
 		}
 	}
+	if c.DebugListen != "" && c.DebugListen != "off" {
+		if err := loopbackOnly(c.DebugListen); err != nil {
+			return &ValidationError{"debug_listen", c.DebugListen, err}
+		}
+	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
 		!strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
 		return &ValidationError{"database_url", redact(c.DatabaseURL), errors.New("must start with postgres://, postgresql:// or sqlite://")}
@@ -1010,3 +1019,21 @@ func redact(s string) string {
 
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// loopbackOnly accepts a host:port whose host is a loopback address
+// (127.0.0.0/8, ::1) or localhost: what it serves (pprof) must not be
+// reachable from the network.
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return errors.New("must be a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT)")
+	}
+	return nil
+}

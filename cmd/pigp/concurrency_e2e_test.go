@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/http"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/pkg/sftp"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/pigp/pigp/config"
 )
 
 // TestConcurrentUploadsOneAddress: with the default settings, a
@@ -156,5 +159,35 @@ func TestIdleSessionMemory(t *testing.T) {
 	t.Logf("heap+stacks per idle session: %.0f KiB (%d sessions)", per/1024, n)
 	if per > 1.5*(1<<20) {
 		t.Fatalf("an idle session costs %.2f MiB, more than 1.5 MiB", per/(1<<20))
+	}
+}
+
+// TestDebugListener: with debug_listen set, pprof answers on its own
+// loopback listener (a heap profile, a goroutine dump); without it,
+// nothing listens.
+func TestDebugListener(t *testing.T) {
+	e := startEnv(t, "sqlite", func(c *config.Config) { c.DebugListen = "127.0.0.1:0" })
+	if err := e.app.StartDebug(); err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + e.app.DebugAddr().String()
+	for path, want := range map[string]string{
+		"/debug/pprof/heap?debug=1":      "heap profile",
+		"/debug/pprof/goroutine?debug=1": "goroutine profile",
+		"/debug/pprof/":                  "Types of profiles available",
+	} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s: %d, %.200q; want %q", path, resp.StatusCode, b, want)
+		}
+	}
+	off := startEnv(t, "sqlite", nil)
+	if err := off.app.StartDebug(); err != nil || off.app.DebugAddr() != nil {
+		t.Fatalf("debug listener without debug_listen: %v, %v", off.app.DebugAddr(), err)
 	}
 }
