@@ -14,10 +14,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pigp/pigp"
@@ -106,6 +108,8 @@ type Config struct {
 	// same NAT address.
 	MaxConnections      int `yaml:"max_connections"`
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// SSH holds the SSH algorithm settings.
+	SSH SSH `yaml:"ssh"`
 	// Throttle holds the brute-force thresholds (SSH and portal).
 	Throttle Throttle `yaml:"throttle"`
 	// Auth bounds the work and memory that authentication may take.
@@ -362,6 +366,20 @@ func (d *Day) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// SSH holds the SSH algorithm settings.
+type SSH struct {
+	// Ciphers, when set, are offered to every client in this order; unset,
+	// the offer depends on the CPU and the client (server.CipherOffer).
+	Ciphers []string `yaml:"ciphers"`
+}
+
+// sshCiphers are the ciphers ssh.ciphers may name: the secure ones
+// x/crypto implements (no CBC, no RC4).
+var sshCiphers = []string{
+	ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305,
+	ssh.CipherAES128CTR, ssh.CipherAES192CTR, ssh.CipherAES256CTR,
+}
+
 // Throttle holds the brute-force thresholds shared by SSH and the portal
 // (see docs/securite.md). Failures are counted over Forget.
 type Throttle struct {
@@ -557,6 +575,7 @@ var envVars = []struct {
 	{"PIGP_HTTP_LISTEN", func(c *Config, v string) error { c.HTTPListen = v; return nil }},
 	{"PIGP_METRICS_LISTEN", func(c *Config, v string) error { c.MetricsListen = v; return nil }},
 	{"PIGP_DEBUG_LISTEN", func(c *Config, v string) error { c.DebugListen = v; return nil }},
+	{"PIGP_SSH_CIPHERS", func(c *Config, v string) error { c.SSH.Ciphers = splitComma(v); return nil }},
 	{"PIGP_TLS_CERT", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"PIGP_TLS_KEY", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 	{"PIGP_SESSION_IDLE", func(c *Config, v string) error {
@@ -857,6 +876,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAuthTries < 1 || c.MaxAuthTries > 20 {
 		return &ValidationError{"max_auth_tries", c.MaxAuthTries, errors.New("must be between 1 and 20")}
+	}
+	for i, name := range c.SSH.Ciphers {
+		if !slices.Contains(sshCiphers, name) {
+			return &ValidationError{"ssh.ciphers", c.SSH.Ciphers, fmt.Errorf("%q is not one of %s", name, strings.Join(sshCiphers, ", "))}
+		}
+		if slices.Contains(c.SSH.Ciphers[:i], name) {
+			return &ValidationError{"ssh.ciphers", c.SSH.Ciphers, fmt.Errorf("%q is listed twice", name)}
+		}
 	}
 	if c.MaxConnections < 1 {
 		return &ValidationError{"max_connections", c.MaxConnections, errors.New("must be positive")}

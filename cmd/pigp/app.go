@@ -289,6 +289,7 @@ func (a *App) StartSFTP() error {
 		MaxConns:       a.Config.MaxConnections,
 		MaxConnsPerIP:  a.Config.MaxConnectionsPerIP,
 		MaxUnauthPerIP: a.Config.Auth.MaxUnauthenticatedPerIP,
+		Ciphers:        a.Config.SSH.Ciphers, // nil: server.CipherOffer
 
 		MaxSessionsPerAccount: a.Config.Limits.MaxSessionsPerAccount,
 		SessionEnded: func(c *pigp.Caller) {
