@@ -522,6 +522,27 @@ func TestLoad_ListenOff(t *testing.T) {
 	}
 }
 
+// TestSSHCiphers: ssh.ciphers from the environment, only secure ciphers
+// x/crypto implements, each once; unset by default (the server's offer).
+func TestSSHCiphers(t *testing.T) {
+	if d := config.Default().SSH.Ciphers; d != nil {
+		t.Fatalf("ssh.ciphers defaults to %v, want unset", d)
+	}
+	c, err := config.Load("", env(map[string]string{"PIGP_SSH_CIPHERS": "aes256-gcm@openssh.com, aes256-ctr"}))
+	if err != nil || len(c.SSH.Ciphers) != 2 || c.SSH.Ciphers[1] != "aes256-ctr" {
+		t.Fatalf("ssh.ciphers from the environment: %q, %v", c.SSH.Ciphers, err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]string{{"aes128-cbc"}, {"arcfour"}, {"3des-cbc"}, {"aes128-ctr", "aes128-ctr"}, {"AES128-CTR"}} {
+		c.SSH.Ciphers = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ssh.ciphers") {
+			t.Errorf("ssh.ciphers %q accepted (%v)", bad, err)
+		}
+	}
+}
+
 // TestDebugListenLoopbackOnly: the pprof listener is off by default, set
 // from the file or the environment, and only on a loopback address.
 func TestDebugListenLoopbackOnly(t *testing.T) {
