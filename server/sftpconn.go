@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 )
 
 // SFTP packet types handled by sftpConn.
@@ -50,7 +51,23 @@ type sftpConn struct {
 	wmu     sync.Mutex
 	pending []byte // outgoing bytes not yet forming a whole packet
 	version bool   // the VERSION reply went out
+
+	// inFlight holds a token per request handed to pkg/sftp and not yet
+	// answered: at most maxInFlight, so that the pages pkg/sftp holds
+	// per request (256 KiB each, kept until the session ends) stay few.
+	inFlight chan struct{}
+	wait     *time.Timer
 }
+
+// maxInFlight is the number of requests pkg/sftp may hold at once: its
+// worker count. More would only wait in its queues, each holding a
+// 256 KiB page; the client's further requests wait in the SSH channel,
+// whose window then holds the client back. A request pkg/sftp never
+// answers (none is known) costs inFlightWait, not a stall.
+const (
+	maxInFlight  = 8
+	inFlightWait = time.Second
+)
 
 // limitsRequestLen is the length of a limits@openssh.com request, without
 // its length prefix: type, id, the name as an SSH string.
@@ -61,7 +78,32 @@ const limitsRequestLen = 1 + 4 + 4 + len(limitsExtension)
 const coalesce = 32 << 10
 
 func newSFTPConn(ch io.ReadWriteCloser) *sftpConn {
-	return &sftpConn{ch: ch}
+	t := time.NewTimer(inFlightWait)
+	t.Stop()
+	return &sftpConn{ch: ch, inFlight: make(chan struct{}, maxInFlight), wait: t}
+}
+
+// acquire takes a place for a request, waiting at most inFlightWait.
+func (c *sftpConn) acquire() {
+	select {
+	case c.inFlight <- struct{}{}:
+		return
+	default:
+	}
+	c.wait.Reset(inFlightWait)
+	select {
+	case c.inFlight <- struct{}{}:
+	case <-c.wait.C:
+	}
+	c.wait.Stop()
+}
+
+// release gives back the place of an answered request.
+func (c *sftpConn) release() {
+	select {
+	case <-c.inFlight:
+	default:
+	}
 }
 
 // Read gives pkg/sftp the client's packets, minus the limits requests.
@@ -82,7 +124,9 @@ func (c *sftpConn) Read(p []byte) (int, error) {
 			}
 			return n, err
 		}
+		c.acquire()
 		if err := c.nextPacket(); err != nil {
+			c.release()
 			return 0, err
 		}
 	}
@@ -106,8 +150,9 @@ func (c *sftpConn) nextPacket() error {
 		return err
 	}
 	if id, ok := isLimitsRequest(c.hbuf[:4+k]); ok && int(n) == k {
+		c.release() // answered here, not by pkg/sftp
 		var reply [4 + 1 + 4 + 32]byte
-		return c.writePacket(limitsReply(reply[:0], id))
+		return c.writeOwnPacket(limitsReply(reply[:0], id))
 	}
 	c.head, c.remain = c.hbuf[:4+k], int(n)-k
 	return nil
@@ -143,7 +188,9 @@ func (c *sftpConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if len(c.pending) == 0 && len(p) >= 4 && int(binary.BigEndian.Uint32(p))+4 == len(p) && c.version {
-		return len(p), c.sendLocked(p) // a whole packet in one write
+		err := c.sendLocked(p) // a whole packet in one write
+		c.release()
+		return len(p), err
 	}
 	if c.version && len(c.pending) >= 4 && len(c.pending) < coalesce && int(binary.BigEndian.Uint32(c.pending))+4 == len(c.pending)+len(p) &&
 		len(c.pending)+len(p) > coalesce {
@@ -156,6 +203,7 @@ func (c *sftpConn) Write(p []byte) (int, error) {
 			err = c.sendLocked(p[k:])
 		}
 		c.pending = c.pending[:0]
+		c.release()
 		if err != nil {
 			return 0, err
 		}
@@ -172,7 +220,9 @@ func (c *sftpConn) Write(p []byte) (int, error) {
 			pkt = withLimitsExtension(pkt)
 			c.version = true
 		}
-		if err := c.sendLocked(pkt); err != nil {
+		err := c.sendLocked(pkt)
+		c.release()
+		if err != nil {
 			return 0, err
 		}
 		c.pending = append(c.pending[:0], c.pending[n:]...)
@@ -180,8 +230,8 @@ func (c *sftpConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// writePacket sends a packet of our own between pkg/sftp's packets.
-func (c *sftpConn) writePacket(pkt []byte) error {
+// writeOwnPacket sends a packet of our own between pkg/sftp's packets.
+func (c *sftpConn) writeOwnPacket(pkt []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if len(c.pending) > 0 {

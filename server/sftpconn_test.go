@@ -89,6 +89,11 @@ func TestSFTPConnPackets(t *testing.T) {
 	if len(ch.writes) != 1 || ch.writes[0][4] != fxpExtendedReply || binary.BigEndian.Uint32(ch.writes[0][5:]) != 9 {
 		t.Fatalf("limits reply: %x", ch.writes)
 	}
+	// Two requests handed on, none answered yet; the limits request,
+	// answered here, holds no place.
+	if n := len(c.inFlight); n != 2 {
+		t.Fatalf("%d requests in flight, want 2", n)
+	}
 
 	ch.writes = nil
 	data := bytes.Repeat([]byte{7}, 255<<10)
@@ -106,6 +111,45 @@ func TestSFTPConnPackets(t *testing.T) {
 	if got := append(ch.writes[0], ch.writes[1]...); !bytes.Equal(got, append(hdr, data...)) {
 		t.Fatal("the reply's bytes changed on the way")
 	}
+	if n := len(c.inFlight); n != 1 {
+		t.Fatalf("%d requests in flight after one reply, want 1", n)
+	}
+}
+
+// TestSFTPConnInFlight: pkg/sftp gets at most maxInFlight requests that
+// it has not answered; each reply lets one more through.
+func TestSFTPConnInFlight(t *testing.T) {
+	var in []byte
+	for i := range maxInFlight + 2 {
+		in = append(in, writePacket(uint32(i), 100)...)
+	}
+	c := newSFTPConn(&loopChannel{in: in})
+	c.version = true
+	page := make([]byte, 1<<10)
+	for range maxInFlight {
+		if _, err := recvLikeSFTP(c, page); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan error)
+	go func() {
+		_, err := recvLikeSFTP(c, page)
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("request %d handed on before any reply (%v)", maxInFlight+1, err)
+	default:
+	}
+	reply := binary.BigEndian.AppendUint32([]byte{0, 0, 0, 0, 101}, 0)
+	reply = binary.BigEndian.AppendUint32(reply, 0)
+	binary.BigEndian.PutUint32(reply, uint32(len(reply)-4))
+	if _, err := c.Write(reply); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
 }
 
 // BenchmarkSFTPConnRead: 255 KiB writes (what OpenSSH sends after
@@ -122,6 +166,7 @@ func BenchmarkSFTPConnRead(b *testing.B) {
 		if _, err := recvLikeSFTP(c, page); err != nil {
 			b.Fatal(err)
 		}
+		c.release() // as the request's reply would
 	}
 }
 
@@ -130,6 +175,7 @@ func BenchmarkSFTPConnRead(b *testing.B) {
 func BenchmarkSFTPConnWrite(b *testing.B) {
 	c := newSFTPConn(&loopChannel{})
 	c.version = true
+	c.inFlight <- struct{}{} // a request
 	data := make([]byte, 255<<10)
 	hdr := binary.BigEndian.AppendUint32([]byte{0, 0, 0, 0, 103, 0, 0, 0, 5}, uint32(len(data)))
 	binary.BigEndian.PutUint32(hdr, uint32(len(hdr)-4+len(data)))
@@ -143,5 +189,6 @@ func BenchmarkSFTPConnWrite(b *testing.B) {
 		if _, err := c.Write(data); err != nil {
 			b.Fatal(err)
 		}
+		c.inFlight <- struct{}{} // the next request
 	}
 }
