@@ -46,6 +46,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /apa/historique-depots", s.private(s.depositHistory))
 	mux.Handle("GET /apa/historique-retraits", s.private(s.downloadHistory))
 	mux.Handle("GET /apa/historique/{file}", s.private(s.historyFile))
+	mux.Handle("GET /apa/journal-audit", s.private(s.auditExportPage))
+	mux.Handle("GET /apa/journal-audit/export", s.private(s.auditExport))
 	mux.Handle("GET /mot-de-passe", s.private(s.passwordPage))
 	mux.Handle("POST /mot-de-passe", s.private(s.changePassword))
 	mux.Handle("POST /mot-de-passe/niveau", s.private(s.passwordStrength))
@@ -251,6 +253,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			s.Logger.Error("readiness: database unreachable", "error", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintln(w, "database unavailable")
+			return
+		}
+	}
+	if s.Contents != nil {
+		if err := s.Contents.Check(r.Context()); err != nil {
+			s.Logger.Error("readiness: content store unavailable", "error", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "content store unavailable")
 			return
 		}
 	}
