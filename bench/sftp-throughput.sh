@@ -17,7 +17,7 @@
 # (/historique/depots.csv).
 #
 # Usage (from anywhere; run as root: sshd's privilege separation needs it):
-#   bench/sftp-throughput.sh                              # 1 GiB, 5 rounds, before = main
+#   bench/sftp-throughput.sh                              # 1 GiB, 5 rounds, before = 1f102cc
 #   SIZE_MB=64 ROUNDS=2 bench/sftp-throughput.sh          # quick check, prints only
 #   BEFORE=/path/to/pigp bench/sftp-throughput.sh         # a prebuilt "before" binary
 #   BEFORE= bench/sftp-throughput.sh                      # no "before"
@@ -26,7 +26,8 @@
 #   SIZE_MB=1024            size of the test file in MiB
 #   ROUNDS=5                interleaved rounds (median and min–max of the per-round ratios)
 #   CIPHERS="aes128-gcm@openssh.com"   ciphers measured besides the client's default ("" = none)
-#   BEFORE=main             git commit/branch to build as "before", or a pigp binary; "" = none
+#   BEFORE=1f102cc          git commit to build as "before" (default: main before issue 14), or a pigp
+#                           binary; "" = none
 #   PIGP_BIN=               a prebuilt pigp binary as "after" (default: build the working tree)
 #   CONC_N=50 CONC_MB=10    the concurrency case (CONC_N=0 skips it)
 #   RESULTS_FILE=...        where to write the results (default bench/RESULTS.md when
@@ -40,7 +41,7 @@ set -euo pipefail
 SIZE_MB=${SIZE_MB:-1024}
 ROUNDS=${ROUNDS:-5}
 CIPHERS=${CIPHERS-aes128-gcm@openssh.com}
-BEFORE=${BEFORE-main}
+BEFORE=${BEFORE-1f102cc}
 PIGP_BIN=${PIGP_BIN:-}
 CONC_N=${CONC_N:-50}
 CONC_MB=${CONC_MB:-10}
