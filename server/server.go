@@ -67,6 +67,8 @@ type SessionFS interface {
 
 // Algorithms are set explicitly; none is in ssh.InsecureAlgorithms(). CTR
 // ciphers and the non-ETM HMACs are kept for libssh2 1.10 (curl) and JSch.
+// Ciphers lists those that may be offered (ssh.ciphers); the default
+// offer is CipherOffer's.
 var (
 	KeyExchanges = []string{
 		ssh.KeyExchangeMLKEM768X25519, ssh.KeyExchangeCurve25519,
@@ -119,9 +121,15 @@ type Server struct {
 	ServerVersion string
 	// Metrics follows the open SFTP sessions (nil: not followed).
 	Metrics Metrics
+	// Ciphers are the ciphers offered, in the server's order of
+	// preference (empty: CipherOffer's default for this CPU): a client
+	// gets the first of them it supports, whatever its own order.
+	Ciphers []string
 
-	ln net.Listener
-	wg sync.WaitGroup
+	ln      net.Listener
+	config  *ssh.ServerConfig
+	configs map[string]*ssh.ServerConfig // one per cipher: the offer of one
+	wg      sync.WaitGroup
 	// ctx is the connections' context (their logins and ban checks),
 	// cancelled when Close stops waiting for them.
 	ctx    context.Context
@@ -157,13 +165,21 @@ func (s *Server) Open() error {
 		s.MaxConns = 1000
 	}
 	if s.MaxConnsPerIP == 0 {
-		s.MaxConnsPerIP = 32
+		s.MaxConnsPerIP = 100
 	}
 	if s.MaxUnauthPerIP == 0 {
 		s.MaxUnauthPerIP = s.MaxConnsPerIP
 	}
 	if s.ServerVersion == "" {
 		s.ServerVersion = "SSH-2.0-pigp"
+	}
+	if len(s.Ciphers) == 0 {
+		s.Ciphers = CipherOffer(HasAESHardware())
+	}
+	s.config = s.sshConfig(s.Ciphers)
+	s.configs = map[string]*ssh.ServerConfig{}
+	for _, c := range s.Ciphers {
+		s.configs[c] = s.sshConfig([]string{c})
 	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
@@ -187,26 +203,15 @@ func (s *Server) Open() error {
 // ListenAddr returns the bound address.
 func (s *Server) ListenAddr() net.Addr { return s.ln.Addr() }
 
-// sshConfig returns the SSH configuration of a connection whose
-// authentication runs in ctx.
-func (s *Server) sshConfig(ctx context.Context) *ssh.ServerConfig {
+// sshConfig returns the SSH configuration offering ciphers; each
+// connection gets a copy whose authentication runs in its context
+// (connConfig).
+func (s *Server) sshConfig(ciphers []string) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
-		Config:                  ssh.Config{KeyExchanges: KeyExchanges, Ciphers: Ciphers, MACs: MACs},
+		Config:                  ssh.Config{KeyExchanges: KeyExchanges, Ciphers: ciphers, MACs: MACs},
 		PublicKeyAuthAlgorithms: PublicKeyAuthAlgorithms,
 		MaxAuthTries:            s.MaxAuthTries,
 		ServerVersion:           s.ServerVersion,
-		PasswordCallback: func(conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
-			return s.passwordCallback(ctx, conn, password)
-		},
-		PublicKeyCallback: func(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-			return s.publicKeyCallback(ctx, conn, key)
-		},
-		KeyboardInteractiveCallback: func(conn ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
-			return s.keyboardInteractive(ctx, conn, client)
-		},
-		VerifiedPublicKeyCallback: func(conn ssh.ConnMetadata, key ssh.PublicKey, p *ssh.Permissions, alg string) (*ssh.Permissions, error) {
-			return s.verifiedPublicKeyCallback(ctx, conn, key, p, alg)
-		},
 		AuthLogCallback: func(conn ssh.ConnMetadata, method string, err error) {
 			if method == "none" {
 				return
@@ -222,6 +227,25 @@ func (s *Server) sshConfig(ctx context.Context) *ssh.ServerConfig {
 		cfg.AddHostKey(k)
 	}
 	return cfg
+}
+
+// connConfig returns a copy of cfg whose authentication callbacks run in
+// ctx, the connection's context.
+func (s *Server) connConfig(ctx context.Context, cfg *ssh.ServerConfig) *ssh.ServerConfig {
+	c := *cfg
+	c.PasswordCallback = func(conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+		return s.passwordCallback(ctx, conn, password)
+	}
+	c.PublicKeyCallback = func(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+		return s.publicKeyCallback(ctx, conn, key)
+	}
+	c.KeyboardInteractiveCallback = func(conn ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+		return s.keyboardInteractive(ctx, conn, client)
+	}
+	c.VerifiedPublicKeyCallback = func(conn ssh.ConnMetadata, key ssh.PublicKey, p *ssh.Permissions, alg string) (*ssh.Permissions, error) {
+		return s.verifiedPublicKeyCallback(ctx, conn, key, p, alg)
+	}
+	return &c
 }
 
 const callerKey = "pigp.caller"
@@ -522,7 +546,8 @@ func refuse(c net.Conn, msg string) {
 func (s *Server) handleConn(nc net.Conn) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	nc.SetDeadline(time.Now().Add(s.LoginGraceTime))
+	graceEnd := time.Now().Add(s.LoginGraceTime)
+	nc.SetDeadline(graceEnd)
 	ip := remoteIP(nc.RemoteAddr())
 	authDone := false
 	defer func() {
@@ -546,7 +571,17 @@ func (s *Server) handleConn(nc net.Conn) {
 			return
 		}
 	}
-	conn, chans, reqs, err := ssh.NewServerConn(nc, s.sshConfig(ctx))
+	// The server chooses the cipher: read the client's KEXINIT first.
+	pc, client, err := peekClient(nc, s.ServerVersion, kexInitWait, graceEnd)
+	if err != nil {
+		s.Logger.Debug("ssh identification failed", "ip", ip, "error", err)
+		return
+	}
+	cfg := s.config
+	if c := chooseCipher(s.Ciphers, client); c != nil {
+		cfg = s.configs[c[0]]
+	}
+	conn, chans, reqs, err := ssh.NewServerConn(pc, s.connConfig(ctx, cfg))
 	if err != nil {
 		s.Logger.Debug("ssh handshake failed", "ip", ip, "error", err)
 		return
@@ -570,7 +605,11 @@ func (s *Server) handleConn(nc net.Conn) {
 		defer s.SessionEnded(caller)
 	}
 	log := s.Logger.With("login", caller.Login, "ip", caller.RemoteIP, "session", fmt.Sprintf("%x", conn.SessionID()[:6]))
-	log.Info("ssh session opened", "client", string(conn.ClientVersion()))
+	cipher := ""
+	if am, ok := conn.Conn.(ssh.AlgorithmsConnMetadata); ok {
+		cipher = am.Algorithms().Read.Cipher
+	}
+	log.Info("ssh session opened", "client", string(conn.ClientVersion()), "cipher", cipher)
 	go ssh.DiscardRequests(reqs)
 	var wg sync.WaitGroup
 	for nch := range chans {
