@@ -41,6 +41,7 @@ func (s *Service) localLogin(ctx context.Context, login, password, remoteIP, pro
 		// of one address are recorded with flood control.
 		ev.Outcome, ev.Detail = pigp.AuditFailed, "refusée sans vérification : trop de vérifications de mot de passe en attente"
 		s.auditScoped(ctx, "ip:"+remoteIP, ev)
+		s.countLogin(protocol, "throttled")
 		return nil, pigp.WrapError(pigp.EUNAUTHORIZED, msgBadCredentials, err)
 	}
 	if a == nil || !ok || a.State != pigp.AccountActive {
@@ -104,6 +105,7 @@ func (s *Service) AuthenticateKey(ctx context.Context, login, fingerprint, remot
 		}
 		if wait > 0 {
 			s.Guard.Throttled(ctx, remoteIP, NormalizeLogin(login), protocol, wait)
+			s.countLogin(protocol, "throttled")
 			return nil, &pigp.Error{Code: pigp.ELIMIT, Message: fmt.Sprintf(msgThrottled, pigp.FrenchDuration(wait)),
 				Err: &pigp.Throttled{Wait: wait}}
 		}
