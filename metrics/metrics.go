@@ -43,8 +43,8 @@ const (
 	// name and SHA-256 within duplicate_window), answered OK with the
 	// first deposit; nothing new recorded.
 	DepositDuplicate = "duplicate"
-	DepositRefused  = "refused" // name, rights or size: the client was told why
-	DepositError    = "error"   // an internal failure: nothing recorded
+	DepositRefused   = "refused" // name, rights or size: the client was told why
+	DepositError     = "error"   // an internal failure: nothing recorded
 
 	JobSuccess = "success"
 	JobFailure = "failure"
