@@ -317,3 +317,33 @@ func TestReadyzDraining(t *testing.T) {
 	}
 	b.mustLogin()
 }
+
+// lowSpace is a content store below its minimum free space.
+type lowSpace struct{}
+
+func (lowSpace) SpaceStatus() (free, required uint64, ok bool, err error) {
+	return 100, 1000, false, nil
+}
+
+// TestReadyzLowSpace: the content store below min_free_space leaves the
+// node ready for the balancer (200), degraded with the reason: the store
+// is shared by the nodes, and logins and downloads still work; the
+// database unreachable and a drain still make it not ready (503).
+func TestReadyzLowSpace(t *testing.T) {
+	f := newFixture(t, func(f *fixture) { f.srv.Space = lowSpace{} })
+	b := f.browser()
+	r := b.get("/readyz")
+	if r.status != http.StatusOK || !strings.HasPrefix(r.body, "degraded: ") || !strings.Contains(r.body, "below min_free_space (100 bytes free, 1000 required)") {
+		t.Fatalf("readyz with little space: %d %q; want 200 degraded with the reason", r.status, r.body)
+	}
+	b.mustLogin()
+	f.srv.Drain()
+	if r := b.get("/readyz"); r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "draining") {
+		t.Fatalf("readyz while draining: %d %q", r.status, r.body)
+	}
+	g := newFixture(t, func(f *fixture) { f.srv.Space = lowSpace{} })
+	g.db.Close()
+	if r := g.browser().get("/readyz"); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz without database: %d", r.status)
+	}
+}
