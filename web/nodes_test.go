@@ -347,3 +347,20 @@ func TestReadyzLowSpace(t *testing.T) {
 		t.Fatalf("readyz without database: %d", r.status)
 	}
 }
+
+// TestStaticCaching: an asset is cacheable for a day; a missing one (404),
+// a directory and a page are not cacheable at all, so that a proxy or a
+// browser never keeps a "not found" for a file a new version adds.
+func TestStaticCaching(t *testing.T) {
+	f := newFixture(t, nil)
+	b := f.browser()
+	if r := b.get("/static/pigp.css"); r.status != http.StatusOK || r.header.Get("Cache-Control") != "public, max-age=86400" {
+		t.Fatalf("asset: %d, Cache-Control %q", r.status, r.header.Get("Cache-Control"))
+	}
+	for _, p := range []string{"/static/absent.css", "/static/dsfr/", "/static/dsfr", "/static/dsfr/absent/"} {
+		r := b.get(p)
+		if r.status != http.StatusNotFound || r.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: %d, Cache-Control %q; want 404, no-store", p, r.status, r.header.Get("Cache-Control"))
+		}
+	}
+}
