@@ -21,6 +21,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/blob"
 	"github.com/pigp/pigp/directory"
 )
 
@@ -137,6 +138,9 @@ type Config struct {
 	// holds those set by `pigp campaign set` for the other years. Without
 	// any window, every campaign is open.
 	Campaigns []Campaign `yaml:"campaigns"`
+	// Storage says where committed contents live: DATA_DIR/store (fs, the
+	// default) or an S3-compatible bucket (s3).
+	Storage Storage `yaml:"storage"`
 
 	// dbPassword is the content of DatabasePasswordFile, read by Load.
 	dbPassword string
@@ -392,6 +396,140 @@ type SMTP struct {
 	From         string `yaml:"from"`
 }
 
+// Storage is the content store: "fs" keeps contents in DATA_DIR/store
+// (nodes of a cluster then share that directory); "s3" puts them in an
+// S3-compatible bucket (see blob/s3 and docs/stockage.md).
+type Storage struct {
+	// Kind is fs or s3.
+	Kind string `yaml:"kind"`
+	// Endpoint is the S3 server's URL (https://s3.gra.io.cloud.ovh.net);
+	// "" means AWS itself for Region.
+	Endpoint string `yaml:"endpoint"`
+	// Region is the signing region; "": AWS_REGION or the AWS files, else
+	// us-east-1 (what most S3-compatible servers expect).
+	Region string `yaml:"region"`
+	Bucket string `yaml:"bucket"`
+	// Prefix is put before every key ("pigp/"): one bucket can hold
+	// several installations.
+	Prefix string `yaml:"prefix"`
+	// AccessKey and SecretKey or SecretKeyFile are the credentials; both
+	// empty: the usual AWS chain (AWS_ACCESS_KEY_ID…, AWS_PROFILE and
+	// ~/.aws/credentials, web identity, instance role).
+	AccessKey     string `yaml:"access_key"`
+	SecretKey     string `yaml:"secret_key"`
+	SecretKeyFile string `yaml:"secret_key_file"`
+	// PathStyle addresses the bucket as https://host/bucket/key (most
+	// on-premises servers need it) instead of https://bucket.host/key.
+	PathStyle bool `yaml:"path_style"`
+	// TLSCA is a PEM file of CAs trusted besides the system's.
+	TLSCA string `yaml:"tls_ca"`
+	// Quota is the room the bucket may take, for statvfs and the
+	// free-space check (min_free_space applies to it); 0: unknown, and
+	// uploads are let through.
+	Quota Size `yaml:"quota"`
+	// MultipartThreshold: larger objects are sent in parts of PartSize,
+	// Concurrency parts of one object at once.
+	MultipartThreshold Size `yaml:"multipart_threshold"`
+	PartSize           Size `yaml:"part_size"`
+	Concurrency        int  `yaml:"concurrency"`
+	// MaxAttempts bounds the attempts of one request (retries with
+	// exponential backoff included); RequestTimeout bounds each attempt's
+	// wait for the server's answer.
+	MaxAttempts    int      `yaml:"max_attempts"`
+	RequestTimeout Duration `yaml:"request_timeout"`
+}
+
+// S3 reports whether contents live in object storage.
+func (s Storage) S3() bool { return s.Kind == "s3" }
+
+// minPartSize is the smallest part S3 accepts (but for the last one);
+// maxPartSize the largest.
+const (
+	minPartSize = 5 << 20
+	maxPartSize = 5 << 30
+)
+
+func defaultStorage() Storage {
+	return Storage{
+		Kind: "fs", MultipartThreshold: 64 << 20, PartSize: 16 << 20, Concurrency: 4,
+		MaxAttempts: 4, RequestTimeout: Duration(2 * time.Minute),
+	}
+}
+
+// validate checks the storage settings; those of S3 only when Kind is s3.
+func (s Storage) validate() error {
+	switch s.Kind {
+	case "fs":
+		return nil
+	case "s3":
+	default:
+		return &ValidationError{"storage.kind", s.Kind, errors.New("must be fs or s3")}
+	}
+	if s.Bucket == "" {
+		return &ValidationError{"storage.bucket", s.Bucket, errors.New("required with kind s3")}
+	}
+	if !validBucket(s.Bucket) {
+		return &ValidationError{"storage.bucket", s.Bucket, errors.New("must be 3 to 63 lower-case letters, digits, dots and hyphens, beginning and ending with a letter or a digit")}
+	}
+	if s.Endpoint != "" {
+		u, err := url.Parse(s.Endpoint)
+		if err == nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
+			err = errors.New("must be an http:// or https:// URL with a host (https://s3.example.fr)")
+		} else if err == nil && u.User != nil {
+			err = errors.New("must not hold credentials (use access_key and secret_key)")
+		} else if err == nil && strings.Trim(u.Path, "/") != "" {
+			err = errors.New("must not name a path: the bucket goes in storage.bucket")
+		}
+		if err != nil {
+			return &ValidationError{"storage.endpoint", redact(s.Endpoint), err}
+		}
+	}
+	if p := strings.Trim(s.Prefix, "/"); p != "" && !blob.ValidKey(p) {
+		return &ValidationError{"storage.prefix", s.Prefix, errors.New("use lower-case letters, digits and / _ . -")}
+	}
+	// Load has read secret_key_file into SecretKey.
+	if hasSecret := s.SecretKey != "" || s.SecretKeyFile != ""; (s.AccessKey != "") != hasSecret {
+		return &ValidationError{"storage.access_key", s.AccessKey, errors.New("access_key and secret_key (or secret_key_file) go together; leave both empty for the AWS credential chain")}
+	}
+	if s.Quota < 0 {
+		return &ValidationError{"storage.quota", s.Quota, errors.New("must not be negative")}
+	}
+	if s.PartSize < minPartSize || s.PartSize > maxPartSize {
+		return &ValidationError{"storage.part_size", s.PartSize, errors.New("must be between 5MiB and 5GiB")}
+	}
+	if s.MultipartThreshold < s.PartSize || s.MultipartThreshold > maxPartSize {
+		return &ValidationError{"storage.multipart_threshold", s.MultipartThreshold, errors.New("must be between part_size and 5GiB")}
+	}
+	if s.Concurrency < 1 || s.Concurrency > 64 {
+		return &ValidationError{"storage.concurrency", s.Concurrency, errors.New("must be between 1 and 64")}
+	}
+	if s.MaxAttempts < 1 || s.MaxAttempts > 20 {
+		return &ValidationError{"storage.max_attempts", s.MaxAttempts, errors.New("must be between 1 and 20")}
+	}
+	if s.RequestTimeout < Duration(time.Second) {
+		return &ValidationError{"storage.request_timeout", time.Duration(s.RequestTimeout), errors.New("must be at least 1s")}
+	}
+	return nil
+}
+
+// validBucket reports whether name follows the S3 bucket naming rules
+// (3 to 63 characters of [a-z0-9.-], a letter or digit at each end, no
+// "..", not an IP address).
+func validBucket(name string) bool {
+	if len(name) < 3 || len(name) > 63 || strings.Contains(name, "..") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		ch := name[i]
+		alnum := ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9'
+		if !alnum && ch != '.' && ch != '-' || (i == 0 || i == len(name)-1) && !alnum {
+			return false
+		}
+	}
+	_, err := netip.ParseAddr(name)
+	return err != nil
+}
+
 // Duration is a time.Duration read from YAML as "21d", "504h" or "90s".
 type Duration time.Duration
 
@@ -483,8 +621,9 @@ func Default() Config {
 		Limits: Limits{
 			MaxOpenHandles: 64, MaxUploadsPerAccount: 100, MaxSessionsPerAccount: 100, ReservedDescriptors: 256,
 		},
-		Audit: Audit{MaxDetailedRefusals: 10, RefusalSummaryAfter: Duration(time.Minute)},
-		LDAP:  defaultLDAP(),
+		Audit:   Audit{MaxDetailedRefusals: 10, RefusalSummaryAfter: Duration(time.Minute)},
+		LDAP:    defaultLDAP(),
+		Storage: defaultStorage(),
 	}
 }
 
@@ -520,6 +659,14 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	}
 	if c.SMTP.PasswordFile != "" {
 		if c.SMTP.Password, err = readSecret("smtp.password_file", c.SMTP.PasswordFile); err != nil {
+			return c, err
+		}
+	}
+	if c.Storage.SecretKeyFile != "" {
+		if c.Storage.SecretKey != "" {
+			return c, &ValidationError{"storage.secret_key_file", c.Storage.SecretKeyFile, errors.New("secret_key and secret_key_file exclude each other")}
+		}
+		if c.Storage.SecretKey, err = readSecret("storage.secret_key_file", c.Storage.SecretKeyFile); err != nil {
 			return c, err
 		}
 	}
@@ -673,6 +820,32 @@ var envVars = []struct {
 	{"PIGP_BAN_TIME", func(c *Config, v string) error {
 		d, err := ParseDuration(v)
 		c.Throttle.BanTime = Duration(d)
+		return err
+	}},
+	{"PIGP_STORAGE_KIND", func(c *Config, v string) error { c.Storage.Kind = v; return nil }},
+	{"PIGP_S3_ENDPOINT", func(c *Config, v string) error { c.Storage.Endpoint = v; return nil }},
+	{"PIGP_S3_REGION", func(c *Config, v string) error { c.Storage.Region = v; return nil }},
+	{"PIGP_S3_BUCKET", func(c *Config, v string) error { c.Storage.Bucket = v; return nil }},
+	{"PIGP_S3_PREFIX", func(c *Config, v string) error { c.Storage.Prefix = v; return nil }},
+	{"PIGP_S3_ACCESS_KEY", func(c *Config, v string) error { c.Storage.AccessKey = v; return nil }},
+	// The environment's secret key wins over the file's, and the other way round.
+	{"PIGP_S3_SECRET_KEY", func(c *Config, v string) error {
+		c.Storage.SecretKey, c.Storage.SecretKeyFile = v, ""
+		return nil
+	}},
+	{"PIGP_S3_SECRET_KEY_FILE", func(c *Config, v string) error {
+		c.Storage.SecretKeyFile, c.Storage.SecretKey = v, ""
+		return nil
+	}},
+	{"PIGP_S3_PATH_STYLE", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.Storage.PathStyle = b
+		return err
+	}},
+	{"PIGP_S3_TLS_CA", func(c *Config, v string) error { c.Storage.TLSCA = v; return nil }},
+	{"PIGP_S3_QUOTA", func(c *Config, v string) error {
+		n, err := ParseSize(v)
+		c.Storage.Quota = Size(n)
 		return err
 	}},
 }
@@ -881,6 +1054,9 @@ func (c Config) Validate() error {
 		return &ValidationError{"min_free_space", c.MinFreeSpace, errors.New("must be a size or a percentage below 100%")}
 	}
 	if err := c.validateLimits(); err != nil {
+		return err
+	}
+	if err := c.Storage.validate(); err != nil {
 		return err
 	}
 	if c.LDAP.Enabled() {

@@ -77,7 +77,7 @@ func MustOpen(tb testing.TB) *env {
 		tb.Fatal(err)
 	}
 	e := &env{db: db, dsn: filepath.Join(dir, "pigp.db"), blobs: blobs, now: winter}
-	e.svc = exchange.New(db, blobs, nil)
+	e.svc = exchange.New(db, blob.NewFS(blobs), blobs, nil)
 	e.svc.Now = func() time.Time { return e.now }
 	for _, s := range []string{siretA, siretB} {
 		if err := db.CreateOrganisation(ctx, &pigp.Organisation{SIRET: s, Name: "Org " + s}); err != nil {
@@ -133,15 +133,16 @@ func sum(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// stored returns the content of a committed object.
+// stored returns the content of a committed object, from the service's
+// content store.
 func (e *env) stored(tb testing.TB, key string) []byte {
 	tb.Helper()
-	f, err := e.blobs.Open(key)
+	o, err := e.svc.Blobs.Open(context.Background(), key)
 	if err != nil {
 		tb.Fatalf("open %s: %v", key, err)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
+	defer o.Close()
+	b, err := io.ReadAll(io.NewSectionReader(o, 0, o.Size()))
 	if err != nil {
 		tb.Fatal(err)
 	}

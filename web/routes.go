@@ -46,6 +46,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /apa/historique-depots", s.private(s.depositHistory))
 	mux.Handle("GET /apa/historique-retraits", s.private(s.downloadHistory))
 	mux.Handle("GET /apa/historique/{file}", s.private(s.historyFile))
+	mux.Handle("GET /apa/journal-audit", s.private(s.auditExportPage))
+	mux.Handle("GET /apa/journal-audit/export", s.private(s.auditExport))
 	mux.Handle("GET /mot-de-passe", s.private(s.passwordPage))
 	mux.Handle("POST /mot-de-passe", s.private(s.changePassword))
 	mux.Handle("POST /mot-de-passe/niveau", s.private(s.passwordStrength))
@@ -238,10 +240,10 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 
 // readyz answers a balancer's question: should new clients be sent to
 // this node? 503 while it stops (draining) or when it cannot reach the
-// database (no login could complete on it); 200 "degraded: …" with the
-// reasons when it serves with something missing that the other nodes
-// miss alike (the shared content store's free space, the directory);
-// 200 "ready" otherwise.
+// database (no login could complete on it) or the content store; 200
+// "degraded: …" with the reasons when it serves with something missing
+// that the other nodes miss alike (the shared content store's free space,
+// the directory); 200 "ready" otherwise.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -257,6 +259,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			s.Logger.Error("readiness: database unreachable", "error", err)
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintln(w, "database unavailable")
+			return
+		}
+	}
+	if s.Contents != nil {
+		if err := s.Contents.Check(r.Context()); err != nil {
+			s.Logger.Error("readiness: content store unavailable", "error", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "content store unavailable")
 			return
 		}
 	}

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -52,6 +53,11 @@ type Exchange interface {
 	// the caller's SIRETs (contract §7), the same files as over SFTP.
 	DepositsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
 	DownloadsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
+	// AuditExport writes the audit export of the SIRETs the caller audits,
+	// period [from, to[ (zero: open), and returns its row count:
+	// EFORBIDDEN for a caller who audits none, EINVALID for an empty
+	// period, nothing written to w before the export is recorded.
+	AuditExport(ctx context.Context, caller *pigp.Caller, from, to time.Time, w io.Writer) (int, error)
 	// EndSession records the refusals counted in the caller's session.
 	EndSession(ctx context.Context, caller *pigp.Caller)
 }
@@ -73,6 +79,12 @@ type Pinger interface {
 // /readyz).
 type Space interface {
 	SpaceStatus() (free, required uint64, ok bool, err error)
+}
+
+// ContentStore reports whether the content store (the data directory or
+// the S3 bucket) answers, for /readyz.
+type ContentStore interface {
+	Check(ctx context.Context) error
 }
 
 // DirectoryChecker reports whether the directory of internal agents
@@ -128,6 +140,9 @@ type Server struct {
 	DB       Pinger
 	// Space, if set, makes /readyz fail below the minimum free space.
 	Space Space
+	// Contents, if set, makes /readyz fail while the content store does
+	// not answer.
+	Contents ContentStore
 	// Directory is the directory of internal agents (nil: none).
 	Directory DirectoryChecker
 	Logger    *slog.Logger

@@ -335,7 +335,7 @@ func testDownloadAndHistory(t *testing.T, e *env) {
 	if _, err := c.Stat("/retrait/" + name); err == nil {
 		t.Fatal("removed file still visible")
 	}
-	if e.app.Blobs.Exists(resp.StorageKey) {
+	if objectExists(t, e.app.Blobs, resp.StorageKey) {
 		t.Fatal("removed file's content still stored")
 	}
 	if dls2, _ := e.app.DB.ListDownloads(ctx, pigp.HistoryFilter{SIRETs: []string{siretA}}); len(dls2) != len(dls) {

@@ -292,12 +292,12 @@ func TestSFTPReadAndCloseErrors(t *testing.T) {
 			e := startEnv(t, kind, nil)
 			c, _ := e.dialSFTP("alice-xt", e.alice)
 			broken := e.publish(siretA, "casse_REP.xml", []byte("<ReponseAPA/>"))
-			p := filepath.Join(e.app.Blobs.Dir(), "objects", filepath.FromSlash(broken.StorageKey))
-			// The content is replaced by a directory: opening works, reading fails (EISDIR).
-			if err := os.Remove(p); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Mkdir(p, 0o700); err != nil {
+			p := filepath.Join(e.app.Spool.Dir(), "objects", filepath.FromSlash(broken.StorageKey))
+			// The content is cut short: opening works, reading fails (the
+			// object ends before the size its row records). (A directory in
+			// its place, as this test used to make, is no object: the
+			// Backend refuses it at open.)
+			if err := os.Truncate(p, 3); err != nil {
 				t.Fatal(err)
 			}
 			t.Run("pkg/sftp read", func(t *testing.T) {

@@ -172,12 +172,10 @@ func TestSecurityHostileInput(t *testing.T) {
 		t.Fatalf("reports: %d %v", len(rs), err)
 	}
 	for _, r := range rs {
-		f, err := e.app.Blobs.Open(r.StorageKey)
+		b, err := readObject(e.app.Blobs, r.StorageKey)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := io.ReadAll(f)
-		f.Close()
 		if strings.Contains(string(b), "root:") || strings.Contains(string(b), "lollol") {
 			t.Errorf("report %s interprets the entities", r.Name)
 		}
