@@ -14,10 +14,12 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pigp/pigp"
@@ -43,6 +45,9 @@ type Config struct {
 	// MetricsListen is the Prometheus metrics listen address, apart from
 	// the portal ("" or "off", the default, disables it).
 	MetricsListen string `yaml:"metrics_listen"`
+	// DebugListen serves net/http/pprof ("" or "off", the default,
+	// disables it); Validate accepts only a loopback address.
+	DebugListen string `yaml:"debug_listen"`
 	// TLSCert and TLSKey are the portal's certificate and key (PEM files);
 	// without them the portal runs in plain HTTP and says so in the log.
 	TLSCert string `yaml:"tls_cert"`
@@ -98,9 +103,14 @@ type Config struct {
 	// MaxAuthTries bounds the authentication attempts of one SSH connection.
 	MaxAuthTries int `yaml:"max_auth_tries"`
 	// MaxConnections and MaxConnectionsPerIP bound the open SSH
-	// connections, in total and per client address.
+	// connections, in total and per client address. The per-address
+	// default lets one département's batch tool run 50 transfers at once
+	// (its own connection each), with room for a second tool behind the
+	// same NAT address.
 	MaxConnections      int `yaml:"max_connections"`
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// SSH holds the SSH algorithm settings.
+	SSH SSH `yaml:"ssh"`
 	// Throttle holds the brute-force thresholds (SSH and portal).
 	Throttle Throttle `yaml:"throttle"`
 	// Auth bounds the work and memory that authentication may take.
@@ -360,6 +370,20 @@ func (d *Day) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// SSH holds the SSH algorithm settings.
+type SSH struct {
+	// Ciphers, when set, are offered to every client in this order; unset,
+	// the offer depends on the CPU and the client (server.CipherOffer).
+	Ciphers []string `yaml:"ciphers"`
+}
+
+// sshCiphers are the ciphers ssh.ciphers may name: the secure ones
+// x/crypto implements (no CBC, no RC4).
+var sshCiphers = []string{
+	ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305,
+	ssh.CipherAES128CTR, ssh.CipherAES192CTR, ssh.CipherAES256CTR,
+}
+
 // Throttle holds the brute-force thresholds shared by SSH and the portal
 // (see docs/securite.md). Failures are counted over Forget.
 type Throttle struct {
@@ -607,7 +631,7 @@ func Default() Config {
 		LoginGraceTime:          Duration(60 * time.Second),
 		MaxAuthTries:            4,
 		MaxConnections:          1000,
-		MaxConnectionsPerIP:     32,
+		MaxConnectionsPerIP:     100,
 		Throttle: Throttle{
 			PairFreeFailures: 3, IPFreeFailures: 10, IPBanAfter: 30, BanTime: Duration(30 * time.Minute),
 			BaseDelay: Duration(2 * time.Second), MaxDelay: Duration(15 * time.Minute),
@@ -646,7 +670,7 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	// "off" disables a listener; the code knows only "".
-	for _, l := range []*string{&c.HTTPListen, &c.MetricsListen} {
+	for _, l := range []*string{&c.HTTPListen, &c.MetricsListen, &c.DebugListen} {
 		if strings.EqualFold(strings.TrimSpace(*l), "off") {
 			*l = ""
 		}
@@ -697,6 +721,8 @@ var envVars = []struct {
 	{"PIGP_SFTP_LISTEN", func(c *Config, v string) error { c.SFTPListen = v; return nil }},
 	{"PIGP_HTTP_LISTEN", func(c *Config, v string) error { c.HTTPListen = v; return nil }},
 	{"PIGP_METRICS_LISTEN", func(c *Config, v string) error { c.MetricsListen = v; return nil }},
+	{"PIGP_DEBUG_LISTEN", func(c *Config, v string) error { c.DebugListen = v; return nil }},
+	{"PIGP_SSH_CIPHERS", func(c *Config, v string) error { c.SSH.Ciphers = splitComma(v); return nil }},
 	{"PIGP_TLS_CERT", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"PIGP_TLS_KEY", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 	{"PIGP_SESSION_IDLE", func(c *Config, v string) error {
@@ -954,6 +980,11 @@ func (c Config) Validate() error {
 			return &ValidationError{"metrics_listen", c.MetricsListen, err}
 		}
 	}
+	if c.DebugListen != "" && c.DebugListen != "off" {
+		if err := loopbackOnly(c.DebugListen); err != nil {
+			return &ValidationError{"debug_listen", c.DebugListen, err}
+		}
+	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
 		!strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
 		return &ValidationError{"database_url", redact(c.DatabaseURL), errors.New("must start with postgres://, postgresql:// or sqlite://")}
@@ -1018,6 +1049,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxAuthTries < 1 || c.MaxAuthTries > 20 {
 		return &ValidationError{"max_auth_tries", c.MaxAuthTries, errors.New("must be between 1 and 20")}
+	}
+	for i, name := range c.SSH.Ciphers {
+		if !slices.Contains(sshCiphers, name) {
+			return &ValidationError{"ssh.ciphers", c.SSH.Ciphers, fmt.Errorf("%q is not one of %s", name, strings.Join(sshCiphers, ", "))}
+		}
+		if slices.Contains(c.SSH.Ciphers[:i], name) {
+			return &ValidationError{"ssh.ciphers", c.SSH.Ciphers, fmt.Errorf("%q is listed twice", name)}
+		}
 	}
 	if c.MaxConnections < 1 {
 		return &ValidationError{"max_connections", c.MaxConnections, errors.New("must be positive")}
@@ -1183,3 +1222,21 @@ func redact(s string) string {
 
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// loopbackOnly accepts a host:port whose host is a loopback address
+// (127.0.0.0/8, ::1) or localhost: what it serves (pprof) must not be
+// reachable from the network.
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return errors.New("must be a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT)")
+	}
+	return nil
+}

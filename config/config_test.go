@@ -522,6 +522,51 @@ func TestLoad_ListenOff(t *testing.T) {
 	}
 }
 
+// TestSSHCiphers: ssh.ciphers from the environment, only secure ciphers
+// x/crypto implements, each once; unset by default (the server's offer).
+func TestSSHCiphers(t *testing.T) {
+	if d := config.Default().SSH.Ciphers; d != nil {
+		t.Fatalf("ssh.ciphers defaults to %v, want unset", d)
+	}
+	c, err := config.Load("", env(map[string]string{"PIGP_SSH_CIPHERS": "aes256-gcm@openssh.com, aes256-ctr"}))
+	if err != nil || len(c.SSH.Ciphers) != 2 || c.SSH.Ciphers[1] != "aes256-ctr" {
+		t.Fatalf("ssh.ciphers from the environment: %q, %v", c.SSH.Ciphers, err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]string{{"aes128-cbc"}, {"arcfour"}, {"3des-cbc"}, {"aes128-ctr", "aes128-ctr"}, {"AES128-CTR"}} {
+		c.SSH.Ciphers = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ssh.ciphers") {
+			t.Errorf("ssh.ciphers %q accepted (%v)", bad, err)
+		}
+	}
+}
+
+// TestDebugListenLoopbackOnly: the pprof listener is off by default, set
+// from the file or the environment, and only on a loopback address.
+func TestDebugListenLoopbackOnly(t *testing.T) {
+	if d := config.Default().DebugListen; d != "" {
+		t.Fatalf("debug_listen defaults to %q, want off", d)
+	}
+	c, err := config.Load("", env(map[string]string{"PIGP_DEBUG_LISTEN": "127.0.0.1:6060"}))
+	if err != nil || c.DebugListen != "127.0.0.1:6060" {
+		t.Fatalf("debug_listen from the environment: %q, %v", c.DebugListen, err)
+	}
+	for _, ok := range []string{"127.0.0.1:6060", "127.0.0.2:0", "[::1]:6060", "localhost:6060", "off", ""} {
+		c.DebugListen = ok
+		if err := c.Validate(); err != nil {
+			t.Errorf("debug_listen %q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{":6060", "0.0.0.0:6060", "[::]:6060", "10.1.2.3:6060", "pigp.example.fr:6060", "6060"} {
+		c.DebugListen = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "debug_listen") {
+			t.Errorf("debug_listen %q accepted (%v)", bad, err)
+		}
+	}
+}
+
 // TestLoad_SecretFiles: passwords read from files (Docker secrets, systemd
 // credentials) rather than written in the configuration.
 func TestLoad_SecretFiles(t *testing.T) {

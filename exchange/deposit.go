@@ -75,6 +75,29 @@ const maxPending = 4096
 // bytes before them arrive.
 const maxBuffered = 8 << 20
 
+// chunkSize is the capacity of a pooled out-of-order chunk: the largest
+// SFTP write (255 KiB with limits@openssh.com) fits.
+const chunkSize = 256 << 10
+
+// getChunk returns a copy of p, in a pooled buffer when it fits one.
+func (s *Service) getChunk(p []byte) []byte {
+	if len(p) > chunkSize {
+		return append([]byte(nil), p...)
+	}
+	if b, ok := s.chunks.Get().(*[]byte); ok {
+		return append((*b)[:0], p...)
+	}
+	return append(make([]byte, 0, chunkSize), p...)
+}
+
+// putChunk gives a chunk's buffer back once it is written.
+func (s *Service) putChunk(b []byte) {
+	if cap(b) == chunkSize {
+		b = b[:0]
+		s.chunks.Put(&b)
+	}
+}
+
 // BeginDeposit checks name and opens a new upload for it.
 func (s *Service) BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (*Upload, error) {
 	n, err := s.CheckDepositName(caller, name)
@@ -141,7 +164,7 @@ func (u *Upload) WriteAt(p []byte, off int64) (int, error) {
 			u.flushed = u.hashed
 		}
 	case off > u.hashed && !u.dirty && u.bufBytes+int64(len(p)) <= maxBuffered && !u.overlapsBuffered(off, end):
-		u.buffered[off] = append([]byte(nil), p...) // p is reused once WriteAt returns
+		u.buffered[off] = u.svc.getChunk(p) // p is reused once WriteAt returns
 		u.bufBytes += int64(len(p))
 	default:
 		// Buffered chunks go to the file first, so that a later write over
@@ -202,6 +225,7 @@ func (u *Upload) catchUp() {
 			}
 			u.hash.Write(b)
 			u.hashed += int64(len(b))
+			u.svc.putChunk(b)
 			continue
 		}
 		end, ok := u.pending[u.hashed]
@@ -238,6 +262,7 @@ func (u *Upload) flushLocked() error {
 				u.pending[off] = max(u.pending[off], off+int64(len(b)))
 			}
 		}
+		u.svc.putChunk(b)
 	}
 	clear(u.buffered)
 	u.bufBytes = 0

@@ -8,6 +8,7 @@ package exchange
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/pigp/pigp"
@@ -98,6 +99,10 @@ type Service struct {
 	Limits Limits
 
 	held holdings // what the limits count
+
+	// chunks holds the buffers of out-of-order upload chunks, reused
+	// across uploads (*[]byte of chunkSize).
+	chunks sync.Pool
 }
 
 // New returns a service with the defaults of the contract, keeping its

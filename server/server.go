@@ -68,6 +68,8 @@ type SessionFS interface {
 
 // Algorithms are set explicitly; none is in ssh.InsecureAlgorithms(). CTR
 // ciphers and the non-ETM HMACs are kept for libssh2 1.10 (curl) and JSch.
+// Ciphers lists those that may be offered (ssh.ciphers); the default
+// offer is CipherOffer's.
 var (
 	KeyExchanges = []string{
 		ssh.KeyExchangeMLKEM768X25519, ssh.KeyExchangeCurve25519,
@@ -122,10 +124,15 @@ type Server struct {
 	Now func() time.Time
 	// Metrics follows the open SFTP sessions (nil: not followed).
 	Metrics Metrics
+	// Ciphers are the ciphers offered, in the server's order of
+	// preference (empty: CipherOffer's default for this CPU): a client
+	// gets the first of them it supports, whatever its own order.
+	Ciphers []string
 
-	ln     net.Listener
-	config *ssh.ServerConfig
-	wg     sync.WaitGroup
+	ln      net.Listener
+	config  *ssh.ServerConfig
+	configs map[string]*ssh.ServerConfig // one per cipher: the offer of one
+	wg      sync.WaitGroup
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
@@ -157,7 +164,7 @@ func (s *Server) Open() error {
 		s.MaxConns = 1000
 	}
 	if s.MaxConnsPerIP == 0 {
-		s.MaxConnsPerIP = 32
+		s.MaxConnsPerIP = 100
 	}
 	if s.MaxUnauthPerIP == 0 {
 		s.MaxUnauthPerIP = s.MaxConnsPerIP
@@ -165,7 +172,14 @@ func (s *Server) Open() error {
 	if s.ServerVersion == "" {
 		s.ServerVersion = "SSH-2.0-pigp"
 	}
-	s.config = s.sshConfig()
+	if len(s.Ciphers) == 0 {
+		s.Ciphers = CipherOffer(HasAESHardware())
+	}
+	s.config = s.sshConfig(s.Ciphers)
+	s.configs = map[string]*ssh.ServerConfig{}
+	for _, c := range s.Ciphers {
+		s.configs[c] = s.sshConfig([]string{c})
+	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.Addr, err)
@@ -187,9 +201,9 @@ func (s *Server) Open() error {
 // ListenAddr returns the bound address.
 func (s *Server) ListenAddr() net.Addr { return s.ln.Addr() }
 
-func (s *Server) sshConfig() *ssh.ServerConfig {
+func (s *Server) sshConfig(ciphers []string) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
-		Config:                      ssh.Config{KeyExchanges: KeyExchanges, Ciphers: Ciphers, MACs: MACs},
+		Config:                      ssh.Config{KeyExchanges: KeyExchanges, Ciphers: ciphers, MACs: MACs},
 		PublicKeyAuthAlgorithms:     PublicKeyAuthAlgorithms,
 		MaxAuthTries:                s.MaxAuthTries,
 		ServerVersion:               s.ServerVersion,
@@ -313,11 +327,11 @@ func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardI
 	return nil, &ssh.BannerError{Err: errors.New("password change failed"), Message: "Mot de passe non changé.\r\n"}
 }
 
-// connConfig returns the SSH configuration of one connection: the
-// server's, with a public-key callback that counts the keys refused on
-// this connection.
-func (s *Server) connConfig() *ssh.ServerConfig {
-	cfg := *s.config
+// connConfig returns the SSH configuration of one connection: base (the
+// server's, for the cipher chosen), with a public-key callback that
+// counts the keys refused on this connection.
+func (s *Server) connConfig(base *ssh.ServerConfig) *ssh.ServerConfig {
+	cfg := *base
 	offers := new(keyOffers)
 	cfg.PublicKeyCallback = func(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 		return s.publicKeyCallback(offers, conn, key)
@@ -550,7 +564,8 @@ func refuse(c net.Conn, msg string) {
 }
 
 func (s *Server) handleConn(nc net.Conn) {
-	nc.SetDeadline(time.Now().Add(s.LoginGraceTime))
+	graceEnd := time.Now().Add(s.LoginGraceTime)
+	nc.SetDeadline(graceEnd)
 	ip := remoteIP(nc.RemoteAddr())
 	authDone := false
 	defer func() {
@@ -574,7 +589,17 @@ func (s *Server) handleConn(nc net.Conn) {
 			return
 		}
 	}
-	conn, chans, reqs, err := ssh.NewServerConn(nc, s.connConfig())
+	// The server chooses the cipher: read the client's KEXINIT first.
+	pc, client, err := peekClient(nc, s.ServerVersion, kexInitWait, graceEnd)
+	if err != nil {
+		s.Logger.Debug("ssh identification failed", "ip", ip, "error", err)
+		return
+	}
+	cfg := s.config
+	if c := chooseCipher(s.Ciphers, client); c != nil {
+		cfg = s.configs[c[0]]
+	}
+	conn, chans, reqs, err := ssh.NewServerConn(pc, s.connConfig(cfg))
 	if err != nil {
 		s.Logger.Debug("ssh handshake failed", "ip", ip, "error", err)
 		return
@@ -598,7 +623,11 @@ func (s *Server) handleConn(nc net.Conn) {
 		defer s.SessionEnded(caller)
 	}
 	log := s.Logger.With("login", caller.Login, "ip", caller.RemoteIP, "session", fmt.Sprintf("%x", conn.SessionID()[:6]))
-	log.Info("ssh session opened", "client", string(conn.ClientVersion()))
+	cipher := ""
+	if am, ok := conn.Conn.(ssh.AlgorithmsConnMetadata); ok {
+		cipher = am.Algorithms().Read.Cipher
+	}
+	log.Info("ssh session opened", "client", string(conn.ClientVersion()), "cipher", cipher)
 	go ssh.DiscardRequests(reqs)
 	var wg sync.WaitGroup
 	for nch := range chans {

@@ -56,6 +56,8 @@ type App struct {
 	// Metrics and MetricsServer are set by StartMetrics (nil: no metrics).
 	Metrics       *metrics.Metrics
 	MetricsServer *metrics.Server
+	// debug serves pprof on debug_listen (nil: off).
+	debug *debugServer
 	// Directory authenticates internal agents (nil: no ldap.url, every
 	// login is local).
 	Directory *directory.Client
@@ -296,6 +298,7 @@ func (a *App) StartSFTP() error {
 		MaxConns:       a.Config.MaxConnections,
 		MaxConnsPerIP:  a.Config.MaxConnectionsPerIP,
 		MaxUnauthPerIP: a.Config.Auth.MaxUnauthenticatedPerIP,
+		Ciphers:        a.Config.SSH.Ciphers, // nil: server.CipherOffer
 
 		MaxSessionsPerAccount: a.Config.Limits.MaxSessionsPerAccount,
 		SessionEnded: func(c *pigp.Caller) {
@@ -357,6 +360,11 @@ func (a *App) Close() error {
 	if a.MetricsServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
 		errs = append(errs, a.closeMetrics(ctx))
+		cancel()
+	}
+	if a.debug != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		a.closeDebug(ctx) // a profile being taken is cut short
 		cancel()
 	}
 	if a.Exchange != nil {

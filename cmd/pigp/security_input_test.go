@@ -200,7 +200,7 @@ func TestSecuritySlowHandshakeFlood(t *testing.T) {
 	runtime.ReadMemStats(&ms)
 	baseG, baseHeap := runtime.NumGoroutine(), ms.HeapInuse
 
-	const perIP, ips = 20, 25 // 500 connections, within max_connections_per_ip (32)
+	const perIP, ips = 20, 25 // 500 connections, within max_connections_per_ip (100)
 	var conns []net.Conn
 	start := time.Now()
 	for i := range ips {
