@@ -37,6 +37,9 @@ type Authenticator interface {
 	// returns the caller with it.
 	ChangePassword(ctx context.Context, caller *pigp.Caller, current, next string) (*pigp.Caller, error)
 	AuthenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error)
+	// KeyOffersExhausted records that a connection had MaxAuthTries public
+	// keys refused (a failed login for the guard).
+	KeyOffersExhausted(ctx context.Context, remoteIP, login, protocol string)
 	// AuditKeyLogin records a public-key login once the key has signed.
 	AuditKeyLogin(ctx context.Context, caller *pigp.Caller, fingerprint string) error
 	// Now returns the current time (whether a password change is due).
@@ -229,15 +232,18 @@ func (s *Server) sshConfig(ciphers []string) *ssh.ServerConfig {
 	return cfg
 }
 
-// connConfig returns a copy of cfg whose authentication callbacks run in
-// ctx, the connection's context.
+// connConfig returns the SSH configuration of one connection: cfg (the
+// server's, for the cipher chosen), with authentication callbacks that
+// run in ctx, the connection's context, and count the public keys
+// refused on this connection.
 func (s *Server) connConfig(ctx context.Context, cfg *ssh.ServerConfig) *ssh.ServerConfig {
 	c := *cfg
 	c.PasswordCallback = func(conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
 		return s.passwordCallback(ctx, conn, password)
 	}
+	offers := new(keyOffers)
 	c.PublicKeyCallback = func(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-		return s.publicKeyCallback(ctx, conn, key)
+		return s.publicKeyCallback(ctx, offers, conn, key)
 	}
 	c.KeyboardInteractiveCallback = func(conn ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
 		return s.keyboardInteractive(ctx, conn, client)
@@ -343,12 +349,36 @@ func (s *Server) keyboardInteractive(ctx context.Context, conn ssh.ConnMetadata,
 	return nil, &ssh.BannerError{Err: errors.New("password change failed"), Message: "Mot de passe non changé.\r\n"}
 }
 
+// keyOffers counts the public keys refused on one connection (the SSH
+// library calls the callbacks of a connection one at a time).
+type keyOffers struct {
+	refused int // offers refused, for any reason
+	unknown int // of which keys looked up and not found (or expired)
+}
+
+// errTooManyKeys refuses the key offers of a connection past MaxAuthTries.
+var errTooManyKeys = errors.New("too many public keys offered")
+
 // publicKeyCallback approves a key the account holds; the session is scoped
 // only from the permissions of the key that then signs (CVE-2024-45337).
-func (s *Server) publicKeyCallback(ctx context.Context, conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+// A connection gets MaxAuthTries keys looked up (and refusals recorded),
+// as OpenSSH's sshd allows; the next ones are refused without a look, and
+// the connection counts once as a failed login (the SSH library ends it
+// soon after).
+func (s *Server) publicKeyCallback(ctx context.Context, offers *keyOffers, conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	if offers.refused >= s.MaxAuthTries {
+		return nil, errTooManyKeys
+	}
 	fp := ssh.FingerprintSHA256(key)
-	c, err := s.Auth.AuthenticateKey(ctx, conn.User(), fp, remoteIP(conn.RemoteAddr()), pigp.ProtocolSFTP)
+	ip := remoteIP(conn.RemoteAddr())
+	c, err := s.Auth.AuthenticateKey(ctx, conn.User(), fp, ip, pigp.ProtocolSFTP)
 	if err != nil {
+		offers.refused++
+		if code := pigp.ErrorCode(err); code == pigp.EUNAUTHORIZED || code == pigp.EEXPIRED {
+			if offers.unknown++; offers.unknown == s.MaxAuthTries {
+				s.Auth.KeyOffersExhausted(ctx, ip, conn.User(), pigp.ProtocolSFTP)
+			}
+		}
 		return nil, s.authError(conn, err)
 	}
 	return &ssh.Permissions{Extensions: map[string]string{"pubkey-fp": fp}, ExtraData: map[any]any{callerKey: c}}, nil

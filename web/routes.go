@@ -238,6 +238,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
+// readyz answers a balancer's question: should new clients be sent to
+// this node? 503 while it stops (draining) or when it cannot reach the
+// database (no login could complete on it) or the content store; 200
+// "degraded: …" with the reasons when it serves with something missing
+// that the other nodes miss alike (the shared content store's free space,
+// the directory); 200 "ready" otherwise.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -264,21 +270,27 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	// Degraded, still ready (200): the node serves logins, downloads and
+	// history. Low space is the content store's, which the nodes of a
+	// cluster share: failing every node's check at once would have the
+	// balancer drop the whole service for a refusal of uploads alone.
+	var degraded []string
 	if s.Space != nil {
 		if free, required, ok, _ := s.Space.SpaceStatus(); !ok {
-			s.Logger.Warn("readiness: free disk space below min_free_space", "free", free, "required", required)
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "not ready: free disk space of the data directory below min_free_space (%d bytes free, %d required): uploads are refused\n", free, required)
-			return
+			s.Logger.Warn("readiness: free disk space below min_free_space, uploads refused", "free", free, "required", required)
+			degraded = append(degraded, fmt.Sprintf("free disk space of the content store below min_free_space (%d bytes free, %d required): uploads are refused", free, required))
 		}
 	}
 	if s.Directory != nil {
 		if err := s.Directory.Check(r.Context()); err != nil {
-			// Local accounts still work: degraded, not down (200).
+			// Local accounts still work.
 			s.Logger.Warn("readiness: directory unavailable", "error", err)
-			fmt.Fprintln(w, "degraded: directory unavailable")
-			return
+			degraded = append(degraded, "directory unavailable")
 		}
+	}
+	if len(degraded) > 0 {
+		fmt.Fprintln(w, "degraded: "+strings.Join(degraded, "; "))
+		return
 	}
 	fmt.Fprintln(w, "ready")
 }

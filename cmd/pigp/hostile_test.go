@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"math"
@@ -452,7 +454,8 @@ func TestHostileRange(t *testing.T) {
 }
 
 // TestHostileAccountLimits: sessions per account and uploads per account
-// are refused in French beyond their limit, and given back.
+// are refused in French beyond their limit (SSH_FX_FAILURE, no ERROR log
+// line), and given back.
 func TestHostileAccountLimits(t *testing.T) {
 	e := startEnv(t, "sqlite", func(c *config.Config) {
 		c.Limits.MaxSessionsPerAccount = 2
@@ -510,6 +513,10 @@ func TestHostileAccountLimits(t *testing.T) {
 	_, code, msg := r3.openHandle("/depot/"+callName(siretA, 10), 0x1a)
 	if code != 4 || !strings.Contains(msg, "ce compte a déjà 3 envois en cours (au plus 3 à la fois)") {
 		t.Fatalf("fourth upload: %d %q", code, msg)
+	}
+	// A client at its limit is no failure of the server's: no ERROR line.
+	if logs := e.logs.String(); strings.Contains(logs, "level=ERROR") {
+		t.Fatalf("ERROR lines in the log for a limit refusal:\n%s", logs)
 	}
 	c1.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
@@ -702,6 +709,89 @@ func TestHostilePortalSessions(t *testing.T) {
 	if status, _ := ps[2].get("/applications"); status != http.StatusOK {
 		t.Fatal("another account's login ended alice's session")
 	}
+}
+
+// TestHostileKeyOffers: a client offering key after key (x/crypto/ssh with
+// 20 keys, connection after connection) gets max_auth_tries keys looked up
+// per connection; each connection that used them all counts as one failed
+// login, so the throttle blocks the address and login as it would a
+// password guesser, and the offers it then makes are refused unread; the
+// refused keys and the throttled offers are recorded with flood control
+// (10 rows of each, then a count). Alice's key from another address still
+// gets in.
+func TestHostileKeyOffers(t *testing.T) {
+	e := startEnv(t, "sqlite", func(c *config.Config) {
+		c.Throttle.IPFreeFailures, c.Throttle.IPBanAfter, c.Throttle.AccountSlowAfter = 1000, 0, 0
+		c.Throttle.BaseDelay = config.Duration(time.Hour)
+		c.Audit.RefusalSummaryAfter = config.Duration(500 * time.Millisecond)
+	})
+	tries := e.app.Config.MaxAuthTries
+	pairFree := e.app.Config.Throttle.PairFreeFailures
+	var keys []ssh.Signer
+	for range 20 {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		s, err := ssh.NewSignerFromKey(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, s)
+	}
+	const attacker = "127.0.7.1"
+	conns := 2 * (pairFree + 1)
+	for range conns {
+		if c, _, err := e.dialFrom(attacker, "alice-xt", ssh.PublicKeys(keys...)); err == nil {
+			c.Close()
+			t.Fatal("unknown keys accepted")
+		}
+	}
+	rows := func() (keyRefused, throttled []*pigp.AuditEvent) {
+		evs, err := e.app.DB.ListAudit(context.Background(), pigp.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range evs {
+			switch {
+			case a.Action != pigp.AuditLogin || a.IP != attacker:
+			case a.Outcome == pigp.AuditFailed && strings.Contains(a.Detail, "clé publique"):
+				keyRefused = append(keyRefused, a)
+			case a.Outcome == pigp.AuditRefused:
+				throttled = append(throttled, a)
+			}
+		}
+		return
+	}
+	// The first pairFree+1 connections have their keys looked up; the
+	// last of them blocks the pair; the others are refused unread.
+	looked := (pairFree + 1) * tries
+	var refused, throttled []*pigp.AuditEvent
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if refused, throttled = rows(); len(refused) == 11 && len(throttled) == 11 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d refused-key rows and %d throttled rows, want 10 of each and a summary", len(refused), len(throttled))
+		}
+	}
+	if want := fmt.Sprintf("%d refus supplémentaires", looked-10); !strings.Contains(refused[10].Detail, want) {
+		t.Fatalf("refused-key summary %q, want %q (%d keys looked up)", refused[10].Detail, want, looked)
+	}
+	if want := fmt.Sprintf("%d refus supplémentaires", (conns-pairFree-1)*tries-10); !strings.Contains(throttled[10].Detail, want) {
+		t.Fatalf("throttled summary %q, want %q", throttled[10].Detail, want)
+	}
+	// Alice's own key from the blocked address is refused unread; from
+	// another address it gets in.
+	if c, banner, err := e.dialFrom(attacker, "alice-xt", ssh.PublicKeys(e.aliceKey)); err == nil {
+		c.Close()
+		t.Fatal("blocked address let in")
+	} else if !strings.Contains(banner, "Trop de tentatives") {
+		t.Fatalf("blocked address: banner %q", banner)
+	}
+	c, _, err := e.dialFrom("127.0.7.2", "alice-xt", ssh.PublicKeys(e.aliceKey))
+	if err != nil {
+		t.Fatalf("alice's key from another address: %v", err)
+	}
+	c.Close()
+	e.audit(t) // the chain is intact
 }
 
 // TestRlimitRaisedToHard: `pigp serve` started with a soft RLIMIT_NOFILE
