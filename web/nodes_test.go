@@ -325,16 +325,15 @@ func (lowSpace) SpaceStatus() (free, required uint64, ok bool, err error) {
 	return 100, 1000, false, nil
 }
 
-// TestReadyzLowSpace: the content store below min_free_space leaves the
-// node ready for the balancer (200), degraded with the reason: the store
-// is shared by the nodes, and logins and downloads still work; the
-// database unreachable and a drain still make it not ready (503).
+// TestReadyzLowSpace: the content store below min_free_space makes the
+// node not ready (503) with the reason, while logins still work; a drain
+// and an unreachable database also answer 503.
 func TestReadyzLowSpace(t *testing.T) {
 	f := newFixture(t, func(f *fixture) { f.srv.Space = lowSpace{} })
 	b := f.browser()
 	r := b.get("/readyz")
-	if r.status != http.StatusOK || !strings.HasPrefix(r.body, "degraded: ") || !strings.Contains(r.body, "below min_free_space (100 bytes free, 1000 required)") {
-		t.Fatalf("readyz with little space: %d %q; want 200 degraded with the reason", r.status, r.body)
+	if r.status != http.StatusServiceUnavailable || !strings.HasPrefix(r.body, "not ready: ") || !strings.Contains(r.body, "below min_free_space (100 bytes free, 1000 required)") {
+		t.Fatalf("readyz with little space: %d %q; want 503 not ready with the reason", r.status, r.body)
 	}
 	b.mustLogin()
 	f.srv.Drain()

@@ -239,11 +239,12 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyz answers a balancer's question: should new clients be sent to
-// this node? 503 while it stops (draining) or when it cannot reach the
-// database (no login could complete on it) or the content store; 200
-// "degraded: …" with the reasons when it serves with something missing
-// that the other nodes miss alike (the shared content store's free space,
-// the directory); 200 "ready" otherwise.
+// this node? 503 with the reason while it stops (draining), when it cannot
+// reach the database (no login could complete on it) or the content store,
+// and when the content store is below min_free_space (uploads are refused:
+// issue 12 asks for "not ready" there, see docs/exploitation.md §4.5 for
+// what it means behind a balancer); 200 "degraded: …" when only the
+// directory is missing (local accounts still work); 200 "ready" otherwise.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -270,17 +271,15 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	// Degraded, still ready (200): the node serves logins, downloads and
-	// history. Low space is the content store's, which the nodes of a
-	// cluster share: failing every node's check at once would have the
-	// balancer drop the whole service for a refusal of uploads alone.
-	var degraded []string
 	if s.Space != nil {
 		if free, required, ok, _ := s.Space.SpaceStatus(); !ok {
 			s.Logger.Warn("readiness: free disk space below min_free_space, uploads refused", "free", free, "required", required)
-			degraded = append(degraded, fmt.Sprintf("free disk space of the content store below min_free_space (%d bytes free, %d required): uploads are refused", free, required))
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "not ready: free disk space of the content store below min_free_space (%d bytes free, %d required): uploads are refused\n", free, required)
+			return
 		}
 	}
+	var degraded []string
 	if s.Directory != nil {
 		if err := s.Directory.Check(r.Context()); err != nil {
 			// Local accounts still work.

@@ -65,7 +65,7 @@ func fillTo(t *testing.T, dir string, free int64) {
 
 // TestDiskSpace runs pigp on a small tmpfs data directory: a transfer cut
 // by a full disk, then uploads refused at open below min_free_space and
-// /readyz saying so (200 degraded), then a full disk where a valid login is
+// /readyz answering 503 with the reason, then a full disk where a valid login is
 // never called a wrong password: refused as unavailable on SQLite (the
 // database is on that disk), accepted on PostgreSQL. Every client message
 // is the French one.
@@ -118,10 +118,9 @@ func TestDiskSpace(t *testing.T) {
 				if msg := sftpMessage(t, err); !strings.HasPrefix(msg, "Dépôt refusé : le serveur manque d'espace disque") {
 					t.Fatalf("client read %q at open", msg)
 				}
-				// Degraded but ready: the store is shared by the nodes of a
-				// cluster, and logins and downloads still work.
+				// Not ready, with the reason (logins still work: below).
 				status, body := p.get("/readyz")
-				if status != http.StatusOK || !strings.HasPrefix(body, "degraded: ") || !strings.Contains(body, "min_free_space") {
+				if status != http.StatusServiceUnavailable || !strings.HasPrefix(body, "not ready: ") || !strings.Contains(body, "min_free_space") {
 					t.Fatalf("readyz below min_free_space: %d %s", status, body)
 				}
 				p.login("alice-xt", e.alice)
