@@ -293,3 +293,20 @@ func ParseSSHKey(line []byte) (*SSHKey, error) {
 		Comment:     comment,
 	}, nil
 }
+
+// maxLoginLength bounds the login kept in the guard's counters and the
+// audit trail. No account has a longer one (pigp logins have 64
+// characters at most, and so do directory logins, which get a shadow row).
+const maxLoginLength = 254
+
+// NormalizeLogin returns the form of a login that accounts, the guard and
+// the audit trail use: trimmed, lower case, at most maxLoginLength bytes
+// of valid UTF-8.
+// An SSH user name and the portal's form field give the same login.
+func NormalizeLogin(login string) string {
+	l := strings.ToLower(strings.TrimSpace(strings.ToValidUTF8(login, "")))
+	if len(l) > maxLoginLength {
+		l = l[:maxLoginLength]
+	}
+	return strings.ToValidUTF8(l, "")
+}

@@ -177,3 +177,25 @@ type Ban struct {
 	BannedAt time.Time
 	Until    time.Time
 }
+
+// AuditHeader is the header of the audit export, the auditors' CSV of the
+// audit trail (`pigp audit export` and the auditeurs' portal page): ";",
+// CRLF, UTF-8 with a byte-order mark and ISO 8601 times with the Paris
+// offset, like the history files of contract §7.
+var AuditHeader = []string{"numero", "horodatage", "action", "resultat", "identifiant", "siret", "adresse_ip",
+	"protocole", "objet", "sha256", "detail", "empreinte_precedente", "empreinte"}
+
+// AuditExportName is the file name of an auditeur's export of the period
+// [from, to[ (days in Paris time; an open start is "origine", an open end
+// the day of now).
+func AuditExportName(from, to, now time.Time) string {
+	first := "origine"
+	if !from.IsZero() {
+		first = from.In(Paris).Format("2006-01-02")
+	}
+	last := now
+	if !to.IsZero() {
+		last = to.Add(-time.Nanosecond)
+	}
+	return "journal-audit_" + first + "_" + last.In(Paris).Format("2006-01-02") + ".csv"
+}

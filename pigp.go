@@ -137,6 +137,15 @@ func ValidateSIRET(s string) error {
 	return Errorf(EINVALID, "SIRET %s invalide : la clé de contrôle est fausse", s)
 }
 
+// Rules are the settings of the exchange its users are told about (the
+// portal's pages and help): set once, in the exchange.
+type Rules struct {
+	MaxUploadSize          int64         // bytes of one deposit
+	Retention              time.Duration // how long a response stays in /retrait
+	HistoryMonths          int           // the window of the histories
+	PasswordValidityMonths int           // how long a new password stays valid
+}
+
 // Clock returns the current time; it is injected everywhere time matters so
 // that tests can move it.
 type Clock func() time.Time
@@ -239,19 +248,6 @@ func (c *Caller) AuditedSIRETs() []string {
 // ReadOnly reports whether the caller acts for no SIRET: an auditeur,
 // who only reads histories.
 func (c *Caller) ReadOnly() bool { return len(c.ActingSIRETs()) == 0 }
-
-type callerKey struct{}
-
-// NewContextWithCaller returns a context carrying c.
-func NewContextWithCaller(ctx context.Context, c *Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
-}
-
-// CallerFromContext returns the caller carried by ctx, or nil.
-func CallerFromContext(ctx context.Context) *Caller {
-	c, _ := ctx.Value(callerKey{}).(*Caller)
-	return c
-}
 
 // Pause waits d, or less if ctx ends first: the delay that throttling puts
 // before an answer.

@@ -132,16 +132,6 @@ func TestCaller_MayActFor(t *testing.T) {
 	}
 }
 
-func TestCallerContext(t *testing.T) {
-	if got := pigp.CallerFromContext(t.Context()); got != nil {
-		t.Fatalf("CallerFromContext(empty) = %+v, want nil", got)
-	}
-	c := &pigp.Caller{Login: "djouffre-xt"}
-	if got := pigp.CallerFromContext(pigp.NewContextWithCaller(t.Context(), c)); got != c {
-		t.Fatalf("CallerFromContext = %+v, want %+v", got, c)
-	}
-}
-
 var phcRE = regexp.MustCompile(`^\$argon2id\$v=19\$m=19456,t=2,p=1\$([A-Za-z0-9+/]+)\$([A-Za-z0-9+/]+)$`)
 
 func mustHash(tb testing.TB, password string) string {

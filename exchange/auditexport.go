@@ -12,13 +12,6 @@ import (
 	"github.com/pigp/pigp/apa"
 )
 
-// AuditHeader is the header of the audit export, the auditors' CSV of the
-// audit trail (`pigp audit export` and the auditeurs' portal page): ";",
-// CRLF, UTF-8 with a byte-order mark and ISO 8601 times with the Paris
-// offset, like the history files of contract §7.
-var AuditHeader = []string{"numero", "horodatage", "action", "resultat", "identifiant", "siret", "adresse_ip",
-	"protocole", "objet", "sha256", "detail", "empreinte_precedente", "empreinte"}
-
 // AuditCSV writes the audit export one row at a time: the one writer of
 // that file, for the operator's CLI and the portal alike. Rows go out in
 // chunks as they are written (nothing is held but the CSV writer's
@@ -36,7 +29,7 @@ func NewAuditCSV(w io.Writer) (*AuditCSV, error) {
 	cw := csv.NewWriter(w)
 	cw.Comma = ';'
 	cw.UseCRLF = true
-	if err := cw.Write(AuditHeader); err != nil {
+	if err := cw.Write(pigp.AuditHeader); err != nil {
 		return nil, err
 	}
 	return &AuditCSV{cw: cw}, nil
@@ -68,21 +61,6 @@ func csvSafe(s string) string {
 	return s
 }
 
-// AuditExportName is the file name of an auditeur's export of the period
-// [from, to[ (days in Paris time; an open start is "origine", an open end
-// the day of now).
-func AuditExportName(from, to, now time.Time) string {
-	first := "origine"
-	if !from.IsZero() {
-		first = from.In(apa.Paris).Format("2006-01-02")
-	}
-	last := now
-	if !to.IsZero() {
-		last = to.Add(-time.Nanosecond)
-	}
-	return "journal-audit_" + first + "_" + last.In(apa.Paris).Format("2006-01-02") + ".csv"
-}
-
 // Messages of the auditeurs' export.
 var (
 	errAuditExportForbidden = pigp.Errorf(pigp.EFORBIDDEN, "%s", pigp.MsgAuditExportReserved)
@@ -105,7 +83,7 @@ var (
 // store while writing ends the export (the rows written are returned).
 func (s *Service) AuditExport(ctx context.Context, caller *pigp.Caller, from, to time.Time, w io.Writer) (int, error) {
 	sirets := caller.AuditedSIRETs()
-	ev := &pigp.AuditEvent{Action: pigp.AuditExport, Object: AuditExportName(from, to, s.now()),
+	ev := &pigp.AuditEvent{Action: pigp.AuditExport, Object: pigp.AuditExportName(from, to, s.now()),
 		Detail: "export du journal d'audit, " + auditPeriod(from, to)}
 	if len(sirets) == 0 {
 		ev.Outcome, ev.Detail = pigp.AuditRefused, ev.Detail+" : profil auditeur requis"

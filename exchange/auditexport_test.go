@@ -28,7 +28,7 @@ func readAuditCSV(t *testing.T, b []byte) [][]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) == 0 || !slices.Equal(rows[0], exchange.AuditHeader) || !bytes.Contains(body, []byte("\r\n")) {
+	if len(rows) == 0 || !slices.Equal(rows[0], pigp.AuditHeader) || !bytes.Contains(body, []byte("\r\n")) {
 		t.Fatalf("header: %q", rows)
 	}
 	return rows[1:]

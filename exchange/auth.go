@@ -99,12 +99,12 @@ func unavailable(err error) error {
 // keys until the SSH layer's limit is, through KeyOffersExhausted.
 func (s *Service) AuthenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error) {
 	if s.Guard != nil {
-		wait, err := s.Guard.Check(ctx, remoteIP, NormalizeLogin(login))
+		wait, err := s.Guard.Check(ctx, remoteIP, pigp.NormalizeLogin(login))
 		if err != nil {
 			return nil, unavailable(err) // the bans cannot be read: fail closed
 		}
 		if wait > 0 {
-			s.Guard.Throttled(ctx, remoteIP, NormalizeLogin(login), protocol, wait)
+			s.Guard.Throttled(ctx, remoteIP, pigp.NormalizeLogin(login), protocol, wait)
 			s.countLogin(protocol, "throttled")
 			return nil, &pigp.Error{Code: pigp.ELIMIT, Message: fmt.Sprintf(msgThrottled, pigp.FrenchDuration(wait)),
 				Err: &pigp.Throttled{Wait: wait}}
@@ -135,7 +135,7 @@ func (s *Service) AuthenticateKey(ctx context.Context, login, fingerprint, remot
 // that a client probing keys connection after connection is blocked, then
 // banned, like a password guesser.
 func (s *Service) KeyOffersExhausted(ctx context.Context, ip, login, protocol string) {
-	login = NormalizeLogin(login)
+	login = pigp.NormalizeLogin(login)
 	s.Logger.Info("login failed: too many public keys refused", "login", login, "ip", ip, "protocol", protocol)
 	if s.Guard != nil {
 		s.Guard.Failure(ctx, ip, login, protocol)

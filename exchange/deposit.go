@@ -20,24 +20,25 @@ import (
 // for a SIRET the caller may act for (not as an auditeur, who only reads).
 // Errors are EINVALID or EFORBIDDEN with a French message saying why.
 // Every refusal is audited (the name is kept literally).
-func (s *Service) CheckDepositName(caller *pigp.Caller, name string) (apa.CallName, error) {
+func (s *Service) CheckDepositName(ctx context.Context, caller *pigp.Caller, name string) (apa.CallName, error) {
 	n, err := apa.ParseCallName(name, s.now())
 	if err == nil {
 		err = s.mayActFor(caller, n.SIRET, "dépôt refusé : le compte %s n'est pas habilité pour le SIRET %s")
 	}
 	if err != nil {
-		s.audit(context.Background(), caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused,
+		s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditUploadRefused, Outcome: pigp.AuditRefused,
 			Object: name, Detail: pigp.ErrorMessage(err)})
 		s.countDeposit("refused", 0)
 	}
 	return n, err
 }
 
-// Upload is a deposit being received. WriteAt and ReadAt may be called
-// concurrently at any offset; the SHA-256 is computed as the bytes arrive
-// in order, and recomputed from the file at commit only when the client
-// wrote out of order in a way the running hash could not follow.
-type Upload struct {
+// upload is a deposit being received (pigp.Upload). WriteAt and ReadAt
+// may be called concurrently at any offset; the SHA-256 is computed as the
+// bytes arrive in order, and recomputed from the file at commit only when
+// the client wrote out of order in a way the running hash could not
+// follow.
+type upload struct {
 	svc    *Service
 	caller *pigp.Caller
 	name   string
@@ -75,6 +76,8 @@ const maxPending = 4096
 // bytes before them arrive.
 const maxBuffered = 8 << 20
 
+var _ pigp.Upload = (*upload)(nil)
+
 // chunkSize is the capacity of a pooled out-of-order chunk: the largest
 // SFTP write (255 KiB with limits@openssh.com) fits.
 const chunkSize = 256 << 10
@@ -99,8 +102,8 @@ func (s *Service) putChunk(b []byte) {
 }
 
 // BeginDeposit checks name and opens a new upload for it.
-func (s *Service) BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (*Upload, error) {
-	n, err := s.CheckDepositName(caller, name)
+func (s *Service) BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (pigp.Upload, error) {
+	n, err := s.CheckDepositName(ctx, caller, name)
 	if err != nil {
 		return nil, err
 	}
@@ -118,24 +121,24 @@ func (s *Service) BeginDeposit(ctx context.Context, caller *pigp.Caller, name st
 		release()
 		return nil, noSpace(fmt.Errorf("begin deposit: %w", err))
 	}
-	return &Upload{
+	return &upload{
 		svc: s, caller: caller, name: name, siret: n.SIRET, temp: t, limit: s.MaxUploadSize, release: release,
 		hash: sha256.New(), pending: map[int64]int64{}, buffered: map[int64][]byte{},
 	}, nil
 }
 
 // Name returns the external name the upload will be deposited under.
-func (u *Upload) Name() string { return u.name }
+func (u *upload) Name() string { return u.name }
 
-func (u *Upload) tooLarge() error {
-	return pigp.Errorf(pigp.ETOOLARGE, "dépôt refusé : le fichier dépasse la taille maximale autorisée (%s)", FormatSize(u.limit))
+func (u *upload) tooLarge() error {
+	return pigp.Errorf(pigp.ETOOLARGE, "dépôt refusé : le fichier dépasse la taille maximale autorisée (%s)", pigp.FormatSize(u.limit))
 }
 
 // WriteAt writes p at off. Chunks arriving in order (the usual case, up to
 // the reordering of pkg/sftp's workers) are written and hashed in order,
 // under the lock: sequential writes, no read-back. It fails once the size
 // limit is passed; the upload then can only be aborted.
-func (u *Upload) WriteAt(p []byte, off int64) (int, error) {
+func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 	// off+len(p) is not computed before it is known not to overflow. A
 	// negative off is a client's offset of 2^63 or more (SFTP offsets are
 	// unsigned): past any size limit too.
@@ -143,7 +146,7 @@ func (u *Upload) WriteAt(p []byte, off int64) (int, error) {
 		err := u.tooLarge()
 		if off < 0 || off > u.limit {
 			err = pigp.Errorf(pigp.ETOOLARGE, "Écriture refusée : la position %d dépasse la taille maximale autorisée d'un dépôt (%s) ; "+
-				"le dépôt est abandonné", uint64(off), FormatSize(u.limit))
+				"le dépôt est abandonné", uint64(off), pigp.FormatSize(u.limit))
 		}
 		u.fail(err)
 		return 0, err
@@ -189,7 +192,7 @@ func (u *Upload) WriteAt(p []byte, off int64) (int, error) {
 }
 
 // overlapsBuffered reports whether [off, end) meets a buffered chunk.
-func (u *Upload) overlapsBuffered(off, end int64) bool {
+func (u *upload) overlapsBuffered(off, end int64) bool {
 	for o, b := range u.buffered {
 		if off < o+int64(len(b)) && o < end {
 			return true
@@ -200,7 +203,7 @@ func (u *Upload) overlapsBuffered(off, end int64) bool {
 
 // writeLocked writes p at off. A failure makes the upload unusable; a full
 // disk gives the French "server lacks space" message.
-func (u *Upload) writeLocked(p []byte, off int64) error {
+func (u *upload) writeLocked(p []byte, off int64) error {
 	if _, err := u.temp.WriteAt(p, off); err != nil {
 		err = noSpace(fmt.Errorf("write upload: %w", err))
 		if u.failed == nil {
@@ -214,7 +217,7 @@ func (u *Upload) writeLocked(p []byte, off int64) error {
 // catchUp writes and hashes the buffered chunks that now follow the hashed
 // prefix, and hashes the extents already on disk that do, reading them
 // back (they are in the page cache).
-func (u *Upload) catchUp() {
+func (u *upload) catchUp() {
 	for !u.dirty {
 		if b, ok := u.buffered[u.hashed]; ok {
 			delete(u.buffered, u.hashed)
@@ -250,7 +253,7 @@ func (u *Upload) catchUp() {
 
 // flushLocked writes the buffered chunks to the file, where they wait as
 // pending extents (or become part of a dirty upload).
-func (u *Upload) flushLocked() error {
+func (u *upload) flushLocked() error {
 	for off, b := range u.buffered {
 		if err := u.writeLocked(b, off); err != nil {
 			return err
@@ -270,7 +273,7 @@ func (u *Upload) flushLocked() error {
 }
 
 // ReadAt reads back what was written (clients that open read-write).
-func (u *Upload) ReadAt(p []byte, off int64) (int, error) {
+func (u *upload) ReadAt(p []byte, off int64) (int, error) {
 	u.mu.Lock()
 	err := u.flushLocked()
 	u.mu.Unlock()
@@ -283,7 +286,7 @@ func (u *Upload) ReadAt(p []byte, off int64) (int, error) {
 // Size returns the current size of the upload: what was written, once the
 // chunks held back in memory are on file. An error (a chunk that cannot
 // be written, a failed stat) is returned, never a size of 0.
-func (u *Upload) Size() (int64, error) {
+func (u *upload) Size() (int64, error) {
 	u.mu.Lock()
 	err := u.flushLocked()
 	u.mu.Unlock()
@@ -298,10 +301,10 @@ func (u *Upload) Size() (int64, error) {
 }
 
 // Truncate sets the size of the upload (scp's FSETSTAT after writing).
-func (u *Upload) Truncate(size int64) error {
+func (u *upload) Truncate(size int64) error {
 	if size < 0 { // a client's size of 2^63 or more (unsigned in SFTP)
 		err := pigp.Errorf(pigp.ETOOLARGE, "Modification refusée : la taille %d dépasse la taille maximale autorisée d'un dépôt (%s) ; "+
-			"le dépôt est abandonné", uint64(size), FormatSize(u.limit))
+			"le dépôt est abandonné", uint64(size), pigp.FormatSize(u.limit))
 		u.fail(err)
 		return err
 	}
@@ -323,7 +326,7 @@ func (u *Upload) Truncate(size int64) error {
 	return nil
 }
 
-func (u *Upload) fail(err error) {
+func (u *upload) fail(err error) {
 	u.mu.Lock()
 	if u.failed == nil {
 		u.failed = err
@@ -332,7 +335,7 @@ func (u *Upload) fail(err error) {
 }
 
 // Failed returns the error that made the upload unusable, if any.
-func (u *Upload) Failed() error {
+func (u *upload) Failed() error {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	return u.failed
@@ -343,7 +346,7 @@ func (u *Upload) Failed() error {
 // client resuming from the size leaves no hole. It reports false when that
 // prefix is unknown (bytes were overwritten or truncated) or the upload
 // failed; such an upload can only be aborted. No write may be in flight.
-func (u *Upload) KeepWritten() bool {
+func (u *upload) KeepWritten() bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if u.dirty || u.failed != nil || u.done {
@@ -361,14 +364,14 @@ func (u *Upload) KeepWritten() bool {
 // SetCaller records the session that goes on with the upload (a resume or
 // a rename from another connection of the same account): the deposit is
 // recorded with its address and protocol.
-func (u *Upload) SetCaller(caller *pigp.Caller) {
+func (u *upload) SetCaller(caller *pigp.Caller) {
 	u.mu.Lock()
 	u.caller = caller
 	u.mu.Unlock()
 }
 
 // Abort discards the upload. Nothing is recorded.
-func (u *Upload) Abort() {
+func (u *upload) Abort() {
 	u.mu.Lock()
 	u.done = true
 	u.mu.Unlock()
@@ -390,7 +393,7 @@ func (u *Upload) Abort() {
 // its first upload was lost), no new deposit is made: the earlier one is
 // returned, with Duplicate set, and the retry is recorded in the audit
 // trail only.
-func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
+func (u *upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 	u.mu.Lock()
 	if u.done {
 		u.mu.Unlock()
@@ -483,7 +486,7 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 }
 
 // sum returns the hex SHA-256 of the first size bytes of the upload.
-func (u *Upload) sum(size int64) (string, error) {
+func (u *upload) sum(size int64) (string, error) {
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	if err := u.flushLocked(); err != nil {
@@ -506,4 +509,10 @@ func (s *Service) PendingDeposits(ctx context.Context, caller *pigp.Caller) ([]*
 		SIRETs:   caller.SIRETs,
 		Statuses: []string{pigp.DepositReceived, pigp.DepositProcessing},
 	})
+}
+
+// RecentDeposits returns the deposits of the caller's SIRETs made since
+// since, whatever their status, newest first.
+func (s *Service) RecentDeposits(ctx context.Context, caller *pigp.Caller, since time.Time) ([]*pigp.Deposit, error) {
+	return s.Store.ListDeposits(ctx, pigp.DepositFilter{SIRETs: caller.SIRETs, Since: since})
 }

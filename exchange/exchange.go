@@ -36,6 +36,7 @@ type Store interface {
 	CreateDepositOnce(ctx context.Context, d *pigp.Deposit, since time.Time, ev *pigp.AuditEvent,
 		dup func(existing *pigp.Deposit) *pigp.AuditEvent) (*pigp.Deposit, error)
 	ListDeposits(ctx context.Context, f pigp.DepositFilter) ([]*pigp.Deposit, error)
+	CountDeposits(ctx context.Context, f pigp.DepositFilter) (int64, error)
 
 	CreateResponse(ctx context.Context, r *pigp.Response, audit ...*pigp.AuditEvent) error
 	FindAvailableResponse(ctx context.Context, sirets []string, name string, now time.Time) (*pigp.Response, error)
@@ -45,6 +46,7 @@ type Store interface {
 	RecordDownload(ctx context.Context, d *pigp.Download, audit ...*pigp.AuditEvent) error
 	MarkResponseRemoved(ctx context.Context, id string, now time.Time, audit ...*pigp.AuditEvent) error
 	ListDownloads(ctx context.Context, f pigp.HistoryFilter) ([]*pigp.Download, error)
+	CountDownloads(ctx context.Context, f pigp.HistoryFilter) (int64, error)
 
 	// EachAudit calls fn with each audit row of f in chain order, read
 	// window by window of ids (the auditeurs' export).
@@ -58,9 +60,10 @@ type Service struct {
 	// Spool is the local directory where an upload or a response is
 	// written before it is put there (the same store as Blobs for the
 	// filesystem backend, so that Put links the file without copying it).
-	Blobs  blob.Backend
-	Spool  *blob.Store
-	Now    pigp.Clock
+	Blobs blob.Backend
+	Spool *blob.Store
+	// Clock is the exchange's time (New: the system's), read through Now.
+	Clock  pigp.Clock
 	Logger *slog.Logger
 	// Audit receives the audit trail's events (nil: none recorded).
 	Audit pigp.Auditor
@@ -78,8 +81,10 @@ type Service struct {
 	MinFreeSpace SpacePolicy
 	// OnDeposit, if set, is called once a new deposit is committed, before
 	// the client is answered.
-	OnDeposit     func(d *pigp.Deposit)
-	HistoryMonths int // window of the history listings
+	OnDeposit func(d *pigp.Deposit)
+	// HistoryMonths is the window of the histories, the same over SFTP
+	// (/historique) and on the portal.
+	HistoryMonths int
 	// PasswordValidityMonths is how long a new password stays valid.
 	PasswordValidityMonths int
 
@@ -113,7 +118,7 @@ func New(st Store, blobs blob.Backend, spool *blob.Store, logger *slog.Logger) *
 	}
 	s := &Service{
 		Store: st, Blobs: blobs, Spool: spool, Logger: logger,
-		Now:                    func() time.Time { return time.Now().UTC() },
+		Clock:                  func() time.Time { return time.Now().UTC() },
 		MaxUploadSize:          pigp.DefaultMaxUploadSize,
 		DuplicateWindow:        pigp.DefaultDuplicateWindow,
 		Retention:              pigp.DefaultRetention,
@@ -125,9 +130,15 @@ func New(st Store, blobs blob.Backend, spool *blob.Store, logger *slog.Logger) *
 	return s
 }
 
-func (s *Service) now() time.Time { return s.Now().UTC() }
-
-// historySince returns the start of the history window at now.
-func (s *Service) historySince() time.Time {
-	return s.now().AddDate(0, -s.HistoryMonths, 0)
+// Rules returns the settings users are told about, as the exchange
+// applies them.
+func (s *Service) Rules() pigp.Rules {
+	return pigp.Rules{MaxUploadSize: s.MaxUploadSize, Retention: s.Retention, HistoryMonths: s.HistoryMonths,
+		PasswordValidityMonths: s.PasswordValidityMonths}
 }
+
+// Now returns the exchange's current time, in UTC: the time of its
+// records and windows, and the one the protocols show.
+func (s *Service) Now() time.Time { return s.now() }
+
+func (s *Service) now() time.Time { return s.Clock().UTC() }

@@ -78,7 +78,7 @@ func MustOpen(tb testing.TB) *env {
 	}
 	e := &env{db: db, dsn: filepath.Join(dir, "pigp.db"), blobs: blobs, now: winter}
 	e.svc = exchange.New(db, blob.NewFS(blobs), blobs, nil)
-	e.svc.Now = func() time.Time { return e.now }
+	e.svc.Clock = func() time.Time { return e.now }
 	for _, s := range []string{siretA, siretB} {
 		if err := db.CreateOrganisation(ctx, &pigp.Organisation{SIRET: s, Name: "Org " + s}); err != nil {
 			tb.Fatal(err)
@@ -327,7 +327,7 @@ func TestCheckDepositName(t *testing.T) {
 	valid := "2026_" + siretA + "_20261128101500.xml"
 
 	t.Run("OK", func(t *testing.T) {
-		n, err := e.svc.CheckDepositName(caller, valid)
+		n, err := e.svc.CheckDepositName(context.Background(), caller, valid)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -336,7 +336,7 @@ func TestCheckDepositName(t *testing.T) {
 		}
 	})
 	t.Run("OtherSIRET", func(t *testing.T) {
-		_, err := e.svc.CheckDepositName(caller, "2026_"+siretB+"_20261128101500.xml")
+		_, err := e.svc.CheckDepositName(context.Background(), caller, "2026_"+siretB+"_20261128101500.xml")
 		if pigp.ErrorCode(err) != pigp.EFORBIDDEN {
 			t.Fatalf("got %v, want EFORBIDDEN", err)
 		}
@@ -363,7 +363,7 @@ func TestCheckDepositName(t *testing.T) {
 		{"NonASCII", "2026_" + siretA + "_20261128101500é.xml", "caractère"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := e.svc.CheckDepositName(caller, tt.file)
+			_, err := e.svc.CheckDepositName(context.Background(), caller, tt.file)
 			if pigp.ErrorCode(err) != pigp.EINVALID {
 				t.Fatalf("CheckDepositName(%q) = %v, want EINVALID", tt.file, err)
 			}
@@ -390,7 +390,7 @@ func TestCheckDepositName(t *testing.T) {
 
 // upload begins a deposit, runs write on it, commits it and checks that
 // the recorded size and SHA-256 are those of want and of the stored bytes.
-func upload(t *testing.T, e *env, write func(t *testing.T, u *exchange.Upload), want []byte) *pigp.Deposit {
+func upload(t *testing.T, e *env, write func(t *testing.T, u pigp.Upload), want []byte) *pigp.Deposit {
 	t.Helper()
 	ctx := context.Background()
 	u, err := e.svc.BeginDeposit(ctx, e.callerA(), callName(siretA, e.now.Add(-time.Hour)))
@@ -421,7 +421,7 @@ func upload(t *testing.T, e *env, write func(t *testing.T, u *exchange.Upload), 
 	return d
 }
 
-func mustWriteAt(t *testing.T, u *exchange.Upload, p []byte, off int64) {
+func mustWriteAt(t *testing.T, u pigp.Upload, p []byte, off int64) {
 	t.Helper()
 	n, err := u.WriteAt(p, off)
 	if err != nil || n != len(p) {
@@ -451,7 +451,7 @@ func TestUpload(t *testing.T) {
 	data := randomBytes(t, 64*chunk)
 
 	t.Run("Sequential", func(t *testing.T) {
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			for off := 0; off < len(data); off += chunk {
 				mustWriteAt(t, u, data[off:off+chunk], int64(off))
 			}
@@ -460,7 +460,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("SequentialOddSizes", func(t *testing.T) {
 		want := data[:100_003]
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			for off := 0; off < len(want); off += 7919 {
 				end := min(off+7919, len(want))
 				mustWriteAt(t, u, want[off:end], int64(off))
@@ -469,7 +469,7 @@ func TestUpload(t *testing.T) {
 	})
 
 	t.Run("ConcurrentOutOfOrder", func(t *testing.T) {
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			var wg sync.WaitGroup
 			errs := make(chan error, 64)
 			for _, i := range shuffled(t, 64) {
@@ -489,7 +489,7 @@ func TestUpload(t *testing.T) {
 	})
 
 	t.Run("ReverseOrder", func(t *testing.T) {
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			for i := 63; i >= 0; i-- {
 				mustWriteAt(t, u, data[i*chunk:(i+1)*chunk], int64(i*chunk))
 			}
@@ -498,7 +498,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("OverlappingPendingExtents", func(t *testing.T) {
 		want := data[:300]
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, want[100:200], 100)
 			mustWriteAt(t, u, want[150:300], 150)
 			mustWriteAt(t, u, want[0:100], 0)
@@ -507,7 +507,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("PendingExtentRewritten", func(t *testing.T) {
 		want := bytes.Clone(data[:300])
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, bytes.Repeat([]byte{'x'}, 100), 200) // superseded below
 			mustWriteAt(t, u, want[200:300], 200)
 			mustWriteAt(t, u, want[100:200], 100)
@@ -519,7 +519,7 @@ func TestUpload(t *testing.T) {
 		want := bytes.Clone(data[:10*chunk])
 		patch := randomBytes(t, 10_000)
 		copy(want[50_000:], patch)
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			for off := 0; off < 10*chunk; off += chunk {
 				mustWriteAt(t, u, data[off:off+chunk], int64(off))
 			}
@@ -530,7 +530,7 @@ func TestUpload(t *testing.T) {
 	t.Run("ConcurrentSameRegion", func(t *testing.T) {
 		// Two writers race on the same bytes with the same content.
 		want := data[:4*chunk]
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			var wg sync.WaitGroup
 			for range 2 {
 				for _, i := range shuffled(t, 4) {
@@ -543,7 +543,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("TruncateShrink", func(t *testing.T) {
 		want := data[:60_000]
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:100_000], 0)
 			if err := u.Truncate(60_000); err != nil {
 				t.Fatal(err)
@@ -553,7 +553,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("TruncateToZeroThenWrite", func(t *testing.T) {
 		want := data[chunk : 2*chunk]
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:chunk], 0)
 			if err := u.Truncate(0); err != nil {
 				t.Fatal(err)
@@ -564,7 +564,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("TruncateExtend", func(t *testing.T) {
 		want := append(bytes.Clone(data[:1000]), make([]byte, 500)...)
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:1000], 0)
 			if err := u.Truncate(1500); err != nil {
 				t.Fatal(err)
@@ -574,7 +574,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("TruncateExtendThenFill", func(t *testing.T) {
 		want := data[:2000]
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			if err := u.Truncate(2000); err != nil { // scp announces the size first
 				t.Fatal(err)
 			}
@@ -587,7 +587,7 @@ func TestUpload(t *testing.T) {
 		want := make([]byte, 250)
 		copy(want, data[:100])
 		copy(want[200:], data[200:250])
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[200:300], 200)
 			mustWriteAt(t, u, data[:100], 0)
 			if err := u.Truncate(250); err != nil {
@@ -598,7 +598,7 @@ func TestUpload(t *testing.T) {
 
 	t.Run("Sparse", func(t *testing.T) {
 		want := append(make([]byte, 1000), data[:500]...)
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:500], 1000)
 		}, want)
 	})
@@ -607,21 +607,21 @@ func TestUpload(t *testing.T) {
 		want := make([]byte, 3000)
 		copy(want, data[:1000])
 		copy(want[2000:], data[1000:2000])
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:1000], 0)
 			mustWriteAt(t, u, data[1000:2000], 2000)
 		}, want)
 	})
 
 	t.Run("Empty", func(t *testing.T) {
-		d := upload(t, e, func(t *testing.T, u *exchange.Upload) {}, nil)
+		d := upload(t, e, func(t *testing.T, u pigp.Upload) {}, nil)
 		if d.SHA256 != "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" {
 			t.Fatalf("SHA256 of an empty deposit = %s", d.SHA256)
 		}
 	})
 
 	t.Run("ReadBack", func(t *testing.T) {
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:5000], 0)
 			got := make([]byte, 1000)
 			if n, err := u.ReadAt(got, 2000); err != nil || n != 1000 || !bytes.Equal(got, data[2000:3000]) {
@@ -635,11 +635,11 @@ func TestUpload(t *testing.T) {
 	// arithmetic, and the upload can then only be aborted.
 	for _, tc := range []struct {
 		name string
-		do   func(u *exchange.Upload) error
+		do   func(u pigp.Upload) error
 	}{
-		{"NegativeOffset", func(u *exchange.Upload) error { _, err := u.WriteAt([]byte("x"), -1); return err }},
-		{"OverflowingOffset", func(u *exchange.Upload) error { _, err := u.WriteAt(make([]byte, 10), math.MaxInt64-4); return err }},
-		{"NegativeSize", func(u *exchange.Upload) error { return u.Truncate(math.MinInt64) }},
+		{"NegativeOffset", func(u pigp.Upload) error { _, err := u.WriteAt([]byte("x"), -1); return err }},
+		{"OverflowingOffset", func(u pigp.Upload) error { _, err := u.WriteAt(make([]byte, 10), math.MaxInt64-4); return err }},
+		{"NegativeSize", func(u pigp.Upload) error { return u.Truncate(math.MinInt64) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			u, err := e.svc.BeginDeposit(context.Background(), e.callerA(), callName(siretA, e.now))
@@ -816,7 +816,7 @@ func TestUpload_TooLarge(t *testing.T) {
 	data := randomBytes(t, 2000)
 
 	t.Run("AtLimit", func(t *testing.T) {
-		upload(t, e, func(t *testing.T, u *exchange.Upload) {
+		upload(t, e, func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, data[:600], 0)
 			mustWriteAt(t, u, data[600:1000], 600)
 		}, data[:1000])
@@ -825,20 +825,20 @@ func TestUpload_TooLarge(t *testing.T) {
 
 	for _, tt := range []struct {
 		name  string
-		write func(u *exchange.Upload) error
+		write func(u pigp.Upload) error
 	}{
-		{"WriteAt", func(u *exchange.Upload) error {
+		{"WriteAt", func(u pigp.Upload) error {
 			if _, err := u.WriteAt(data[:600], 0); err != nil {
 				t.Fatal(err)
 			}
 			_, err := u.WriteAt(data[600:1001], 600)
 			return err
 		}},
-		{"SparseWriteAt", func(u *exchange.Upload) error {
+		{"SparseWriteAt", func(u pigp.Upload) error {
 			_, err := u.WriteAt(data[:10], 995)
 			return err
 		}},
-		{"Truncate", func(u *exchange.Upload) error { return u.Truncate(1001) }},
+		{"Truncate", func(u pigp.Upload) error { return u.Truncate(1001) }},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			u, err := e.svc.BeginDeposit(ctx, e.callerA(), callName(siretA, e.now))
@@ -910,14 +910,14 @@ func TestUpload_Abort(t *testing.T) {
 func TestUpload_SizeError(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
-		write func(t *testing.T, u *exchange.Upload)
+		write func(t *testing.T, u pigp.Upload)
 		want  string
 	}{
 		// Everything is on file: only the stat of the file can fail.
-		{"Stat", func(t *testing.T, u *exchange.Upload) { mustWriteAt(t, u, []byte("<DemandeAPA/>"), 0) }, "size of upload"},
+		{"Stat", func(t *testing.T, u pigp.Upload) { mustWriteAt(t, u, []byte("<DemandeAPA/>"), 0) }, "size of upload"},
 		// A chunk ahead of the written prefix waits in memory: Size writes
 		// it first, and that write fails.
-		{"Flush", func(t *testing.T, u *exchange.Upload) {
+		{"Flush", func(t *testing.T, u pigp.Upload) {
 			mustWriteAt(t, u, []byte("<DemandeAPA>"), 0)
 			mustWriteAt(t, u, []byte("</DemandeAPA>"), 1000)
 		}, "write upload"},
@@ -1342,6 +1342,83 @@ func TestDepositsCSV(t *testing.T) {
 	})
 }
 
+// TestDepositHistory: the portal's pages hold the rows of depots.csv (the
+// caller's SIRETs, the history window), newest first, HistoryPageSize at a
+// time; a page out of range is the nearest one.
+func TestDepositHistory(t *testing.T) {
+	e := MustOpen(t)
+	ctx := context.Background()
+	n := 2*pigp.HistoryPageSize + 3
+	var ids []string // newest first
+	for i := range n + 1 {
+		at := winter.Add(-time.Duration(i) * time.Hour)
+		if i == n {
+			at = winter.AddDate(0, -12, 0).Add(-time.Hour) // out of the window
+		}
+		e.now = at
+		u, err := e.svc.BeginDeposit(ctx, e.callerA(), callName(siretA, at.Add(-time.Minute)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		mustWriteAt(t, u, []byte(fmt.Sprint(i)), 0)
+		d, err := u.Commit(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, d.ID)
+	}
+	e.now = winter
+	for _, tt := range []struct {
+		page, want, first, rows int
+	}{
+		{1, 1, 0, pigp.HistoryPageSize},
+		{2, 2, pigp.HistoryPageSize, pigp.HistoryPageSize},
+		{3, 3, 2 * pigp.HistoryPageSize, 3},
+		{0, 1, 0, pigp.HistoryPageSize},
+		{99, 3, 2 * pigp.HistoryPageSize, 3},
+	} {
+		p, err := e.svc.DepositHistory(ctx, e.callerA(), tt.page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Page != tt.want || p.Pages != 3 || p.Total != int64(n) || p.Months != e.svc.HistoryMonths || len(p.Deposits) != tt.rows {
+			t.Fatalf("page %d: page %d of %d, %d rows of %d, %d months; want page %d of 3, %d rows of %d, %d months",
+				tt.page, p.Page, p.Pages, len(p.Deposits), p.Total, p.Months, tt.want, tt.rows, n, e.svc.HistoryMonths)
+		}
+		for i, d := range p.Deposits {
+			if d.ID != ids[tt.first+i] {
+				t.Fatalf("page %d, row %d: deposit %s, want %s", tt.page, i, d.ID, ids[tt.first+i])
+			}
+		}
+	}
+	if p, err := e.svc.DepositHistory(ctx, e.callerB(), 1); err != nil || p.Total != 0 || p.Pages != 1 || len(p.Deposits) != 0 {
+		t.Fatalf("B's history: %+v, %v; want one empty page", p, err)
+	}
+}
+
+// TestDownloadHistory: the portal's download pages hold the rows of
+// retraits.csv, in the same window.
+func TestDownloadHistory(t *testing.T) {
+	e := MustOpen(t)
+	ctx := context.Background()
+	e.now = winter.AddDate(-1, 0, -1)
+	old := "2025_" + siretA + "_20251001100000_REP.xml"
+	mustPublish(t, e, siretA, old, []byte("old"))
+	readAll(t, e, e.callerA(), old) // out of the window
+	e.now = winter.Add(-time.Hour)
+	mustPublish(t, e, siretA, respName, []byte("new"))
+	readAll(t, e, e.callerA(), respName)
+	readAll(t, e, e.callerA(), respName)
+	e.now = winter
+	p, err := e.svc.DownloadHistory(ctx, e.callerA(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Total != 2 || p.Pages != 1 || p.Page != 1 || len(p.Downloads) != 2 || p.Downloads[0].ResponseName != respName {
+		t.Fatalf("history %+v, want the 2 downloads of %s on one page", p, respName)
+	}
+}
+
 func TestDownloadsCSV(t *testing.T) {
 	e := MustOpen(t)
 	ctx := context.Background()
@@ -1393,32 +1470,6 @@ func TestDownloadsCSV(t *testing.T) {
 }
 
 // --- formatting ---
-
-func TestFormatSize(t *testing.T) {
-	tests := []struct {
-		n    int64
-		want string
-	}{
-		{0, "0 o"},
-		{529, "529 o"},
-		{1023, "1023 o"},
-		{1024, "1 Ko"},
-		{1025, "2 Ko"},
-		{7 * 1024, "7 Ko"},
-		{7000, "7 Ko"},
-		{1 << 20, "1 Mo"},
-		{3 << 19, "1,5 Mo"},
-		{100 << 20, "100 Mo"},
-		{1 << 30, "1 Go"},
-		{3 << 29, "1,5 Go"},
-		{10 << 30, "10 Go"},
-	}
-	for _, tt := range tests {
-		if got := exchange.FormatSize(tt.n); got != tt.want {
-			t.Errorf("FormatSize(%d) = %q, want %q", tt.n, got, tt.want)
-		}
-	}
-}
 
 func TestValidFileName(t *testing.T) {
 	tests := []struct {

@@ -11,11 +11,51 @@ import (
 	"github.com/pigp/pigp/apa"
 )
 
-// History file names in /historique.
-const (
-	DepositsCSV  = "depots.csv"
-	DownloadsCSV = "retraits.csv"
-)
+// historySince returns the start of the history window at now: the last
+// HistoryMonths months.
+func (s *Service) historySince() time.Time {
+	return s.now().AddDate(0, -s.HistoryMonths, 0)
+}
+
+// DepositHistory returns page n (from 1; past the last, the last) of the
+// deposits of the caller's SIRETs within the history window, newest
+// first: the rows of depots.csv, pigp.HistoryPageSize at a time.
+func (s *Service) DepositHistory(ctx context.Context, caller *pigp.Caller, n int) (*pigp.HistoryPage, error) {
+	f := pigp.DepositFilter{SIRETs: caller.SIRETs, Since: s.historySince()}
+	total, err := s.Store.CountDeposits(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	p := s.historyPage(n, total)
+	f.Offset, f.Limit = (p.Page-1)*pigp.HistoryPageSize, pigp.HistoryPageSize
+	if p.Deposits, err = s.Store.ListDeposits(ctx, f); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// DownloadHistory returns page n (from 1; past the last, the last) of the
+// downloads of the caller's SIRETs within the history window, newest
+// first: the rows of retraits.csv, pigp.HistoryPageSize at a time.
+func (s *Service) DownloadHistory(ctx context.Context, caller *pigp.Caller, n int) (*pigp.HistoryPage, error) {
+	f := pigp.HistoryFilter{SIRETs: caller.SIRETs, Since: s.historySince()}
+	total, err := s.Store.CountDownloads(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	p := s.historyPage(n, total)
+	f.Offset, f.Limit = (p.Page-1)*pigp.HistoryPageSize, pigp.HistoryPageSize
+	if p.Downloads, err = s.Store.ListDownloads(ctx, f); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// historyPage returns page n of a history of total rows, without its rows.
+func (s *Service) historyPage(n int, total int64) *pigp.HistoryPage {
+	pages := max(1, int((total+pigp.HistoryPageSize-1)/pigp.HistoryPageSize))
+	return &pigp.HistoryPage{Page: min(max(n, 1), pages), Pages: pages, Total: total, Months: s.HistoryMonths}
+}
 
 // BOM is the UTF-8 byte-order mark that begins the history files and the
 // audit export (contract §7): spreadsheets then read them as UTF-8 instead

@@ -361,7 +361,7 @@ func TestLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var readers []*exchange.ResponseReader
+	var readers []pigp.ResponseReader
 	for range 3 {
 		rr, err := e.svc.OpenResponse(ctx, e.callerA(), pub.Name)
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/pigp/pigp"
@@ -31,23 +30,6 @@ type LoginGuard interface {
 // words ("2 secondes", "15 minutes").
 const msgThrottled = "Trop de tentatives de connexion infructueuses. Réessayez dans %s."
 
-// maxLoginLength bounds the login kept in the guard's counters and the
-// audit trail. No account has a longer one (pigp logins have 64
-// characters at most, and so do directory logins, which get a shadow row).
-const maxLoginLength = 254
-
-// NormalizeLogin returns the form of a login that accounts, the guard and
-// the audit trail use: trimmed, lower case, at most maxLoginLength bytes
-// of valid UTF-8.
-// An SSH user name and the portal's form field give the same login.
-func NormalizeLogin(login string) string {
-	l := strings.ToLower(strings.TrimSpace(strings.ToValidUTF8(login, "")))
-	if len(l) > maxLoginLength {
-		l = l[:maxLoginLength]
-	}
-	return strings.ToValidUTF8(l, "")
-}
-
 // Login is the one password login of SSH and the portal. A client whose
 // address, or whose address and login, failed too often is refused without
 // the password being looked at (ELIMIT, with pigp.RetryAfter's wait),
@@ -59,7 +41,7 @@ func NormalizeLogin(login string) string {
 // pigp.ErrPasswordNotChecked) and an unavailable dependency are not
 // counted: they are no guesses. The edges only map the error.
 func (s *Service) Login(ctx context.Context, ip, login, password, protocol string) (*pigp.Caller, error) {
-	login = NormalizeLogin(login)
+	login = pigp.NormalizeLogin(login)
 	var c *pigp.Caller
 	err := s.guarded(ctx, ip, login, protocol, func() error {
 		var err error
@@ -81,7 +63,7 @@ func (s *Service) Login(ctx context.Context, ip, login, password, protocol strin
 // agent's password belongs to the directory (EFORBIDDEN,
 // pigp.MsgDirectoryPasswordManaged, nothing changed anywhere).
 func (s *Service) ChangePassword(ctx context.Context, caller *pigp.Caller, current, next string) (*pigp.Caller, error) {
-	login := NormalizeLogin(caller.Login)
+	login := pigp.NormalizeLogin(caller.Login)
 	if caller.FromDirectory() || s.routedToDirectory(login) {
 		// The directory's password, never changed from here.
 		s.audit(ctx, caller, &pigp.AuditEvent{Action: pigp.AuditPasswordChange, Outcome: pigp.AuditRefused,

@@ -124,16 +124,3 @@ func TestChangePasswordGuarded(t *testing.T) {
 		t.Fatalf("login of the same pair: %v, want ELIMIT", err)
 	}
 }
-
-func TestNormalizeLogin(t *testing.T) {
-	for in, want := range map[string]string{
-		" Pmartin-XT\t":          "pmartin-xt",
-		"Jean.Dupont":            "jean.dupont",
-		"\xff\xfeab":             "ab",
-		strings.Repeat("é", 200): strings.Repeat("é", 127),
-	} {
-		if got := exchange.NormalizeLogin(in); got != want {
-			t.Errorf("NormalizeLogin(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"strings"
 	"sync"
 
 	"github.com/pigp/pigp"
@@ -101,9 +100,13 @@ func (s *Service) mayActFor(caller *pigp.Caller, siret, notMine string) error {
 	return pigp.Errorf(pigp.EFORBIDDEN, notMine, caller.Login, siret)
 }
 
-// ResponseReader reads a response. Closing it records the download when the
-// reader served the whole file.
-type ResponseReader struct {
+// responseReader reads a response (pigp.ResponseReader). Closing it
+// records the download when the reader served the whole file.
+type responseReader struct {
+	// ctx is the context of the request that opened the file, without its
+	// cancellation: a download served in full is recorded even if the
+	// client leaves as it closes.
+	ctx     context.Context
 	svc     *Service
 	caller  *pigp.Caller
 	resp    *pigp.Response
@@ -116,8 +119,10 @@ type ResponseReader struct {
 	closed  bool
 }
 
+var _ pigp.ResponseReader = (*responseReader)(nil)
+
 // OpenResponse opens the caller's file named name for reading.
-func (s *Service) OpenResponse(ctx context.Context, caller *pigp.Caller, name string) (*ResponseReader, error) {
+func (s *Service) OpenResponse(ctx context.Context, caller *pigp.Caller, name string) (pigp.ResponseReader, error) {
 	resp, err := s.response(ctx, caller, name, pigp.AuditDownload)
 	if err != nil {
 		return nil, err
@@ -137,15 +142,15 @@ func (s *Service) OpenResponse(ctx context.Context, caller *pigp.Caller, name st
 		}
 		return nil, err
 	}
-	return &ResponseReader{svc: s, caller: caller, resp: resp, f: f, release: release, extents: map[int64]int64{}}, nil
+	return &responseReader{ctx: context.WithoutCancel(ctx), svc: s, caller: caller, resp: resp, f: f, release: release, extents: map[int64]int64{}}, nil
 }
 
 // Response returns the file being read.
-func (rr *ResponseReader) Response() *pigp.Response { return rr.resp }
+func (rr *responseReader) Response() *pigp.Response { return rr.resp }
 
 // ReadAt implements io.ReaderAt. It records which bytes were served, in any
 // order and with overlaps, so that Close knows whether the whole file went out.
-func (rr *ResponseReader) ReadAt(p []byte, off int64) (int, error) {
+func (rr *responseReader) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, pigp.Errorf(pigp.EINVALID, "Lecture refusée : position %d invalide (négative)", off)
 	}
@@ -168,7 +173,7 @@ func (rr *ResponseReader) ReadAt(p []byte, off int64) (int, error) {
 
 // served adds [start, end) to what was served: the prefix [0, covered)
 // grows, and ranges beyond it wait in extents until the prefix reaches them.
-func (rr *ResponseReader) served(start, end int64) {
+func (rr *responseReader) served(start, end int64) {
 	if start > rr.covered {
 		if len(rr.extents) < 4096 {
 			rr.extents[start] = max(rr.extents[start], end)
@@ -191,7 +196,7 @@ func (rr *ResponseReader) served(start, end int64) {
 }
 
 // Read implements io.Reader, for sequential consumers such as the portal.
-func (rr *ResponseReader) Read(p []byte) (int, error) {
+func (rr *responseReader) Read(p []byte) (int, error) {
 	rr.mu.Lock()
 	off := rr.covered
 	rr.mu.Unlock()
@@ -199,7 +204,7 @@ func (rr *ResponseReader) Read(p []byte) (int, error) {
 }
 
 // Complete reports whether every byte was served.
-func (rr *ResponseReader) Complete() bool {
+func (rr *responseReader) Complete() bool {
 	rr.mu.Lock()
 	defer rr.mu.Unlock()
 	return rr.covered >= rr.resp.Size
@@ -207,7 +212,7 @@ func (rr *ResponseReader) Complete() bool {
 
 // Close closes the file and, if it was read to the end, records the
 // download (and the first-download date).
-func (rr *ResponseReader) Close() error {
+func (rr *responseReader) Close() error {
 	rr.mu.Lock()
 	if rr.closed {
 		rr.mu.Unlock()
@@ -228,7 +233,7 @@ func (rr *ResponseReader) Close() error {
 	}
 	ev := s.event(rr.caller, &pigp.AuditEvent{Action: pigp.AuditDownload, Outcome: pigp.AuditOK, Object: d.ResponseName,
 		SIRET: d.SIRET, SHA256: rr.resp.SHA256, Detail: "réponse " + d.ResponseID})
-	if err := s.Store.RecordDownload(context.Background(), d, ev...); err != nil {
+	if err := s.Store.RecordDownload(rr.ctx, d, ev...); err != nil {
 		s.Logger.Error("record download", "response", d.ResponseID, "login", d.Login, "error", err)
 		return fmt.Errorf("record download: %w", err)
 	}
@@ -260,25 +265,4 @@ func (s *Service) RemoveResponse(ctx context.Context, caller *pigp.Caller, name 
 	s.Logger.Info("response removed", "response", resp.ID, "name", resp.Name, "siret", resp.SIRET,
 		"login", caller.Login, "ip", caller.RemoteIP)
 	return nil
-}
-
-// FormatSize writes a size as the portal does: o, Ko, Mo, Go, with a
-// French decimal comma (1,5 Mo).
-func FormatSize(n int64) string {
-	const unit = 1024
-	switch {
-	case n < unit:
-		return fmt.Sprintf("%d o", n)
-	case n < unit*unit:
-		return fmt.Sprintf("%d Ko", (n+unit-1)/unit)
-	case n < unit*unit*unit:
-		return decimalComma(fmt.Sprintf("%.1f Mo", float64(n)/(unit*unit)))
-	default:
-		return decimalComma(fmt.Sprintf("%.1f Go", float64(n)/(unit*unit*unit)))
-	}
-}
-
-// decimalComma turns "1.5 Mo" into "1,5 Mo" and "100.0 Mo" into "100 Mo".
-func decimalComma(s string) string {
-	return strings.Replace(strings.Replace(s, ".0 ", " ", 1), ".", ",", 1)
 }

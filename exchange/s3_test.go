@@ -39,7 +39,7 @@ func objects(t *testing.T, b blob.Backend) []string {
 func TestS3_DepositAndResponse(t *testing.T) {
 	e, _ := mustOpenS3(t)
 	data := randomBytes(t, 6<<20+3) // multipart
-	d := upload(t, e, func(t *testing.T, u *exchange.Upload) {
+	d := upload(t, e, func(t *testing.T, u pigp.Upload) {
 		const chunk = 1 << 20
 		for _, i := range shuffled(t, (len(data)+chunk-1)/chunk) {
 			mustWriteAt(t, u, data[i*chunk:min((i+1)*chunk, len(data))], int64(i*chunk))
@@ -112,9 +112,9 @@ func TestS3_Unavailable(t *testing.T) {
 func TestS3_FreeSpaceUnknown(t *testing.T) {
 	e, _ := mustOpenS3(t)
 	e.svc.MinFreeSpace = exchange.SpacePolicy{Percent: 99}
-	sp, err := e.svc.FreeSpace(context.Background())
-	if err != nil || sp.Known {
-		t.Fatalf("FreeSpace = %+v, %v; want unknown", sp, err)
+	free, total, err := e.svc.FreeSpace(context.Background())
+	if err != nil || free != 0 || total != 0 {
+		t.Fatalf("FreeSpace = %d of %d, %v; want unknown (0 of 0)", free, total, err)
 	}
 	if err := e.svc.CheckSpace(); err != nil {
 		t.Fatalf("CheckSpace with an unknown free space: %v", err)
@@ -129,10 +129,10 @@ func TestS3_Quota(t *testing.T) {
 	fake := testutil.StartFakeS3(t)
 	e.svc.Blobs = fake.Store(t, func(c *s3.Config) { c.Quota = 10 << 20 })
 	data := randomBytes(t, 6<<20)
-	upload(t, e, func(t *testing.T, u *exchange.Upload) { mustWriteAt(t, u, data, 0) }, data)
-	sp, err := e.svc.FreeSpace(context.Background())
-	if err != nil || !sp.Known || sp.Total != 10<<20 || sp.Free != 4<<20 {
-		t.Fatalf("FreeSpace = %+v, %v; want 4 MiB free of 10", sp, err)
+	upload(t, e, func(t *testing.T, u pigp.Upload) { mustWriteAt(t, u, data, 0) }, data)
+	free, total, err := e.svc.FreeSpace(context.Background())
+	if err != nil || total != 10<<20 || free != 4<<20 {
+		t.Fatalf("FreeSpace = %d of %d, %v; want 4 MiB free of 10", free, total, err)
 	}
 	e.svc.MinFreeSpace = exchange.SpacePolicy{Bytes: 5 << 20}
 	_, err = e.svc.BeginDeposit(context.Background(), e.callerA(), callName(siretA, e.now.Add(-time.Hour)))

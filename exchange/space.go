@@ -53,10 +53,20 @@ func noSpace(err error) error {
 // (an S3 store with a quota may have to list the bucket).
 const spaceTimeout = 10 * time.Second
 
-// FreeSpace tells how much more the content store can take
-// (statvfs@openssh.com): blob.Space.Known is false for a store without a
-// known limit (S3 without a quota).
-func (s *Service) FreeSpace(ctx context.Context) (blob.Space, error) {
+// FreeSpace tells how much more the content store can take and its size,
+// in bytes (statvfs@openssh.com): 0 and 0 for a store without a known
+// limit (S3 without a quota).
+func (s *Service) FreeSpace(ctx context.Context) (free, total uint64, err error) {
+	sp, err := s.freeSpace(ctx)
+	if err != nil || !sp.Known {
+		return 0, 0, err
+	}
+	return sp.Free, sp.Total, nil
+}
+
+// freeSpace asks the content store how much more it can take:
+// blob.Space.Known is false for a store without a known limit.
+func (s *Service) freeSpace(ctx context.Context) (blob.Space, error) {
 	ctx, cancel := context.WithTimeout(ctx, spaceTimeout)
 	defer cancel()
 	return s.Blobs.FreeSpace(ctx)
@@ -70,7 +80,7 @@ func (s *Service) SpaceStatus() (free, required uint64, ok bool, err error) {
 	if s.MinFreeSpace == (SpacePolicy{}) {
 		return 0, 0, true, nil
 	}
-	sp, err := s.FreeSpace(context.Background())
+	sp, err := s.freeSpace(context.Background())
 	if err != nil {
 		return 0, 0, true, err
 	}

@@ -13,7 +13,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-co-op/gocron/v2"
@@ -67,10 +66,21 @@ type Scheduler struct {
 	Node   string // this node's name in tick claims and run records
 	// Metrics, if set, counts the runs of this node.
 	Metrics Metrics
+	// StopTimeout is how long Shutdown lets the running jobs finish
+	// before it cancels their context (0: DefaultStopTimeout).
+	StopTimeout time.Duration
 
-	gs gocron.Scheduler
-	wg sync.WaitGroup
+	gs     gocron.Scheduler
+	ctx    context.Context // the context of the scheduled runs
+	cancel context.CancelFunc
 }
+
+// DefaultStopTimeout is the StopTimeout of a Scheduler that sets none.
+const DefaultStopTimeout = 30 * time.Second
+
+// cancelGrace is how long Shutdown still waits for the jobs it cancelled:
+// they stop at their next check of the context.
+const cancelGrace = 5 * time.Second
 
 // ParseSchedule checks a cron expression with seconds and returns it.
 func ParseSchedule(expr string) (cron.Schedule, error) {
@@ -89,8 +99,11 @@ func (s *Scheduler) Start() error {
 		host, _ := os.Hostname()
 		s.Node = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
+	if s.StopTimeout <= 0 {
+		s.StopTimeout = DefaultStopTimeout
+	}
 	gs, err := gocron.NewScheduler(gocron.WithClock(s.Clock), gocron.WithLocation(time.UTC),
-		gocron.WithStopTimeout(30*time.Second))
+		gocron.WithStopTimeout(s.StopTimeout+cancelGrace))
 	if err != nil {
 		return fmt.Errorf("create scheduler: %w", err)
 	}
@@ -108,15 +121,21 @@ func (s *Scheduler) Start() error {
 		}
 	}
 	s.gs = gs
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	gs.Start()
 	return nil
 }
 
-// Shutdown stops scheduling and waits for running jobs.
+// Shutdown stops scheduling and lets the running jobs finish for
+// StopTimeout; the jobs still running then have their context cancelled
+// and are waited for a few seconds more.
 func (s *Scheduler) Shutdown() error {
 	if s.gs == nil {
 		return nil
 	}
+	t := time.AfterFunc(s.StopTimeout, s.cancel)
+	defer t.Stop()
+	defer s.cancel()
 	return s.gs.Shutdown()
 }
 
@@ -124,7 +143,7 @@ func (s *Scheduler) Shutdown() error {
 func (s *Scheduler) tick(j Job) {
 	now := s.Clock.Now()
 	tick := now.Round(time.Second)
-	ctx := context.Background()
+	ctx := s.ctx
 	if s.Store != nil {
 		ok, err := s.Store.ClaimTick(ctx, j.Name, tick, s.Node)
 		if err != nil {

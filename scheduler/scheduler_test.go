@@ -156,3 +156,66 @@ func TestCounts(t *testing.T) {
 		t.Fatal("bad schedule accepted")
 	}
 }
+
+// TestShutdownWaitsThenCancels: Shutdown lets a running job finish within
+// StopTimeout, its context intact; a job still running at StopTimeout has
+// its context cancelled, and Shutdown returns once it stopped.
+func TestShutdownWaitsThenCancels(t *testing.T) {
+	run := func(t *testing.T, timeout time.Duration, release <-chan struct{}, stopping func()) error {
+		t.Helper()
+		started := make(chan struct{}, 1)
+		ended := make(chan error, 1)
+		s := &scheduler.Scheduler{StopTimeout: timeout, Jobs: []scheduler.Job{{
+			Name: "long", Schedule: "* * * * * *",
+			Run: func(ctx context.Context, _ time.Time) (scheduler.Counts, error) {
+				select {
+				case started <- struct{}{}:
+				default:
+					return nil, nil // one long run is enough
+				}
+				select {
+				case <-release:
+				case <-ctx.Done():
+				}
+				ended <- ctx.Err()
+				return nil, nil
+			},
+		}}}
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-started:
+		case <-time.After(30 * time.Second):
+			t.Fatal("the job did not start")
+		}
+		stopped := make(chan error, 1)
+		go func() { stopped <- s.Shutdown() }()
+		stopping()
+		var jobErr error
+		select {
+		case jobErr = <-ended:
+		case <-time.After(time.Minute):
+			t.Fatal("the job was neither let finish nor cancelled")
+		}
+		if err := <-stopped; err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
+		return jobErr
+	}
+	t.Run("FinishesWithinTimeout", func(t *testing.T) {
+		release := make(chan struct{})
+		stopping := func() {
+			time.Sleep(100 * time.Millisecond) // Shutdown is waiting
+			close(release)
+		}
+		if err := run(t, time.Hour, release, stopping); err != nil {
+			t.Fatalf("the job's context was cancelled (%v) within StopTimeout", err)
+		}
+	})
+	t.Run("CancelledAtTimeout", func(t *testing.T) {
+		if err := run(t, 100*time.Millisecond, nil, func() {}); err != context.Canceled {
+			t.Fatalf("job context: %v, want context.Canceled after StopTimeout", err)
+		}
+	})
+}

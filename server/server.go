@@ -42,6 +42,8 @@ type Authenticator interface {
 	KeyOffersExhausted(ctx context.Context, remoteIP, login, protocol string)
 	// AuditKeyLogin records a public-key login once the key has signed.
 	AuditKeyLogin(ctx context.Context, caller *pigp.Caller, fingerprint string) error
+	// Now returns the current time (whether a password change is due).
+	Now() time.Time
 }
 
 // Guard refuses banned addresses as they connect, before any SSH
@@ -120,8 +122,6 @@ type Server struct {
 	Proxy *ProxyProtocol
 	// ServerVersion is the SSH identification string.
 	ServerVersion string
-	// Now returns the current time (tests move it).
-	Now func() time.Time
 	// Metrics follows the open SFTP sessions (nil: not followed).
 	Metrics Metrics
 	// Ciphers are the ciphers offered, in the server's order of
@@ -133,6 +133,10 @@ type Server struct {
 	config  *ssh.ServerConfig
 	configs map[string]*ssh.ServerConfig // one per cipher: the offer of one
 	wg      sync.WaitGroup
+	// ctx is the connections' context (their logins and ban checks),
+	// cancelled when Close stops waiting for them.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
@@ -188,6 +192,7 @@ func (s *Server) Open() error {
 		ln = s.Proxy.listen(ln, s.Logger)
 	}
 	s.ln = ln
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.conns = map[net.Conn]struct{}{}
 	s.perIP = map[string]int{}
 	s.unauth = map[string]int{}
@@ -201,15 +206,15 @@ func (s *Server) Open() error {
 // ListenAddr returns the bound address.
 func (s *Server) ListenAddr() net.Addr { return s.ln.Addr() }
 
+// sshConfig returns the SSH configuration offering ciphers; each
+// connection gets a copy whose authentication runs in its context
+// (connConfig).
 func (s *Server) sshConfig(ciphers []string) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
-		Config:                      ssh.Config{KeyExchanges: KeyExchanges, Ciphers: ciphers, MACs: MACs},
-		PublicKeyAuthAlgorithms:     PublicKeyAuthAlgorithms,
-		MaxAuthTries:                s.MaxAuthTries,
-		ServerVersion:               s.ServerVersion,
-		PasswordCallback:            s.passwordCallback,
-		KeyboardInteractiveCallback: s.keyboardInteractive,
-		VerifiedPublicKeyCallback:   s.verifiedPublicKeyCallback,
+		Config:                  ssh.Config{KeyExchanges: KeyExchanges, Ciphers: ciphers, MACs: MACs},
+		PublicKeyAuthAlgorithms: PublicKeyAuthAlgorithms,
+		MaxAuthTries:            s.MaxAuthTries,
+		ServerVersion:           s.ServerVersion,
 		AuthLogCallback: func(conn ssh.ConnMetadata, method string, err error) {
 			if method == "none" {
 				return
@@ -225,6 +230,28 @@ func (s *Server) sshConfig(ciphers []string) *ssh.ServerConfig {
 		cfg.AddHostKey(k)
 	}
 	return cfg
+}
+
+// connConfig returns the SSH configuration of one connection: cfg (the
+// server's, for the cipher chosen), with authentication callbacks that
+// run in ctx, the connection's context, and count the public keys
+// refused on this connection.
+func (s *Server) connConfig(ctx context.Context, cfg *ssh.ServerConfig) *ssh.ServerConfig {
+	c := *cfg
+	c.PasswordCallback = func(conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+		return s.passwordCallback(ctx, conn, password)
+	}
+	offers := new(keyOffers)
+	c.PublicKeyCallback = func(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+		return s.publicKeyCallback(ctx, offers, conn, key)
+	}
+	c.KeyboardInteractiveCallback = func(conn ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
+		return s.keyboardInteractive(ctx, conn, client)
+	}
+	c.VerifiedPublicKeyCallback = func(conn ssh.ConnMetadata, key ssh.PublicKey, p *ssh.Permissions, alg string) (*ssh.Permissions, error) {
+		return s.verifiedPublicKeyCallback(ctx, conn, key, p, alg)
+	}
+	return &c
 }
 
 const callerKey = "pigp.caller"
@@ -259,8 +286,8 @@ func (s *Server) login(ctx context.Context, conn ssh.ConnMetadata, password stri
 	return c, nil
 }
 
-func (s *Server) passwordCallback(conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
-	c, err := s.login(context.Background(), conn, string(password))
+func (s *Server) passwordCallback(ctx context.Context, conn ssh.ConnMetadata, password []byte) (*ssh.Permissions, error) {
+	c, err := s.login(ctx, conn, string(password))
 	if err != nil {
 		return nil, err
 	}
@@ -277,8 +304,7 @@ func (s *Server) passwordCallback(conn ssh.ConnMetadata, password []byte) (*ssh.
 // (temporary, or expiring within pigp.PasswordChangeWindow), for a new one
 // twice (French prompts); the new password goes through the same policy
 // as everywhere else.
-func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
-	ctx := context.Background()
+func (s *Server) keyboardInteractive(ctx context.Context, conn ssh.ConnMetadata, client ssh.KeyboardInteractiveChallenge) (*ssh.Permissions, error) {
 	// "(password)" lets tools such as sshpass recognise the prompt.
 	ans, err := client("", "", []string{"Mot de passe (password) : "}, []bool{false})
 	if err != nil || len(ans) != 1 {
@@ -292,11 +318,7 @@ func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardI
 	if err := s.accountFull(c); err != nil {
 		return nil, err
 	}
-	now := time.Now
-	if s.Now != nil {
-		now = s.Now
-	}
-	if !c.PasswordChangeDue(now()) {
+	if !c.PasswordChangeDue(s.Auth.Now()) {
 		return &ssh.Permissions{ExtraData: map[any]any{callerKey: c}}, nil
 	}
 	instruction := "Votre mot de passe est temporaire : choisissez-en un nouveau."
@@ -327,18 +349,6 @@ func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardI
 	return nil, &ssh.BannerError{Err: errors.New("password change failed"), Message: "Mot de passe non changé.\r\n"}
 }
 
-// connConfig returns the SSH configuration of one connection: base (the
-// server's, for the cipher chosen), with a public-key callback that
-// counts the keys refused on this connection.
-func (s *Server) connConfig(base *ssh.ServerConfig) *ssh.ServerConfig {
-	cfg := *base
-	offers := new(keyOffers)
-	cfg.PublicKeyCallback = func(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
-		return s.publicKeyCallback(offers, conn, key)
-	}
-	return &cfg
-}
-
 // keyOffers counts the public keys refused on one connection (the SSH
 // library calls the callbacks of a connection one at a time).
 type keyOffers struct {
@@ -355,18 +365,18 @@ var errTooManyKeys = errors.New("too many public keys offered")
 // as OpenSSH's sshd allows; the next ones are refused without a look, and
 // the connection counts once as a failed login (the SSH library ends it
 // soon after).
-func (s *Server) publicKeyCallback(offers *keyOffers, conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+func (s *Server) publicKeyCallback(ctx context.Context, offers *keyOffers, conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
 	if offers.refused >= s.MaxAuthTries {
 		return nil, errTooManyKeys
 	}
 	fp := ssh.FingerprintSHA256(key)
 	ip := remoteIP(conn.RemoteAddr())
-	c, err := s.Auth.AuthenticateKey(context.Background(), conn.User(), fp, ip, pigp.ProtocolSFTP)
+	c, err := s.Auth.AuthenticateKey(ctx, conn.User(), fp, ip, pigp.ProtocolSFTP)
 	if err != nil {
 		offers.refused++
 		if code := pigp.ErrorCode(err); code == pigp.EUNAUTHORIZED || code == pigp.EEXPIRED {
 			if offers.unknown++; offers.unknown == s.MaxAuthTries {
-				s.Auth.KeyOffersExhausted(context.Background(), ip, conn.User(), pigp.ProtocolSFTP)
+				s.Auth.KeyOffersExhausted(ctx, ip, conn.User(), pigp.ProtocolSFTP)
 			}
 		}
 		return nil, s.authError(conn, err)
@@ -374,7 +384,7 @@ func (s *Server) publicKeyCallback(offers *keyOffers, conn ssh.ConnMetadata, key
 	return &ssh.Permissions{Extensions: map[string]string{"pubkey-fp": fp}, ExtraData: map[any]any{callerKey: c}}, nil
 }
 
-func (s *Server) verifiedPublicKeyCallback(conn ssh.ConnMetadata, key ssh.PublicKey, p *ssh.Permissions, _ string) (*ssh.Permissions, error) {
+func (s *Server) verifiedPublicKeyCallback(ctx context.Context, conn ssh.ConnMetadata, key ssh.PublicKey, p *ssh.Permissions, _ string) (*ssh.Permissions, error) {
 	fp := ssh.FingerprintSHA256(key)
 	if p == nil || p.Extensions["pubkey-fp"] != fp {
 		return nil, errors.New("key mismatch")
@@ -386,7 +396,7 @@ func (s *Server) verifiedPublicKeyCallback(conn ssh.ConnMetadata, key ssh.Public
 	if err := s.accountFull(c); err != nil {
 		return nil, err
 	}
-	if err := s.Auth.AuditKeyLogin(context.Background(), c, fp); err != nil {
+	if err := s.Auth.AuditKeyLogin(ctx, c, fp); err != nil {
 		return nil, s.authError(conn, err)
 	}
 	return p, nil
@@ -564,6 +574,8 @@ func refuse(c net.Conn, msg string) {
 }
 
 func (s *Server) handleConn(nc net.Conn) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
 	graceEnd := time.Now().Add(s.LoginGraceTime)
 	nc.SetDeadline(graceEnd)
 	ip := remoteIP(nc.RemoteAddr())
@@ -576,7 +588,7 @@ func (s *Server) handleConn(nc net.Conn) {
 		}
 	}()
 	if s.Guard != nil {
-		d, err := s.Guard.Banned(context.Background(), ip)
+		d, err := s.Guard.Banned(ctx, ip)
 		if err != nil {
 			s.Logger.Error("check ban", "ip", ip, "error", err)
 			io.WriteString(nc, msgUnavailable)
@@ -584,7 +596,7 @@ func (s *Server) handleConn(nc net.Conn) {
 		}
 		if d > 0 {
 			s.Logger.Info("connection refused: banned address", "ip", ip, "remaining", d)
-			s.Guard.Throttled(context.Background(), ip, "", pigp.ProtocolSFTP, d)
+			s.Guard.Throttled(ctx, ip, "", pigp.ProtocolSFTP, d)
 			io.WriteString(nc, fmt.Sprintf(msgBanned, int(d.Minutes())+1))
 			return
 		}
@@ -599,7 +611,7 @@ func (s *Server) handleConn(nc net.Conn) {
 	if c := chooseCipher(s.Ciphers, client); c != nil {
 		cfg = s.configs[c[0]]
 	}
-	conn, chans, reqs, err := ssh.NewServerConn(pc, s.connConfig(cfg))
+	conn, chans, reqs, err := ssh.NewServerConn(pc, s.connConfig(ctx, cfg))
 	if err != nil {
 		s.Logger.Debug("ssh handshake failed", "ip", ip, "error", err)
 		return
@@ -719,6 +731,7 @@ func (s *Server) Close(ctx context.Context) error {
 	case <-ctx.Done():
 		s.Logger.Warn("shutdown timeout: closing the remaining sessions")
 	}
+	s.cancel()
 	s.mu.Lock()
 	for c := range s.conns {
 		c.Close()

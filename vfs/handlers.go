@@ -14,7 +14,6 @@ import (
 	"github.com/pkg/sftp"
 
 	"github.com/pigp/pigp"
-	"github.com/pigp/pigp/exchange"
 )
 
 // Filelist answers List, Stat and Readlink.
@@ -78,7 +77,7 @@ func (fsys *FS) list(r *sftp.Request, dir string) ([]os.FileInfo, error) {
 		// deposits and are not listed (they stay STAT-able).
 		var out []os.FileInfo
 		seen := map[string]bool{}
-		ds, err := fsys.svc.PendingDeposits(ctx, fsys.caller)
+		ds, err := fsys.ex.PendingDeposits(ctx, fsys.caller)
 		if err != nil {
 			return nil, err
 		}
@@ -90,7 +89,7 @@ func (fsys *FS) list(r *sftp.Request, dir string) ([]os.FileInfo, error) {
 		}
 		return out, nil
 	case DirRetrait:
-		rs, err := fsys.svc.Responses(ctx, fsys.caller)
+		rs, err := fsys.ex.Responses(ctx, fsys.caller)
 		if err != nil {
 			return nil, err
 		}
@@ -107,7 +106,7 @@ func (fsys *FS) list(r *sftp.Request, dir string) ([]os.FileInfo, error) {
 		return out, nil
 	case DirHistorique:
 		out := []os.FileInfo{fsys.dirInfo("documentation")}
-		for _, name := range []string{exchange.DepositsCSV, exchange.DownloadsCSV} {
+		for _, name := range []string{pigp.DepositsCSV, pigp.DownloadsCSV} {
 			h, err := fsys.historyFile(r, name)
 			if err != nil {
 				return nil, err
@@ -127,7 +126,7 @@ func (fsys *FS) stat(r *sftp.Request, dir, name string) (os.FileInfo, error) {
 		return fsys.dirInfo(dir), nil
 	}
 	if dir == DirHistorique {
-		if name != exchange.DepositsCSV && name != exchange.DownloadsCSV {
+		if name != pigp.DepositsCSV && name != pigp.DownloadsCSV {
 			return nil, errNotFound
 		}
 		h, err := fsys.historyFile(r, name)
@@ -153,7 +152,7 @@ func (fsys *FS) stat(r *sftp.Request, dir, name string) (os.FileInfo, error) {
 
 // historyFile returns the generated listing name, reusing a recent one.
 func (fsys *FS) historyFile(r *sftp.Request, name string) (historyFile, error) {
-	now := fsys.svc.Now()
+	now := fsys.ex.Now()
 	fsys.mu.Lock()
 	h, ok := fsys.history[name]
 	fsys.mu.Unlock()
@@ -162,10 +161,10 @@ func (fsys *FS) historyFile(r *sftp.Request, name string) (historyFile, error) {
 	}
 	var data []byte
 	var err error
-	if name == exchange.DepositsCSV {
-		data, err = fsys.svc.DepositsCSV(ctxOf(r), fsys.caller)
+	if name == pigp.DepositsCSV {
+		data, err = fsys.ex.DepositsCSV(ctxOf(r), fsys.caller)
 	} else {
-		data, err = fsys.svc.DownloadsCSV(ctxOf(r), fsys.caller)
+		data, err = fsys.ex.DownloadsCSV(ctxOf(r), fsys.caller)
 	}
 	if err != nil {
 		return h, err
@@ -188,13 +187,13 @@ func (fsys *FS) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 	case name == "":
 		return nil, &sftpError{sftp.ErrSSHFxFailure, "Impossible de lire un répertoire"}
 	case dir == DirRetrait:
-		rr, err := fsys.svc.OpenResponse(ctxOf(r), fsys.caller, name)
+		rr, err := fsys.ex.OpenResponse(ctxOf(r), fsys.caller, name)
 		if err != nil {
 			return nil, fsys.toSFTP("read", r.Filepath, err)
 		}
 		return &readFile{fsys: fsys, rr: rr, path: r.Filepath}, nil
 	case dir == DirHistorique:
-		if name != exchange.DepositsCSV && name != exchange.DownloadsCSV {
+		if name != pigp.DepositsCSV && name != pigp.DownloadsCSV {
 			return nil, errNotFound
 		}
 		h, err := fsys.historyFile(r, name)
@@ -217,7 +216,7 @@ func (fsys *FS) Fileread(r *sftp.Request) (io.ReaderAt, error) {
 // server path or an internal error (those go to the log).
 type readFile struct {
 	fsys *FS
-	rr   *exchange.ResponseReader
+	rr   pigp.ResponseReader
 	path string
 }
 
@@ -239,7 +238,7 @@ func (f *readFile) Close() error {
 // session, a staged upload of the account, or a deposit still pending or
 // made within DepositGrace (with the mtime a client set, if any).
 func (fsys *FS) statDepot(ctx context.Context, name string) (os.FileInfo, error) {
-	now := fsys.svc.Now()
+	now := fsys.ex.Now()
 	fsys.mu.Lock()
 	u := fsys.inflight[name]
 	fsys.mu.Unlock()
@@ -274,9 +273,7 @@ func (fsys *FS) statDepot(ctx context.Context, name string) (os.FileInfo, error)
 // deposit returns the newest of the caller's deposits named name that is
 // recent (DepositGrace) or still pending.
 func (fsys *FS) deposit(ctx context.Context, name string) (*pigp.Deposit, error) {
-	recent, err := fsys.svc.Store.ListDeposits(ctx, pigp.DepositFilter{
-		SIRETs: fsys.caller.SIRETs, Since: fsys.svc.Now().Add(-DepositGrace),
-	})
+	recent, err := fsys.ex.RecentDeposits(ctx, fsys.caller, fsys.ex.Now().Add(-DepositGrace))
 	if err != nil {
 		return nil, err
 	}
@@ -285,10 +282,10 @@ func (fsys *FS) deposit(ctx context.Context, name string) (*pigp.Deposit, error)
 			return d, nil
 		}
 	}
-	if d := fsys.area.retriedDeposit(fsys.key(name), fsys.svc.Now()); d != nil {
+	if d := fsys.area.retriedDeposit(fsys.key(name), fsys.ex.Now()); d != nil {
 		return d, nil
 	}
-	pending, err := fsys.svc.PendingDeposits(ctx, fsys.caller)
+	pending, err := fsys.ex.PendingDeposits(ctx, fsys.caller)
 	if err != nil {
 		return nil, err
 	}
@@ -339,13 +336,13 @@ func (fsys *FS) openUpload(r *sftp.Request) (*uploadFile, error) {
 	}
 	// The name comes first: a refused name gets its own message, whatever
 	// the open flags.
-	if _, err := fsys.svc.CheckDepositName(fsys.caller, final); err != nil {
-		fsys.log.Info("upload refused", exchange.RefusedNameAttrs(name, err)...)
+	if _, err := fsys.ex.CheckDepositName(ctxOf(r), fsys.caller, final); err != nil {
+		fsys.log.Info("upload refused", pigp.RefusedNameAttrs(name, err)...)
 		return nil, fsys.toSFTP("open", r.Filepath, err)
 	}
 	// Then the disk: below its minimum free space, every upload (a resume
 	// too) is refused at open with a French message.
-	if err := fsys.svc.CheckSpace(); err != nil {
+	if err := fsys.ex.CheckSpace(); err != nil {
 		return nil, fsys.toSFTP("open", r.Filepath, err)
 	}
 	if staging {
@@ -375,13 +372,13 @@ func (fsys *FS) openDirect(ctx context.Context, name string, flags sftp.FileOpen
 			return nil, errNotFound
 		}
 	}
-	u, err := fsys.svc.BeginDeposit(ctx, fsys.caller, name)
+	u, err := fsys.ex.BeginDeposit(ctx, fsys.caller, name)
 	if err != nil {
-		fsys.log.Info("upload refused", exchange.RefusedNameAttrs(name, err)...)
+		fsys.log.Info("upload refused", pigp.RefusedNameAttrs(name, err)...)
 		return nil, fsys.toSFTP("open", name, err)
 	}
 	fsys.track(name, u)
-	return &uploadFile{fsys: fsys, u: u, name: name}, nil
+	return &uploadFile{ctx: context.WithoutCancel(ctx), fsys: fsys, u: u, name: name}, nil
 }
 
 // openStaging opens a staging upload. Without TRUNC, an existing staged
@@ -389,7 +386,7 @@ func (fsys *FS) openDirect(ctx context.Context, name string, flags sftp.FileOpen
 // or without APPEND: writes land at the offsets the client gives, from the
 // size it read); with TRUNC it starts again.
 func (fsys *FS) openStaging(ctx context.Context, name, final string, flags sftp.FileOpenFlags) (*uploadFile, error) {
-	a, key, now := fsys.area, fsys.key(name), fsys.svc.Now()
+	a, key, now := fsys.area, fsys.key(name), fsys.ex.Now()
 	a.mu.Lock()
 	s := a.staged[key]
 	switch {
@@ -397,7 +394,7 @@ func (fsys *FS) openStaging(ctx context.Context, name, final string, flags sftp.
 		a.mu.Unlock()
 		return nil, errExists(name)
 	case s != nil && !flags.Trunc:
-		f := &uploadFile{fsys: fsys, u: s.u, name: name, stage: s}
+		f := &uploadFile{ctx: context.WithoutCancel(ctx), fsys: fsys, u: s.u, name: name, stage: s}
 		if s.owner != nil { // a handle of a dropped connection not noticed yet
 			s.owner.detach()
 		}
@@ -414,14 +411,14 @@ func (fsys *FS) openStaging(ctx context.Context, name, final string, flags sftp.
 	}
 	a.mu.Unlock()
 
-	u, err := fsys.svc.BeginDeposit(ctx, fsys.caller, final)
+	u, err := fsys.ex.BeginDeposit(ctx, fsys.caller, final)
 	if err != nil {
-		fsys.log.Info("upload refused", exchange.RefusedNameAttrs(name, err)...)
+		fsys.log.Info("upload refused", pigp.RefusedNameAttrs(name, err)...)
 		return nil, fsys.toSFTP("open", name, err)
 	}
 	s = &staged{u: u}
 	s.touch(now)
-	f := &uploadFile{fsys: fsys, u: u, name: name, stage: s}
+	f := &uploadFile{ctx: context.WithoutCancel(ctx), fsys: fsys, u: u, name: name, stage: s}
 	s.owner = f
 	a.mu.Lock()
 	old := a.staged[key]
@@ -439,8 +436,12 @@ func (fsys *FS) openStaging(ctx context.Context, name, final string, flags sftp.
 
 // uploadFile is an open upload handle.
 type uploadFile struct {
+	// ctx is the context of the open request, without its cancellation:
+	// a direct upload closed after a complete transfer becomes a deposit
+	// even if the client leaves as it closes.
+	ctx   context.Context
 	fsys  *FS
-	u     *exchange.Upload
+	u     pigp.Upload
 	name  string  // the name it was opened under
 	stage *staged // the staged upload, or nil for a direct upload
 
@@ -463,7 +464,7 @@ func (f *uploadFile) WriteAt(p []byte, off int64) (int, error) {
 		if detached {
 			return 0, errTakenOver
 		}
-		defer f.stage.touch(f.fsys.svc.Now())
+		defer f.stage.touch(f.fsys.ex.Now())
 	}
 	n, err := f.u.WriteAt(p, off)
 	return n, f.fsys.toSFTP("write", f.u.Name(), err)
@@ -508,11 +509,11 @@ func (f *uploadFile) Close() error {
 		f.u.Abort()
 		return fsys.toSFTP("close", f.u.Name(), err)
 	}
-	d, err := f.u.Commit(context.Background())
+	d, err := f.u.Commit(f.ctx)
 	if err != nil {
 		return fsys.toSFTP("close", f.u.Name(), err)
 	}
-	fsys.area.committed(fsys.key(f.name), d, fsys.svc.Now())
+	fsys.area.committed(fsys.key(f.name), d, fsys.ex.Now())
 	return nil
 }
 
@@ -532,7 +533,7 @@ func (f *uploadFile) closeStaged(terr error) error {
 		delete(a.staged, key)
 	}
 	a.mu.Unlock()
-	f.stage.touch(fsys.svc.Now())
+	f.stage.touch(fsys.ex.Now())
 	switch {
 	case failed != nil:
 		f.u.Abort()
@@ -568,7 +569,7 @@ func (fsys *FS) Filecmd(r *sftp.Request) error {
 func (fsys *FS) PosixRename(r *sftp.Request) error { return fsys.Filecmd(r) }
 
 // upload returns the open or staged upload of a /depot name, or nil.
-func (fsys *FS) upload(name string) *exchange.Upload {
+func (fsys *FS) upload(name string) pigp.Upload {
 	fsys.mu.Lock()
 	u := fsys.inflight[name]
 	fsys.mu.Unlock()
@@ -606,7 +607,7 @@ func (fsys *FS) setstat(r *sftp.Request, dir, name string) error {
 		}
 	}
 	if flags.Acmodtime {
-		now := fsys.svc.Now()
+		now := fsys.ex.Now()
 		fsys.area.setMtime(fsys.key(name), time.Unix(int64(attrs.Mtime), 0).UTC(), now)
 	}
 	return nil
@@ -636,7 +637,7 @@ func (fsys *FS) rename(r *sftp.Request, dir, name string) error {
 		return &sftpError{sftp.ErrSSHFxPermissionDenied, "Renommage refusé : le fichier temporaire " + name + " ne peut être renommé qu'en " + final}
 	}
 	// The name is checked again at the rename that makes it final.
-	if _, err := fsys.svc.CheckDepositName(fsys.caller, tname); err != nil {
+	if _, err := fsys.ex.CheckDepositName(ctxOf(r), fsys.caller, tname); err != nil {
 		s.u.Abort()
 		return fsys.toSFTP("rename", r.Target, err)
 	}
@@ -645,7 +646,7 @@ func (fsys *FS) rename(r *sftp.Request, dir, name string) error {
 	if err != nil {
 		return fsys.toSFTP("rename", r.Target, err)
 	}
-	fsys.area.committed(fsys.key(tname), d, fsys.svc.Now())
+	fsys.area.committed(fsys.key(tname), d, fsys.ex.Now())
 	return nil
 }
 
@@ -654,7 +655,7 @@ func (fsys *FS) remove(r *sftp.Request, dir, name string) error {
 	case name == "":
 		return errDenied
 	case dir == DirRetrait:
-		return fsys.toSFTP("remove", r.Filepath, fsys.svc.RemoveResponse(ctxOf(r), fsys.caller, name))
+		return fsys.toSFTP("remove", r.Filepath, fsys.ex.RemoveResponse(ctxOf(r), fsys.caller, name))
 	case dir == DirHistorique, dir == DirDocumentation:
 		return errReadOnly
 	}
@@ -689,13 +690,13 @@ func (fsys *FS) remove(r *sftp.Request, dir, name string) error {
 
 // track records an open direct upload so that FSTAT and FSETSTAT, which
 // pkg/sftp turns into requests by path, find it.
-func (fsys *FS) track(name string, u *exchange.Upload) {
+func (fsys *FS) track(name string, u pigp.Upload) {
 	fsys.mu.Lock()
 	fsys.inflight[name] = u
 	fsys.mu.Unlock()
 }
 
-func (fsys *FS) untrack(name string, u *exchange.Upload) {
+func (fsys *FS) untrack(name string, u pigp.Upload) {
 	fsys.mu.Lock()
 	if fsys.inflight[name] == u {
 		delete(fsys.inflight, name)

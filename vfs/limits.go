@@ -144,7 +144,7 @@ func (h *readHandle) Close() error {
 }
 
 // writeHandle is an open upload. Its offsets are checked by the upload
-// (exchange.Upload.WriteAt and Truncate refuse any beyond the size limit,
+// (pigp.Upload.WriteAt and Truncate refuse any beyond the size limit,
 // the negative ones included, before adding to them).
 type writeHandle struct {
 	*uploadFile

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pigp/pigp"
-	"github.com/pigp/pigp/exchange"
 )
 
 // Staging names are the temporary names under which clients upload before
@@ -71,8 +70,10 @@ func isHex8(s string) bool {
 	return true
 }
 
-// area is what the sessions of one exchange share: the staged uploads and
-// the modification times clients set on their deposits, per account.
+// Shared is what the SFTP sessions of one process share: the staged
+// uploads, the modification times clients set on their deposits and the
+// deposits duplicate uploads were answered with, per account; the
+// documentation; the handle limit.
 type Shared struct {
 	// Documentation is served read-only in /historique/documentation.
 	Documentation map[string][]byte
@@ -107,7 +108,7 @@ type mtime struct {
 // staged is a staging upload: open (owner set) or closed and waiting for
 // its rename or a resume.
 type staged struct {
-	u       *exchange.Upload
+	u       pigp.Upload
 	touched atomic.Int64 // unix nanoseconds of the last write, open or close
 	owner   *uploadFile  // the handle writing it, or nil; guarded by area.mu
 }
@@ -116,16 +117,11 @@ func (s *staged) touch(now time.Time) { s.touched.Store(now.UnixNano()) }
 
 func (s *staged) lastTouched() time.Time { return time.Unix(0, s.touched.Load()) }
 
-// NewShared returns the state the sessions of one process share: the
-// staged uploads, so that one outlives its connection, and the
-// modification times clients set. Its entries expire (StagingTTL,
-// DepositGrace).
-func NewShared() *Shared {
-	return NewSharedWith(nil)
-}
-
-// NewSharedWith is NewShared with the read-only documents served in
-// /historique/documentation (file name → content).
+// NewSharedWith returns the state the sessions of one process share, with
+// the read-only documents served in /historique/documentation (file name
+// → content): the staged uploads, so that one outlives its connection,
+// and the modification times clients set. Its entries expire
+// (StagingTTL, DepositGrace).
 func NewSharedWith(documents map[string][]byte) *Shared {
 	return &Shared{staged: map[accountName]*staged{}, mtimes: map[accountName]mtime{}, retried: map[accountName]retry{},
 		Documentation: documents}
@@ -189,16 +185,6 @@ func (a *Shared) take(key accountName) (s *staged, busy bool) {
 	}
 	delete(a.staged, key)
 	return s, false
-}
-
-// drop removes s if it is still the staged upload of key and aborts it.
-func (a *Shared) drop(key accountName, s *staged) {
-	a.mu.Lock()
-	if a.staged[key] == s {
-		delete(a.staged, key)
-	}
-	a.mu.Unlock()
-	s.u.Abort()
 }
 
 // committed notes the deposit an upload of key ended with: a duplicate's

@@ -20,7 +20,7 @@ import (
 	"github.com/pkg/sftp"
 
 	"github.com/pigp/pigp"
-	"github.com/pigp/pigp/exchange"
+	"github.com/pigp/pigp/apa"
 )
 
 // Top-level directories.
@@ -34,20 +34,61 @@ const (
 	DirDocumentation = "historique/documentation"
 )
 
+// Exchange is what the file system needs of the exchange
+// (exchange.Service): the caller's deposits, responses and history
+// listings, the free space of the content store, and the time. Its errors
+// are *pigp.Error, mapped once to SFTP status codes (toSFTP).
+type Exchange interface {
+	// Now returns the current time.
+	Now() time.Time
+
+	// CheckDepositName checks a call-file name for the caller: EINVALID
+	// or EFORBIDDEN with a French message (the refusal is audited).
+	CheckDepositName(ctx context.Context, caller *pigp.Caller, name string) (apa.CallName, error)
+	// CheckSpace refuses new uploads below the store's minimum free space
+	// (EUNAVAILABLE).
+	CheckSpace() error
+	// BeginDeposit checks the name and the caller's limits and opens an
+	// upload, which becomes a deposit at Commit.
+	BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (pigp.Upload, error)
+	// PendingDeposits returns the caller's deposits not processed yet,
+	// newest first; RecentDeposits those made since since, whatever their
+	// status.
+	PendingDeposits(ctx context.Context, caller *pigp.Caller) ([]*pigp.Deposit, error)
+	RecentDeposits(ctx context.Context, caller *pigp.Caller, since time.Time) ([]*pigp.Deposit, error)
+
+	// Responses lists the caller's /retrait, newest first.
+	Responses(ctx context.Context, caller *pigp.Caller) ([]*pigp.Response, error)
+	// OpenResponse opens a response (ENOTFOUND when absent or expired);
+	// closing it after a full read records the download.
+	OpenResponse(ctx context.Context, caller *pigp.Caller, name string) (pigp.ResponseReader, error)
+	// RemoveResponse removes a downloaded response from /retrait.
+	RemoveResponse(ctx context.Context, caller *pigp.Caller, name string) error
+
+	// DepositsCSV and DownloadsCSV return the history listings of the
+	// caller's SIRETs (contract §7).
+	DepositsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
+	DownloadsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
+
+	// FreeSpace returns the space left to deposits and the store's size,
+	// in bytes (0 and 0 for a store without a known limit).
+	FreeSpace(ctx context.Context) (free, total uint64, err error)
+}
+
 // historyTTL is how long a generated listing is reused within a session, so
 // that its size in a listing matches what a following download reads.
 const historyTTL = 10 * time.Second
 
 // FS is the file system of one session.
 type FS struct {
-	svc    *exchange.Service
+	ex     Exchange
 	caller *pigp.Caller
 	log    *slog.Logger
 	start  time.Time
 
-	area     *Shared // staged uploads and set mtimes, shared with the account's other sessions
+	area     *Shared // staged uploads and set mtimes, shared with the process's other sessions
 	mu       sync.Mutex
-	inflight map[string]*exchange.Upload // direct upload name → upload whose handle is open
+	inflight map[string]pigp.Upload // direct upload name → upload whose handle is open
 	history  map[string]historyFile
 	handles  int // open handles (limits.go)
 	// refusedHandles counts the handles refused at the limit.
@@ -59,16 +100,16 @@ type historyFile struct {
 	at   time.Time
 }
 
-// New returns the file system of caller's session; shared is the state
-// the process's sessions share (see NewShared).
-func New(svc *exchange.Service, shared *Shared, caller *pigp.Caller, log *slog.Logger) *FS {
+// New returns the file system of caller's session over ex; shared is the
+// state the process's sessions share (NewSharedWith).
+func New(ex Exchange, shared *Shared, caller *pigp.Caller, log *slog.Logger) *FS {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	fsys := &FS{
-		svc: svc, caller: caller, start: svc.Now(), area: shared,
+		ex: ex, caller: caller, start: ex.Now(), area: shared,
 		log:      log.With("login", caller.Login, "ip", caller.RemoteIP),
-		inflight: map[string]*exchange.Upload{}, history: map[string]historyFile{},
+		inflight: map[string]pigp.Upload{}, history: map[string]historyFile{},
 	}
 	fsys.area.sweep(fsys.start)
 	return fsys
@@ -84,7 +125,7 @@ func (fsys *FS) Handlers() sftp.Handlers {
 // discarded if interrupted) by pkg/sftp; its staged uploads stay for the
 // account's next session, for StagingTTL.
 func (fsys *FS) Close() {
-	fsys.area.sweep(fsys.svc.Now())
+	fsys.area.sweep(fsys.ex.Now())
 }
 
 // split resolves p (already cleaned and absolute) into its top directory

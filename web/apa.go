@@ -9,11 +9,7 @@ import (
 	"strings"
 
 	"github.com/pigp/pigp"
-	"github.com/pigp/pigp/exchange"
 )
-
-// perPage is the number of rows of the history pages.
-const perPage = 20
 
 type depositData struct {
 	MaxSize  int64
@@ -23,7 +19,7 @@ type depositData struct {
 
 func (s *Server) depositPage(w http.ResponseWriter, r *http.Request, sess *session) {
 	s.render(w, r, sess, http.StatusOK, "depot.html", &page{Title: "Dépôt fichiers d'appel", Nav: "depot",
-		Data: depositData{MaxSize: s.Config.MaxUploadSize}})
+		Data: depositData{MaxSize: s.Exchange.Rules().MaxUploadSize}})
 }
 
 // uploadChunk is how much of an upload is held in memory at once.
@@ -43,10 +39,10 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, sess *session) 
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "id": d.ID, "nom": d.ExternalName,
-			"taille": exchange.FormatSize(d.Size), "message": depositConfirmation(d)})
+			"taille": pigp.FormatSize(d.Size), "message": depositConfirmation(d)})
 		return
 	}
-	p := &page{Title: "Dépôt fichiers d'appel", Nav: "depot", Data: depositData{MaxSize: s.Config.MaxUploadSize, Deposit: d, FileName: name}}
+	p := &page{Title: "Dépôt fichiers d'appel", Nav: "depot", Data: depositData{MaxSize: s.Exchange.Rules().MaxUploadSize, Deposit: d, FileName: name}}
 	status := http.StatusOK
 	if err != nil {
 		status, p.Error = s.errorResponse(r, err)
@@ -57,14 +53,14 @@ func (s *Server) deposit(w http.ResponseWriter, r *http.Request, sess *session) 
 func depositConfirmation(d *pigp.Deposit) string {
 	if d.Duplicate {
 		return fmt.Sprintf("Ce fichier %s (%s), identique, avait déjà été déposé le %s : il n'a pas été déposé une seconde fois. Identifiant du dépôt : %s.",
-			d.ExternalName, exchange.FormatSize(d.Size), dateTime(d.DepositedAt), d.ID)
+			d.ExternalName, pigp.FormatSize(d.Size), dateTime(d.DepositedAt), d.ID)
 	}
-	return fmt.Sprintf("Le fichier %s (%s) a bien été déposé. Identifiant du dépôt : %s.", d.ExternalName, exchange.FormatSize(d.Size), d.ID)
+	return fmt.Sprintf("Le fichier %s (%s) a bien été déposé. Identifiant du dépôt : %s.", d.ExternalName, pigp.FormatSize(d.Size), d.ID)
 }
 
 func (s *Server) receive(w http.ResponseWriter, r *http.Request, sess *session, caller *pigp.Caller) (*pigp.Deposit, string, error) {
 	// The body holds the file plus a few small fields and boundaries.
-	r.Body = http.MaxBytesReader(w, r.Body, s.Config.MaxUploadSize+64<<10)
+	r.Body = http.MaxBytesReader(w, r.Body, s.Exchange.Rules().MaxUploadSize+64<<10)
 	mr, err := r.MultipartReader()
 	if err != nil {
 		return nil, "", errBadRequest
@@ -102,7 +98,7 @@ func (s *Server) store(r *http.Request, caller *pigp.Caller, name string, src io
 	up, err := s.Exchange.BeginDeposit(r.Context(), caller, name)
 	if err != nil {
 		s.Logger.Info("portal deposit refused", append([]any{"login", caller.Login, "ip", caller.RemoteIP},
-			exchange.RefusedNameAttrs(name, err)...)...)
+			pigp.RefusedNameAttrs(name, err)...)...)
 		return nil, err
 	}
 	buf := make([]byte, uploadChunk)
@@ -135,7 +131,7 @@ func (s *Server) store(r *http.Request, caller *pigp.Caller, name string, src io
 func (s *Server) bodyError(err error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return pigp.Errorf(pigp.ETOOLARGE, errUploadTooBig, exchange.FormatSize(s.Config.MaxUploadSize))
+		return pigp.Errorf(pigp.ETOOLARGE, errUploadTooBig, pigp.FormatSize(s.Exchange.Rules().MaxUploadSize))
 	}
 	return pigp.WrapError(pigp.EINVALID, errUploadAborted.Message, err)
 }
@@ -161,7 +157,7 @@ func (s *Server) responsesPage(w http.ResponseWriter, r *http.Request, sess *ses
 		return
 	}
 	s.render(w, r, sess, http.StatusOK, "retrait.html", &page{Title: "Retrait fichiers réponse", Nav: "retrait",
-		Data: responsesData{Responses: rs, Days: int(s.Config.Retention.Hours() / 24)}})
+		Data: responsesData{Responses: rs, Days: int(s.Exchange.Rules().Retention.Hours() / 24)}})
 }
 
 // download sends a response through the exchange, which records the
@@ -241,20 +237,21 @@ type pager struct {
 	Numbers     []int // 0 stands for an ellipsis
 }
 
-func newPager(base string, page int, total int64) pager {
-	pages := max(1, int((total+perPage-1)/perPage))
-	p := pager{Page: min(max(page, 1), pages), Pages: pages, Base: base}
+// newPager numbers the pages around page p of a history: the first, the
+// last and two on each side of p.
+func newPager(base string, p *pigp.HistoryPage) pager {
+	pg := pager{Page: p.Page, Pages: p.Pages, Base: base}
 	last := 0
-	for n := 1; n <= pages; n++ {
-		if n == 1 || n == pages || (n >= p.Page-2 && n <= p.Page+2) {
+	for n := 1; n <= p.Pages; n++ {
+		if n == 1 || n == p.Pages || (n >= p.Page-2 && n <= p.Page+2) {
 			if last != 0 && n > last+1 {
-				p.Numbers = append(p.Numbers, 0)
+				pg.Numbers = append(pg.Numbers, 0)
 			}
-			p.Numbers = append(p.Numbers, n)
+			pg.Numbers = append(pg.Numbers, n)
 			last = n
 		}
 	}
-	return p
+	return pg
 }
 
 func pageParam(r *http.Request) int {
@@ -273,45 +270,24 @@ type historyData struct {
 	Months    int
 }
 
-func (s *Server) historySince() pigp.HistoryFilter {
-	return pigp.HistoryFilter{Since: s.Config.Now().AddDate(0, -s.Config.HistoryMonths, 0)}
-}
-
 func (s *Server) depositHistory(w http.ResponseWriter, r *http.Request, sess *session) {
-	f := pigp.DepositFilter{SIRETs: sess.caller.SIRETs, Since: s.historySince().Since}
-	total, err := s.History.CountDeposits(r.Context(), f)
-	if err != nil {
-		s.fail(w, r, sess, err)
-		return
-	}
-	pg := newPager("/apa/historique-depots", pageParam(r), total)
-	f.Offset, f.Limit = (pg.Page-1)*perPage, perPage
-	ds, err := s.History.ListDeposits(r.Context(), f)
+	p, err := s.Exchange.DepositHistory(r.Context(), callerFor(r, sess), pageParam(r))
 	if err != nil {
 		s.fail(w, r, sess, err)
 		return
 	}
 	s.render(w, r, sess, http.StatusOK, "historique-depots.html", &page{Title: "Historique des dépôts", Nav: "historique-depots",
-		Data: historyData{Deposits: ds, Pager: pg, Total: total, Months: s.Config.HistoryMonths}})
+		Data: historyData{Deposits: p.Deposits, Pager: newPager("/apa/historique-depots", p), Total: p.Total, Months: p.Months}})
 }
 
 func (s *Server) downloadHistory(w http.ResponseWriter, r *http.Request, sess *session) {
-	f := s.historySince()
-	f.SIRETs = sess.caller.SIRETs
-	total, err := s.History.CountDownloads(r.Context(), f)
-	if err != nil {
-		s.fail(w, r, sess, err)
-		return
-	}
-	pg := newPager("/apa/historique-retraits", pageParam(r), total)
-	f.Offset, f.Limit = (pg.Page-1)*perPage, perPage
-	ds, err := s.History.ListDownloads(r.Context(), f)
+	p, err := s.Exchange.DownloadHistory(r.Context(), callerFor(r, sess), pageParam(r))
 	if err != nil {
 		s.fail(w, r, sess, err)
 		return
 	}
 	s.render(w, r, sess, http.StatusOK, "historique-retraits.html", &page{Title: "Historique des retraits", Nav: "historique-retraits",
-		Data: historyData{Downloads: ds, Pager: pg, Total: total, Months: s.Config.HistoryMonths}})
+		Data: historyData{Downloads: p.Downloads, Pager: newPager("/apa/historique-retraits", p), Total: p.Total, Months: p.Months}})
 }
 
 // historyFile sends depots.csv or retraits.csv, the files an auditor opens
@@ -320,9 +296,9 @@ func (s *Server) historyFile(w http.ResponseWriter, r *http.Request, sess *sessi
 	var data []byte
 	var err error
 	switch name := r.PathValue("file"); name {
-	case exchange.DepositsCSV:
+	case pigp.DepositsCSV:
 		data, err = s.Exchange.DepositsCSV(r.Context(), callerFor(r, sess))
-	case exchange.DownloadsCSV:
+	case pigp.DownloadsCSV:
 		data, err = s.Exchange.DownloadsCSV(r.Context(), callerFor(r, sess))
 	default:
 		err = errNotFound

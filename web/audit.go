@@ -7,7 +7,6 @@ import (
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/apa"
-	"github.com/pigp/pigp/exchange"
 )
 
 // errAuditorOnly refuses the audit export's page to a caller who audits
@@ -31,10 +30,10 @@ func (s *Server) auditExportPage(w http.ResponseWriter, r *http.Request, sess *s
 		s.fail(w, r, sess, errAuditorOnly)
 		return
 	}
-	now := s.Config.Now().In(apa.Paris)
+	now := s.Exchange.Now().In(apa.Paris)
 	s.render(w, r, sess, http.StatusOK, "journal-audit.html", &page{Title: "Export du journal d'audit", Nav: "journal-audit",
-		Data: auditExportData{SIRETs: sirets, From: now.AddDate(0, -s.Config.HistoryMonths, 0).Format(dayLayout),
-			To: now.Format(dayLayout), Columns: exchange.AuditHeader}})
+		Data: auditExportData{SIRETs: sirets, From: now.AddDate(0, -s.Exchange.Rules().HistoryMonths, 0).Format(dayLayout),
+			To: now.Format(dayLayout), Columns: pigp.AuditHeader}})
 }
 
 // auditExport sends the audit export of the caller's audited SIRETs as a
@@ -50,7 +49,7 @@ func (s *Server) auditExport(w http.ResponseWriter, r *http.Request, sess *sessi
 		s.fail(w, r, sess, err)
 		return
 	}
-	out := &csvDownload{w: w, name: exchange.AuditExportName(from, to, s.Config.Now())}
+	out := &csvDownload{w: w, name: pigp.AuditExportName(from, to, s.Exchange.Now())}
 	if _, err := s.Exchange.AuditExport(r.Context(), caller, from, to, out); err != nil {
 		if !out.started {
 			s.fail(w, r, sess, err)

@@ -97,7 +97,7 @@ func TestPortalAuditExport(t *testing.T) {
 		t.Fatalf("export: %d %v\n%s", r.status, r.header, r.body)
 	}
 	body, ok := strings.CutPrefix(r.body, exchange.BOM)
-	if !ok || !strings.HasPrefix(body, strings.Join(exchange.AuditHeader, ";")+"\r\n") {
+	if !ok || !strings.HasPrefix(body, strings.Join(pigp.AuditHeader, ";")+"\r\n") {
 		t.Fatalf("export's BOM and header: %q", r.body[:min(len(r.body), 200)])
 	}
 	cr := csv.NewReader(strings.NewReader(body))
@@ -123,7 +123,7 @@ func TestPortalAuditExport(t *testing.T) {
 	// A period before the deposits: only older rows, none here but the
 	// anchor's (no SIRET), so the header alone.
 	r = sophie.get("/apa/journal-audit/export?au=2020-01-31")
-	if r.status != 200 || r.body != exchange.BOM+strings.Join(exchange.AuditHeader, ";")+"\r\n" ||
+	if r.status != 200 || r.body != exchange.BOM+strings.Join(pigp.AuditHeader, ";")+"\r\n" ||
 		!strings.Contains(r.header.Get("Content-Disposition"), "journal-audit_origine_2020-01-31.csv") {
 		t.Fatalf("export up to 2020: %d %v %q", r.status, r.header, r.body)
 	}

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/pigp/pigp"
-	"github.com/pigp/pigp/exchange"
 )
 
 // warnDays calendar days before its expiry day, the application list warns
@@ -48,7 +47,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 	caller, err := s.Exchange.Login(r.Context(), ip, r.PostForm.Get("identifiant"), r.PostForm.Get("motdepasse"), requestProtocol(r))
 	if err != nil {
 		status, msg := s.authError(w, r, err)
-		p := &page{Title: "Connexion", Data: loginData{Login: exchange.NormalizeLogin(r.PostForm.Get("identifiant"))}, Error: msg}
+		p := &page{Title: "Connexion", Data: loginData{Login: pigp.NormalizeLogin(r.PostForm.Get("identifiant"))}, Error: msg}
 		s.render(w, r, nil, status, "connexion.html", p)
 		return
 	}
@@ -65,7 +64,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request, _ *session) {
 	case caller.PasswordTemporary:
 		target, mustChange = "/mot-de-passe", true
 		flash = "Votre mot de passe est provisoire : choisissez dès maintenant votre mot de passe personnel."
-	case caller.PasswordChangeDue(s.Config.Now()):
+	case caller.PasswordChangeDue(s.Exchange.Now()):
 		target = "/mot-de-passe"
 		flash = fmt.Sprintf("Votre mot de passe expire le %s : modifiez-le dès maintenant.", longDate(caller.PasswordExpiresAt))
 	}
@@ -119,7 +118,7 @@ type applicationsData struct {
 func (s *Server) applications(w http.ResponseWriter, r *http.Request, sess *session) {
 	// The warning counts whole calendar days in Paris, as the date shown
 	// beside it: a password expiring on the 20th is "dans 19 jours" on the 1st.
-	now, expires := s.Config.Now(), sess.caller.PasswordExpiresAt
+	now, expires := s.Exchange.Now(), sess.caller.PasswordExpiresAt
 	d := applicationsData{ExpiresAt: expires, DaysLeft: pigp.DaysUntil(now, expires)}
 	d.Warn = d.DaysLeft <= warnDays && !sess.caller.FromDirectory()
 	s.render(w, r, sess, http.StatusOK, "applications.html", &page{Title: "Applications", Data: d})
@@ -145,7 +144,7 @@ type passwordData struct {
 
 func (s *Server) passwordData(sess *session) passwordData {
 	return passwordData{Login: sess.caller.Login, MinLength: pigp.MinPasswordLength, MinAlnum: pigp.MinAlnumPasswordLength,
-		MaxLength: pigp.MaxPasswordLength, History: pigp.PasswordHistory, Months: s.Config.PasswordValidityMonths,
+		MaxLength: pigp.MaxPasswordLength, History: pigp.PasswordHistory, Months: s.Exchange.Rules().PasswordValidityMonths,
 		MinLevel: pigp.Strength{Score: pigp.MinPasswordScore}.Label(), Temporary: sess.mustChange,
 		DirectoryManaged: pigp.MsgDirectoryPasswordManaged}
 }

@@ -62,7 +62,6 @@ var (
 	errNotFound      = pigp.Errorf(pigp.ENOTFOUND, "La page demandée n'existe pas.")
 	errBadRequest    = pigp.Errorf(pigp.EINVALID, "Requête invalide.")
 	errNoFile        = pigp.Errorf(pigp.EINVALID, "Sélectionnez sur votre poste le fichier à transmettre.")
-	errMethod        = pigp.Errorf(pigp.EINVALID, "Méthode non autorisée.")
 	errConfirmation  = pigp.Errorf(pigp.EINVALID, "La confirmation ne correspond pas au nouveau mot de passe.")
 	errUploadTooBig  = "dépôt refusé : le fichier dépasse la taille maximale autorisée (%s)"
 	errUploadAborted = pigp.Errorf(pigp.EINVALID, "Le transfert a été interrompu avant la fin : aucun dépôt n'a été enregistré. Recommencez.")

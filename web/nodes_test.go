@@ -20,8 +20,8 @@ import (
 func (f *fixture) node(t *testing.T) (base string, srv *web.Server) {
 	t.Helper()
 	srv = &web.Server{
-		Config:   web.Config{Addr: "127.0.0.1:0", Now: f.clock.Now, Schemas: apa.Schemas(), MaxUploadSize: f.ex.MaxUploadSize},
-		Exchange: f.ex, History: f.db, DB: f.db, Sessions: f.db, Logger: slog.New(slog.DiscardHandler),
+		Config:   web.Config{Addr: "127.0.0.1:0", Schemas: apa.Schemas()},
+		Exchange: f.ex, DB: f.db, Sessions: f.db, Logger: slog.New(slog.DiscardHandler),
 	}
 	if err := srv.Open(); err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/apa"
-	"github.com/pigp/pigp/exchange"
 )
 
 //go:embed templates/*.html
@@ -58,7 +57,8 @@ var funcs = template.FuncMap{
 	"longDate":  longDate,
 	"shortDate": shortDate,
 	"dateTime":  dateTime,
-	"size":      exchange.FormatSize,
+	"size":      pigp.FormatSize,
+	"pageSize":  func() int { return pigp.HistoryPageSize },
 	"upper":     strings.ToUpper,
 	"status":    func(s string) string { return statusLabels[s] },
 	"statusClass": func(s string) string {
@@ -116,6 +116,7 @@ type page struct {
 	Flash  string // a success message
 	Error  string // an error message
 	Config *Config
+	Rules  pigp.Rules // the exchange's settings the pages tell about
 	Data   any
 }
 
@@ -139,6 +140,7 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, sess *session, s
 	}
 	p.CSRF = s.csrfToken(w, r, sess)
 	p.Config = &s.Config
+	p.Rules = s.Exchange.Rules()
 	var buf bytes.Buffer
 	if err := t.ExecuteTemplate(&buf, "layout", p); err != nil {
 		s.Logger.Error("render page", "template", name, "error", err)

@@ -29,11 +29,13 @@ import (
 	"time"
 
 	"github.com/pigp/pigp"
-	"github.com/pigp/pigp/exchange"
 )
 
 // Exchange is what the portal needs from the exchange service.
 type Exchange interface {
+	// Now returns the current time: the portal's sessions and password
+	// warnings follow the exchange's clock.
+	Now() time.Time
 	// Login is the guarded password login shared with SSH: it returns
 	// the caller, or EUNAUTHORIZED (never saying whether the login
 	// exists), EEXPIRED, or ELIMIT when throttled (pigp.RetryAfter).
@@ -43,16 +45,23 @@ type Exchange interface {
 	// rule, EUNAUTHORIZED for a wrong current password, EEXPIRED, ELIMIT.
 	ChangePassword(ctx context.Context, caller *pigp.Caller, current, next string) (*pigp.Caller, error)
 	// BeginDeposit checks the name (EINVALID, EFORBIDDEN) and opens an upload.
-	BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (*exchange.Upload, error)
+	BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (pigp.Upload, error)
 	// Responses lists the caller's /retrait.
 	Responses(ctx context.Context, caller *pigp.Caller) ([]*pigp.Response, error)
 	// OpenResponse opens a response; closing the reader after a full read
 	// records the download (ENOTFOUND when absent or expired).
-	OpenResponse(ctx context.Context, caller *pigp.Caller, name string) (*exchange.ResponseReader, error)
+	OpenResponse(ctx context.Context, caller *pigp.Caller, name string) (pigp.ResponseReader, error)
 	// DepositsCSV and DownloadsCSV return depots.csv and retraits.csv of
 	// the caller's SIRETs (contract §7), the same files as over SFTP.
 	DepositsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
 	DownloadsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
+	// DepositHistory and DownloadHistory return a page (from 1, clamped
+	// into range) of the same rows, in the same window.
+	DepositHistory(ctx context.Context, caller *pigp.Caller, page int) (*pigp.HistoryPage, error)
+	DownloadHistory(ctx context.Context, caller *pigp.Caller, page int) (*pigp.HistoryPage, error)
+	// Rules returns the settings the pages tell users about (size limit,
+	// retention, history window, password validity).
+	Rules() pigp.Rules
 	// AuditExport writes the audit export of the SIRETs the caller audits,
 	// period [from, to[ (zero: open), and returns its row count:
 	// EFORBIDDEN for a caller who audits none, EINVALID for an empty
@@ -60,14 +69,6 @@ type Exchange interface {
 	AuditExport(ctx context.Context, caller *pigp.Caller, from, to time.Time, w io.Writer) (int, error)
 	// EndSession records the refusals counted in the caller's session.
 	EndSession(ctx context.Context, caller *pigp.Caller)
-}
-
-// History is what the portal needs from the store for the history pages.
-type History interface {
-	ListDeposits(ctx context.Context, f pigp.DepositFilter) ([]*pigp.Deposit, error)
-	CountDeposits(ctx context.Context, f pigp.DepositFilter) (int64, error)
-	ListDownloads(ctx context.Context, f pigp.HistoryFilter) ([]*pigp.Download, error)
-	CountDownloads(ctx context.Context, f pigp.HistoryFilter) (int64, error)
 }
 
 // Pinger reports whether the database answers (for /readyz).
@@ -105,22 +106,12 @@ type Config struct {
 	SessionIdle time.Duration
 	// SessionMax ends a session this long after login whatever its use (8 h).
 	SessionMax time.Duration
-	// MaxUploadSize is the largest deposit, as in the exchange (100 Mio).
-	MaxUploadSize int64
-	// Retention is how long a response stays available (21 days).
-	Retention time.Duration
-	// HistoryMonths is the window of the history pages (12).
-	HistoryMonths int
-	// PasswordValidityMonths is shown in the help pages (12).
-	PasswordValidityMonths int
 	// Schemas holds the XSDs published on the portal (apa.Schemas()),
 	// as *.xsd files at its root.
 	Schemas fs.FS
 	// Docs holds the cahier des charges at "cahier-des-charges.md".
 	// Either may be nil or lack the file: the page then says so.
 	Docs fs.FS
-	// Now returns the current time (time.Now).
-	Now func() time.Time
 	// ShutdownTimeout bounds Close when its context has no deadline.
 	ShutdownTimeout time.Duration
 	// TrustedProxies are the reverse proxies whose X-Forwarded-For,
@@ -136,7 +127,6 @@ type Config struct {
 type Server struct {
 	Config   Config
 	Exchange Exchange
-	History  History
 	DB       Pinger
 	// Space, if set, makes /readyz fail below the minimum free space.
 	Space Space
@@ -162,8 +152,8 @@ type Server struct {
 // Open validates the settings, binds the listener synchronously and starts
 // serving in a goroutine.
 func (s *Server) Open() error {
-	if s.Exchange == nil || s.History == nil || s.Sessions == nil {
-		return errors.New("web: exchange, history and session store are required")
+	if s.Exchange == nil || s.Sessions == nil {
+		return errors.New("web: exchange and session store are required")
 	}
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
@@ -178,21 +168,6 @@ func (s *Server) Open() error {
 	if c.SessionMax <= 0 {
 		c.SessionMax = 8 * time.Hour
 	}
-	if c.MaxUploadSize <= 0 {
-		c.MaxUploadSize = pigp.DefaultMaxUploadSize
-	}
-	if c.Retention <= 0 {
-		c.Retention = pigp.DefaultRetention
-	}
-	if c.HistoryMonths <= 0 {
-		c.HistoryMonths = 12
-	}
-	if c.PasswordValidityMonths <= 0 {
-		c.PasswordValidityMonths = pigp.DefaultPasswordValidity
-	}
-	if c.Now == nil {
-		c.Now = time.Now
-	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = 30 * time.Second
 	}
@@ -204,7 +179,7 @@ func (s *Server) Open() error {
 		return err
 	}
 	s.tmpl = tmpl
-	s.sessions = &sessions{store: s.Sessions, now: c.Now, idle: c.SessionIdle, max: c.SessionMax, perAccount: c.MaxSessionsPerAccount}
+	s.sessions = &sessions{store: s.Sessions, now: s.Exchange.Now, idle: c.SessionIdle, max: c.SessionMax, perAccount: c.MaxSessionsPerAccount}
 
 	var tlsConfig *tls.Config
 	if c.TLSCertFile != "" {

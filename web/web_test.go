@@ -95,7 +95,7 @@ func newFixture(t *testing.T, tweak func(f *fixture)) *fixture {
 	}
 	clk := &clock{t: time.Now().UTC()}
 	ex := exchange.New(db, blob.NewFS(blobs), blobs, nil)
-	ex.Now = clk.Now
+	ex.Clock = clk.Now
 	db.Now = clk.Now
 	f := &fixture{t: t, ex: ex, db: db, blobs: blobs, clock: clk}
 	if err := db.CreateOrganisation(ctx, &pigp.Organisation{SIRET: siret, Name: "Département du Val-de-Marne"}); err != nil {
@@ -104,8 +104,8 @@ func newFixture(t *testing.T, tweak func(f *fixture)) *fixture {
 	f.password = f.addAccount(login, false, clk.Now().AddDate(1, 0, 0))
 	logs := &bytes.Buffer{}
 	f.srv = &web.Server{
-		Config:   web.Config{Addr: "127.0.0.1:0", Now: clk.Now, Schemas: apa.Schemas(), MaxUploadSize: ex.MaxUploadSize},
-		Exchange: ex, History: db, DB: db, Sessions: db,
+		Config:   web.Config{Addr: "127.0.0.1:0", Schemas: apa.Schemas()},
+		Exchange: ex, DB: db, Sessions: db,
 		Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	}
 	if tweak != nil {
@@ -472,7 +472,7 @@ func TestPortalUploadStreamedAndDownloadRecorded(t *testing.T) {
 	mustContain(t, "no-JS upload", r.body, "Dépôt enregistré", "Identifiant du dépôt")
 	// Same checks and messages as SFTP.
 	r = b.upload("mauvais-nom.txt", []byte("x"), true, token)
-	_, wantErr := f.ex.CheckDepositName(&pigp.Caller{Login: login, SIRETs: []string{siret}}, "mauvais-nom.txt")
+	_, wantErr := f.ex.CheckDepositName(context.Background(), &pigp.Caller{Login: login, SIRETs: []string{siret}}, "mauvais-nom.txt")
 	if r.status != http.StatusBadRequest || !strings.Contains(r.body, jsonText(pigp.ErrorMessage(wantErr))) {
 		t.Fatalf("bad name: %d %s, want 400 %q", r.status, r.body, pigp.ErrorMessage(wantErr))
 	}
@@ -529,7 +529,6 @@ func jsonText(s string) string {
 func TestPortalOversizeUpload(t *testing.T) {
 	f := newFixture(t, func(f *fixture) {
 		f.ex.MaxUploadSize = 64 << 10
-		f.srv.Config.MaxUploadSize = 64 << 10
 	})
 	b := f.browser()
 	b.mustLogin()

@@ -36,6 +36,9 @@ import (
 // exchange service and, when serving, the SFTP server.
 type App struct {
 	Config config.Config
+	// Now is the program's one clock (UTC): the database's records, the
+	// exchange, the guard, processing, the portal and SFTP all read it.
+	Now    pigp.Clock
 	Logger *slog.Logger
 	DB     *store.DB
 	// Blobs holds the contents (storage.kind: the filesystem store or an
@@ -122,7 +125,7 @@ func newLogger(c config.Config, w io.Writer) *slog.Logger {
 // openApp opens the database (applying pending migrations), the content
 // store and the exchange service.
 func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, error) {
-	a := &App{Config: c, Logger: logger}
+	a := &App{Config: c, Logger: logger, Now: func() time.Time { return time.Now().UTC() }}
 	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
@@ -131,6 +134,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	if err != nil {
 		return nil, err
 	}
+	db.Now = a.Now
 	a.DB = db
 	applied, err := db.Migrate(ctx)
 	if err != nil {
@@ -161,6 +165,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 		logger.Info("temporary files left by a crash removed", "count", n, "node", a.Spool.Owner().Node)
 	}
 	a.Exchange = exchange.New(db, a.Blobs, a.Spool, logger.With("component", "exchange"))
+	a.Exchange.Clock = a.Now
 	a.Exchange.MaxUploadSize = int64(c.MaxUploadSize)
 	a.Exchange.Retention = c.Retention.Std()
 	a.Exchange.HistoryMonths = c.HistoryMonths
@@ -170,7 +175,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	a.Exchange.Audit = db
 	a.Exchange.Hashes = newHashLimiter(c, a)
 	a.Exchange.Refusals = exchange.NewAuditFlood(db, c.Audit.MaxDetailedRefusals, c.Audit.RefusalSummaryAfter.Std(),
-		a.Exchange.Now, logger.With("component", "audit"))
+		a.Now, logger.With("component", "audit"))
 	a.Exchange.Limits.UploadsPerAccount = c.Limits.MaxUploadsPerAccount
 	if c.LDAP.Enabled() {
 		// No connection yet: a directory down at start-up must not keep
@@ -181,7 +186,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 		}
 		a.Exchange.Directory = a.Directory // directory logins (never a typed nil)
 	}
-	a.Guard = exchange.NewGuard(guardPolicy(c.Throttle), db, db, a.Exchange.Now, logger.With("component", "guard"))
+	a.Guard = exchange.NewGuard(guardPolicy(c.Throttle), db, db, a.Now, logger.With("component", "guard"))
 	a.Guard.Failures = db // shared by every node
 	a.Guard.Flood = a.Exchange.Refusals
 	a.Exchange.Guard = a.Guard
@@ -199,11 +204,11 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	}
 	a.Process = &processing.Processor{
 		Store: db, Blobs: a.Blobs, Spool: a.Spool, Places: a.Places, Logger: logger.With("component", "processing"),
-		Now: db.Now, Retention: c.Retention.Std(), StaleAfter: c.ProcessingStaleAfter.Std(), Audit: true,
+		Now: a.Now, Retention: a.Exchange.Retention, StaleAfter: c.ProcessingStaleAfter.Std(), Audit: true,
 		Campaigns: a.campaigns,
 		Published: func(ctx context.Context, d *pigp.Deposit, r *pigp.Response, contact string) {
 			// Notifications never block processing: a failure is logged.
-			if err := a.Life.ResponseAvailable(ctx, db.Now(), d, r, contact); err != nil {
+			if err := a.Life.ResponseAvailable(ctx, a.Now(), d, r, contact); err != nil {
 				logger.Error("queue availability notice", "deposit", d.ID, "error", err)
 			}
 		},
@@ -246,7 +251,7 @@ func (a *App) jobs() []scheduler.Job {
 			return scheduler.Counts{"temporaires": temps, "orphelins": orphans}, err
 		}},
 		{Name: jobCheckpoint, Schedule: c.AuditCheckpointSchedule, Run: func(ctx context.Context, _ time.Time) (scheduler.Counts, error) {
-			cp, err := a.writeCheckpoint(ctx, a.DB.Now())
+			cp, err := a.writeCheckpoint(ctx, a.Now())
 			if err != nil {
 				return nil, err
 			}
@@ -257,7 +262,8 @@ func (a *App) jobs() []scheduler.Job {
 
 // StartScheduler starts the periodic jobs.
 func (a *App) StartScheduler() error {
-	a.Jobs = &scheduler.Scheduler{Jobs: a.jobs(), Store: a.DB, Logger: a.Logger.With("component", "scheduler")}
+	a.Jobs = &scheduler.Scheduler{Jobs: a.jobs(), Store: a.DB, Logger: a.Logger.With("component", "scheduler"),
+		StopTimeout: a.Config.ShutdownTimeout.Std()}
 	if a.Metrics != nil {
 		a.Jobs.Metrics = a.Metrics
 	}
@@ -290,7 +296,6 @@ func (a *App) StartSFTP() error {
 		HostKeys: keys,
 		Auth:     a.Exchange,
 		Logger:   log,
-		Now:      a.Exchange.Now,
 		Guard:    a.Guard,
 
 		LoginGraceTime: a.Config.LoginGraceTime.Std(),

@@ -85,7 +85,7 @@ func auditCheckpoint(ctx context.Context, m *Main, args []string) error {
 	}
 	return withApp(ctx, m, &cf, func(a *App) error {
 		if *fresh {
-			c, err := a.writeCheckpoint(ctx, a.DB.Now())
+			c, err := a.writeCheckpoint(ctx, a.Now())
 			if err != nil {
 				return err
 			}

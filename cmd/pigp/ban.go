@@ -31,7 +31,7 @@ func banList(ctx context.Context, m *Main, args []string) error {
 		return err
 	}
 	return withApp(ctx, m, &cf, func(a *App) error {
-		bans, err := a.DB.ListBans(ctx, a.DB.Now())
+		bans, err := a.DB.ListBans(ctx, a.Now())
 		if err != nil {
 			return err
 		}

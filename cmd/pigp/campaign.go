@@ -58,7 +58,7 @@ func campaignList(ctx context.Context, m *Main, args []string) error {
 			fmt.Fprintln(m.Stdout, "aucune période de campagne : toutes les campagnes sont ouvertes (pas de code E008)")
 			return nil
 		}
-		now := a.DB.Now()
+		now := a.Now()
 		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "CAMPAGNE\tOUVERTURE\tCLÔTURE (INCLUSE)\tSOURCE\tÉTAT")
 		for _, c := range cs {
@@ -98,7 +98,7 @@ func campaignSet(ctx context.Context, m *Main, args []string) error {
 		if err := a.DB.SetCampaign(ctx, c); err != nil {
 			return err
 		}
-		fmt.Fprintf(m.Stdout, "campagne %s (%s aujourd'hui)\n", c, c.State(a.DB.Now()))
+		fmt.Fprintf(m.Stdout, "campagne %s (%s aujourd'hui)\n", c, c.State(a.Now()))
 		return nil
 	})
 }

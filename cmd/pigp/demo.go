@@ -69,7 +69,7 @@ func (demoCommand) Run(ctx context.Context, m *Main, args []string) error {
 	if err != nil {
 		return err
 	}
-	now := a.DB.Now()
+	now := a.Now()
 	acct := &pigp.Account{Login: demoLogin, Name: "Agent de démonstration", Email: "demo@example.fr",
 		SIRETs: []string{demoSIRET}, PasswordHash: hash, PasswordSetAt: now,
 		PasswordExpiresAt: pigp.PasswordExpiry(now, c.PasswordValidityMonths), State: pigp.AccountActive}

@@ -29,7 +29,6 @@ import (
 	"github.com/pigp/pigp/apa"
 	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/directory"
-	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/internal/slapdtest"
 )
 
@@ -337,7 +336,7 @@ func testDirectoryAgents(t *testing.T, e *dirEnv) {
 		t.Fatal(err)
 	}
 	status, body := ap.get("/apa/journal-audit/export")
-	rows, ok := strings.CutPrefix(body, utf8BOM+strings.Join(exchange.AuditHeader, ";")+"\r\n")
+	rows, ok := strings.CutPrefix(body, utf8BOM+strings.Join(pigp.AuditHeader, ";")+"\r\n")
 	if status != 200 || !ok || !strings.Contains(rows, name1) || !strings.Contains(rows, "jean.dupont") {
 		t.Fatalf("auditeur's audit export: %d\n%s", status, body)
 	}
@@ -580,7 +579,7 @@ func checkAuditExportBrowser(t *testing.T, e *dirEnv, ctx context.Context, step 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(rows) < 3 || !slices.Equal(rows[0], exchange.AuditHeader) {
+	if len(rows) < 3 || !slices.Equal(rows[0], pigp.AuditHeader) {
 		t.Fatalf("audit export: %q", rows)
 	}
 	for _, r := range rows[1:] {

@@ -26,7 +26,7 @@ func (jobsCommand) Run(ctx context.Context, m *Main, args []string) error {
 		if err != nil {
 			return err
 		}
-		now := a.DB.Now()
+		now := a.Now()
 		tw := tabwriter.NewWriter(m.Stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "TÂCHE\tPLANIFICATION\tDERNIÈRE EXÉCUTION\tRÉSULTAT\tPROCHAINE EXÉCUTION")
 		for _, j := range a.jobs() {
@@ -60,7 +60,7 @@ func (expireCommand) Run(ctx context.Context, m *Main, args []string) error {
 		return err
 	}
 	return withApp(ctx, m, &cf, func(a *App) error {
-		now := a.DB.Now()
+		now := a.Now()
 		if *at != "" {
 			t, err := parseAt(*at)
 			if err != nil {

@@ -21,7 +21,7 @@ func (a *App) StartMetrics() error {
 	}
 	m := metrics.New(metrics.Options{
 		Source: a.DB, Jobs: jobs, ExpiringDays: a.Config.PasswordReminderDays, StoreDir: a.Spool.Dir(),
-		Version: pigp.Version, Commit: pigp.BuildCommit(), Now: a.DB.Now,
+		Version: pigp.Version, Commit: pigp.BuildCommit(), Now: a.Now,
 		Logger: a.Logger.With("component", "metrics"),
 	})
 	srv, err := metrics.Listen(a.Config.MetricsListen, m, a.Logger.With("component", "metrics"))

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/pigp/pigp"
-	"github.com/pigp/pigp/exchange"
 )
 
 const utf8BOM = "\xef\xbb\xbf"
@@ -86,7 +85,7 @@ func TestHistorySpreadsheets(t *testing.T) {
 	if code, out := e.cli(t, "audit", "export", "--out", auditFile); code != 0 {
 		t.Fatalf("audit export: %d %s", code, out)
 	}
-	files["audit.csv"] = exchange.AuditHeader
+	files["audit.csv"] = pigp.AuditHeader
 
 	// The rows as the contract defines them (Go's RFC 4180 reader).
 	want := map[string][][]string{}
@@ -179,8 +178,8 @@ json.dump(out, sys.stdout)
 		}
 	}
 	lo := filepath.Join(dir, "libreoffice")
-	cols := make([]string, 0, 2*len(exchange.AuditHeader))
-	for i := range exchange.AuditHeader {
+	cols := make([]string, 0, 2*len(pigp.AuditHeader))
+	for i := range pigp.AuditHeader {
 		cols = append(cols, fmt.Sprint(i+1), "2")
 	}
 	var paths []string
@@ -219,7 +218,7 @@ json.dump(out, sys.stdout)
 			t.Errorf("LibreOffice reads %s as\n%q\nwant\n%q", name, got, rows)
 		}
 	}
-	if got := readLO("temoin-double-bom.csv"); equalRows(got, want["audit.csv"]) || got[0][0] != "\ufeff"+exchange.AuditHeader[0] {
+	if got := readLO("temoin-double-bom.csv"); equalRows(got, want["audit.csv"]) || got[0][0] != "\ufeff"+pigp.AuditHeader[0] {
 		t.Errorf("control: a second mark is not seen as a stray character (first header %q)", got[0][0])
 	}
 	if got := readLO("temoin-1252.csv"); equalRows(got, want["audit.csv"]) || !strings.Contains(fmt.Sprint(got), "rÃ©ponse") {

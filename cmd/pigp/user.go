@@ -91,7 +91,7 @@ func userAdd(ctx context.Context, m *Main, args []string) error {
 		if err != nil {
 			return err
 		}
-		now := app.DB.Now()
+		now := app.Now()
 		a.PasswordHash, a.PasswordSetAt = hash, now
 		a.PasswordExpiresAt = pigp.PasswordExpiry(now, app.Config.PasswordValidityMonths)
 		if err := app.DB.CreateAccount(ctx, a, app.opAudit()...); err != nil {
@@ -144,7 +144,7 @@ func userList(ctx context.Context, m *Main, args []string) error {
 			if a.PasswordTemporary {
 				state += " (mot de passe temporaire)"
 			}
-			if a.PasswordExpired(app.DB.Now()) {
+			if a.PasswordExpired(app.Now()) {
 				state += " (mot de passe expiré)"
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\tlocal\t%s\t%d\n", a.Login, civ, a.Name, a.Email, strings.Join(a.SIRETs, ","),
@@ -232,7 +232,7 @@ func userResetPassword(ctx context.Context, m *Main, args []string) error {
 		if err != nil {
 			return err
 		}
-		now := app.DB.Now()
+		now := app.Now()
 		expires := pigp.PasswordExpiry(now, app.Config.PasswordValidityMonths)
 		if err := app.DB.SetPassword(ctx, *login, hash, now, expires, true, app.opAudit()...); err != nil {
 			return err

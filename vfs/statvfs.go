@@ -16,13 +16,13 @@ func (fsys *FS) StatVFS(r *sftp.Request) (*sftp.StatVFS, error) {
 	if _, _, err := split(r.Filepath); err != nil {
 		return nil, err
 	}
-	sp, err := fsys.svc.FreeSpace(r.Context())
+	free, total, err := fsys.ex.FreeSpace(ctxOf(r))
 	if err != nil {
 		return nil, fsys.toSFTP("statvfs", r.Filepath, err)
 	}
 	return &sftp.StatVFS{
 		Bsize: statvfsBlock, Frsize: statvfsBlock,
-		Blocks: sp.Total / statvfsBlock, Bfree: sp.Free / statvfsBlock, Bavail: sp.Free / statvfsBlock,
+		Blocks: total / statvfsBlock, Bfree: free / statvfsBlock, Bavail: free / statvfsBlock,
 		Flag: 0, Namemax: 255,
 	}, nil
 }
