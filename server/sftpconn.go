@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"sync"
+
+	"github.com/pkg/sftp"
 )
 
 // SFTP packet types handled by sftpConn.
@@ -45,6 +47,17 @@ type sftpConn struct {
 	version bool   // the VERSION reply went out
 }
 
+// NewRequestServer returns pkg/sftp's request server for handlers over
+// ch, as every SFTP session is served: behind the packet shim (limits,
+// whole-packet writes), from the start directory "/", with reads of at
+// most 255 KiB. Tests serve vfs handlers over a pipe with it.
+func NewRequestServer(ch io.ReadWriteCloser, handlers sftp.Handlers) *sftp.RequestServer {
+	return sftp.NewRequestServer(newSFTPConn(ch), handlers,
+		sftp.WithStartDirectory("/"),
+		sftp.WithRSMaxTxPacket(limitRead),
+		sftp.WithRSAllocator())
+}
+
 func newSFTPConn(ch io.ReadWriteCloser) *sftpConn {
 	return &sftpConn{r: bufio.NewReaderSize(ch, 64*1024), ch: ch}
 }
@@ -81,7 +94,8 @@ func (c *sftpConn) readPacket() ([]byte, error) {
 	if n == 0 || n > maxPacket {
 		return nil, fmt.Errorf("sftp packet of %d bytes refused", n)
 	}
-	// Small packets are peeked in place; large ones (writes) are copied.
+	// Every packet, small or large, is copied into a slice of its own,
+	// which Read then hands to pkg/sftp.
 	pkt := make([]byte, 4+n)
 	copy(pkt, hdr[:])
 	if _, err := io.ReadFull(c.r, pkt[4:]); err != nil {
