@@ -270,3 +270,19 @@ func (r *Raw) Rename(from, to string) (uint32, string) {
 	r.Send(FxpRename, U32(r.NextID()), Str(from), Str(to))
 	return r.Status()
 }
+
+// Request sends a request of type typ (a new id, then args) and returns
+// the reply's type and body.
+func (r *Raw) Request(typ byte, args ...[]byte) (byte, []byte) {
+	r.tb.Helper()
+	r.Send(typ, append([][]byte{U32(r.NextID())}, args...)...)
+	return r.Recv()
+}
+
+// Do sends a request of type typ whose reply must be SSH_FXP_STATUS, and
+// returns its code and message.
+func (r *Raw) Do(typ byte, args ...[]byte) (uint32, string) {
+	r.tb.Helper()
+	r.Send(typ, append([][]byte{U32(r.NextID())}, args...)...)
+	return r.Status()
+}

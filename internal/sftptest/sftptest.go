@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"io"
@@ -85,6 +86,8 @@ type Env struct {
 	// errors (see Logs).
 	Log  *slog.Logger
 	A, B *pigp.Account
+	// DSN is the SQLite file of the database (see Exec).
+	DSN string
 
 	logs syncBuffer
 }
@@ -114,7 +117,7 @@ func New(tb testing.TB) *Env {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := &Env{TB: tb, DB: db, Blobs: blobs, Clock: &Clock{now: Start}}
+	e := &Env{TB: tb, DB: db, Blobs: blobs, Clock: &Clock{now: Start}, DSN: dsn}
 	e.Log = slog.New(slog.NewTextHandler(io.MultiWriter(&e.logs, testWriter{tb}), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	db.Now = e.Clock.Now
 	// As cmd/pigp's openApp builds it, with the defaults of the contract.
@@ -336,6 +339,22 @@ func (e *Env) TempFiles() []string {
 		out = append(out, en.Name())
 	}
 	return out
+}
+
+// Exec runs statements on the database through a connection of its own,
+// for states no service method makes (a deposit processed long ago).
+func (e *Env) Exec(stmts ...string) {
+	e.TB.Helper()
+	db, err := sql.Open("sqlite", e.DSN+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		e.TB.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			e.TB.Fatalf("%s: %v", q, err)
+		}
+	}
 }
 
 // Publish makes a response available to siret.
