@@ -124,6 +124,7 @@ func New(tb testing.TB) *Env {
 	e.Svc = exchange.New(db, blobs, e.Log)
 	e.Svc.Now = e.Clock.Now
 	e.Svc.Audit = db
+	e.Svc.Refusals = exchange.NewAuditFlood(db, 10, time.Minute, e.Clock.Now, e.Log)
 	e.Shared = vfs.NewSharedWith(map[string][]byte{"DemandeAPA.xsd": []byte("<xs:schema/>\n")})
 	for _, login := range []string{"agent-a", "agent-b"} {
 		a, err := db.FindAccountByLogin(ctx, login)
