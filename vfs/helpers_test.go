@@ -9,6 +9,7 @@ import (
 
 	"github.com/pkg/sftp"
 
+	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/internal/sftptest"
 )
 
@@ -118,4 +119,22 @@ func data(n int, seed byte) []byte {
 		b[i] = seed + byte(i*7)
 	}
 	return b
+}
+
+// deposit returns the one deposit of siretA named name, or fails.
+func deposit(t *testing.T, e *sftptest.Env, name string) *pigp.Deposit {
+	t.Helper()
+	var found *pigp.Deposit
+	for _, d := range e.Deposits(siretA) {
+		if d.ExternalName == name {
+			if found != nil {
+				t.Fatalf("two deposits named %s", name)
+			}
+			found = d
+		}
+	}
+	if found == nil {
+		t.Fatalf("no deposit named %s", name)
+	}
+	return found
 }
