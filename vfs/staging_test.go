@@ -34,7 +34,6 @@ func TestStagingTarget(t *testing.T) {
 	}
 }
 
-
 const osPut = os.O_WRONLY | os.O_CREATE | os.O_TRUNC
 
 // TestStagingRename: under each client's staging name, an upload is not a
