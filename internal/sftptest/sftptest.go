@@ -14,6 +14,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -23,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -89,7 +91,8 @@ type Env struct {
 	// DSN is the SQLite file of the database (see Exec).
 	DSN string
 
-	logs syncBuffer
+	logs     syncBuffer
+	sessions atomic.Int64
 }
 
 // New returns a fresh environment, removed when the test ends.
@@ -125,6 +128,7 @@ func New(tb testing.TB) *Env {
 	e.Svc.Now = e.Clock.Now
 	e.Svc.Audit = db
 	e.Svc.Refusals = exchange.NewAuditFlood(db, 10, time.Minute, e.Clock.Now, e.Log)
+	tb.Cleanup(func() { e.Svc.Refusals.Close(context.Background()) }) // before the database closes
 	e.Shared = vfs.NewSharedWith(map[string][]byte{"DemandeAPA.xsd": []byte("<xs:schema/>\n")})
 	for _, login := range []string{"agent-a", "agent-b"} {
 		a, err := db.FindAccountByLogin(ctx, login)
@@ -226,9 +230,13 @@ type Session struct {
 }
 
 // serve starts the request server of caller's session over one end of a
-// pipe and returns the other end.
+// pipe and returns the other end. As the SSH server does, it names the
+// session in the caller (refusals are counted per session) and ends it
+// in the exchange when the session closes.
 func (e *Env) serve(caller *pigp.Caller) (*Session, net.Conn) {
-	fsys := e.FS(caller)
+	c := *caller
+	c.Session = fmt.Sprintf("sftptest-%d", e.sessions.Add(1))
+	fsys := e.FS(&c)
 	cli, srv := net.Pipe()
 	s := &Session{FS: fsys, conn: cli, srv: srv, done: make(chan struct{})}
 	rs := server.NewRequestServer(srv, fsys.Handlers())
@@ -237,6 +245,7 @@ func (e *Env) serve(caller *pigp.Caller) (*Session, net.Conn) {
 		rs.Serve()
 		rs.Close()
 		fsys.Close()
+		e.Svc.EndSession(context.Background(), &c)
 	}()
 	e.TB.Cleanup(s.Close)
 	return s, cli
