@@ -126,11 +126,7 @@ type testServer struct {
 // sets; it is closed when the test ends.
 func startServer(t *testing.T, tweak func(s *server.Server)) *testServer {
 	t.Helper()
-	_, priv, _ := ed25519.GenerateKey(rand.Reader)
-	signer, err := ssh.NewSignerFromKey(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signer := newSigner(t)
 	logs := &syncWriter{}
 	ts := &testServer{auth: &fakeAuth{keys: map[string]string{}}, seen: &counters{}, logs: logs}
 	ts.Server = &server.Server{
@@ -292,4 +288,14 @@ func exitStatus(t *testing.T, reqs <-chan *ssh.Request) uint32 {
 			t.Fatal("no exit status after 10 s")
 		}
 	}
+}
+
+func newSigner(t *testing.T) ssh.Signer {
+	t.Helper()
+	_, priv, _ := ed25519.GenerateKey(rand.Reader)
+	s, err := ssh.NewSignerFromKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
