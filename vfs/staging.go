@@ -71,8 +71,11 @@ func isHex8(s string) bool {
 	return true
 }
 
-// area is what the sessions of one exchange share: the staged uploads and
-// the modification times clients set on their deposits, per account.
+// Shared is what the SFTP sessions of one process share: per account, the
+// staged uploads, the modification times clients set on their deposits and
+// the deposits duplicate uploads were answered with; for every session,
+// the documentation and the handle limit. (A session's FS calls it its
+// area.)
 type Shared struct {
 	// Documentation is served read-only in /historique/documentation.
 	Documentation map[string][]byte
