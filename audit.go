@@ -25,6 +25,10 @@ const (
 	AuditBan             = "bannissement"
 	AuditOperator        = "action_operateur"
 	AuditProcessing      = "traitement"
+	// AuditExport is an auditeur's export of the audit trail of its
+	// SIRETs (the portal's "Export du journal d'audit"); its SIRET field
+	// lists the SIRETs exported and its detail the period.
+	AuditExport = "export_journal_audit"
 	// AuditUploadDuplicate is an upload that repeated an earlier deposit
 	// (same account, name and SHA-256 within the duplicate window): it is
 	// answered OK and recorded only as this row.
@@ -138,9 +142,12 @@ func (e *AuditEvent) ComputeHash() string {
 }
 
 // AuditFilter selects audit rows by time (From inclusive, To exclusive;
-// zero values are open ends).
+// zero values are open ends) and, when SIRETs is not nil, by SIRET: the
+// rows whose SIRET field (one SIRET, or several separated by commas) names
+// one of them. An empty, non-nil SIRETs selects no row.
 type AuditFilter struct {
 	From, To time.Time
+	SIRETs   []string
 }
 
 // AuditReport is the result of verifying the chain.

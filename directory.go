@@ -60,6 +60,9 @@ const (
 	// MsgAuditorReadOnly refuses what an auditeur may not do for a SIRET
 	// (a deposit, a retrieval, a removal); %s is the SIRET.
 	MsgAuditorReadOnly = "Profil auditeur : lecture seule pour le SIRET %s. Vous pouvez consulter les historiques, mais ni déposer, ni retirer, ni supprimer de fichier."
+	// MsgAuditExportReserved refuses the audit export to a caller who
+	// audits no SIRET.
+	MsgAuditExportReserved = "L'export du journal d'audit est réservé au profil auditeur : votre compte n'est habilité comme auditeur pour aucun SIRET."
 )
 
 // NoPasswordExpiry is the password expiry date of directory accounts: their

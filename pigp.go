@@ -218,6 +218,24 @@ func (c *Caller) ActingSIRETs() []string {
 	return out
 }
 
+// AuditedSIRETs returns the SIRETs for which the caller holds the auditeur
+// role (a directory agent's grant): those whose audit trail it exports.
+// A local account audits nothing.
+func (c *Caller) AuditedSIRETs() []string {
+	if !c.FromDirectory() {
+		return nil
+	}
+	var out []string
+	for _, s := range c.SIRETs {
+		for _, g := range c.Grants {
+			if g.SIRET == s && g.Role == RoleAuditeur && !slices.Contains(out, s) {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
 // ReadOnly reports whether the caller acts for no SIRET: an auditeur,
 // who only reads histories.
 func (c *Caller) ReadOnly() bool { return len(c.ActingSIRETs()) == 0 }

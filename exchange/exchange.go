@@ -44,6 +44,10 @@ type Store interface {
 	RecordDownload(ctx context.Context, d *pigp.Download, audit ...*pigp.AuditEvent) error
 	MarkResponseRemoved(ctx context.Context, id string, now time.Time, audit ...*pigp.AuditEvent) error
 	ListDownloads(ctx context.Context, f pigp.HistoryFilter) ([]*pigp.Download, error)
+
+	// EachAudit calls fn with each audit row of f in chain order, read
+	// window by window of ids (the auditeurs' export).
+	EachAudit(ctx context.Context, f pigp.AuditFilter, fn func(e *pigp.AuditEvent) error) error
 }
 
 // Service is the exchange. Its fields are set once by the caller.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"gorm.io/gorm"
@@ -295,17 +296,14 @@ func (db *DB) appendHead(tx *gorm.DB, head *auditHeadRow, events []*pigp.AuditEv
 		Updates(map[string]any{"last_id": h.LastID, "last_hash": h.LastHash, "mac": h.MAC}).Error
 }
 
-// ListAudit returns the audit rows of the filter's time window in chain order.
+// ListAudit returns the audit rows of the filter in chain order, all in
+// memory (tests, small windows); EachAudit streams them.
 func (db *DB) ListAudit(ctx context.Context, f pigp.AuditFilter) ([]*pigp.AuditEvent, error) {
-	q := db.with(ctx).Order("id")
-	if !f.From.IsZero() {
-		q = q.Where("at >= ?", utc(f.From))
-	}
-	if !f.To.IsZero() {
-		q = q.Where("at < ?", utc(f.To))
+	if f.SIRETs != nil && len(f.SIRETs) == 0 {
+		return nil, nil
 	}
 	var rows []auditRow
-	if err := q.Find(&rows).Error; err != nil {
+	if err := auditWhere(db.with(ctx).Order("id"), f).Find(&rows).Error; err != nil {
 		return nil, fmt.Errorf("list audit events: %w", err)
 	}
 	out := make([]*pigp.AuditEvent, len(rows))
@@ -314,6 +312,96 @@ func (db *DB) ListAudit(ctx context.Context, f pigp.AuditFilter) ([]*pigp.AuditE
 	}
 	return out, nil
 }
+
+// auditWindow is how many consecutive ids EachAudit reads at once: a
+// page is a range of the chain, so that each query walks a bounded range
+// of the primary key whatever the share of the rows the filter keeps (a
+// LIMIT over a selective filter makes the database scan and sort the rest
+// of the trail for each page).
+const auditWindow = 1000
+
+// EachAudit calls fn with each audit row of the filter, in chain order,
+// reading the chain auditWindow ids at a time (no transaction held between
+// reads), so that an export of a long trail never holds it in memory. It
+// reads the rows committed when it starts, up to the chain's head of that
+// moment: rows appended meanwhile are left out. The period first narrows
+// the ids read (the first row at or after From, the last before To: row
+// times need not grow with ids, nodes' clocks differ). It stops at the
+// first error of fn and returns it.
+func (db *DB) EachAudit(ctx context.Context, f pigp.AuditFilter, fn func(e *pigp.AuditEvent) error) error {
+	if f.SIRETs != nil && len(f.SIRETs) == 0 {
+		return nil
+	}
+	head, err := db.AuditHead(ctx)
+	if err != nil {
+		return err
+	}
+	first, last := int64(1), head.LastID
+	bound := func(agg, cond string, t time.Time) (int64, bool, error) {
+		var id sql.NullInt64
+		err := db.with(ctx).Model(&auditRow{}).Select(agg).Where("id <= ?", last).Where(cond, utc(t)).Scan(&id).Error
+		if err != nil {
+			return 0, false, fmt.Errorf("read audit events: %w", err)
+		}
+		return id.Int64, id.Valid, nil
+	}
+	if !f.From.IsZero() {
+		id, ok, err := bound("MIN(id)", "at >= ?", f.From)
+		if !ok || err != nil {
+			return err
+		}
+		first = id
+	}
+	if !f.To.IsZero() {
+		id, ok, err := bound("MAX(id)", "at < ?", f.To)
+		if !ok || err != nil {
+			return err
+		}
+		last = id
+	}
+	for lo := first; lo <= last; lo += auditWindow {
+		var rows []auditRow
+		q := auditWhere(db.with(ctx).Where("id >= ? AND id <= ?", lo, min(lo+auditWindow-1, last)), f).Order("id")
+		if err := q.Find(&rows).Error; err != nil {
+			return fmt.Errorf("read audit events: %w", err)
+		}
+		for i := range rows {
+			if err := fn(rows[i].event()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// auditWhere restricts q to the rows of f. A row's SIRET field holds one
+// SIRET or several separated by commas (an operator's --siret may hold
+// spaces too): it is matched as a list, so that a SIRET never matches
+// part of another.
+func auditWhere(q *gorm.DB, f pigp.AuditFilter) *gorm.DB {
+	if !f.From.IsZero() {
+		q = q.Where("at >= ?", utc(f.From))
+	}
+	if !f.To.IsZero() {
+		q = q.Where("at < ?", utc(f.To))
+	}
+	if f.SIRETs != nil {
+		if len(f.SIRETs) == 0 {
+			return q.Where("1 = 0")
+		}
+		conds := make([]string, len(f.SIRETs))
+		args := make([]any, len(f.SIRETs))
+		for i, s := range f.SIRETs {
+			conds[i] = `(',' || REPLACE(siret, ' ', '') || ',') LIKE ? ESCAPE '\'`
+			args[i] = "%," + likeEscaper.Replace(s) + ",%"
+		}
+		q = q.Where("("+strings.Join(conds, " OR ")+")", args...)
+	}
+	return q
+}
+
+// likeEscaper escapes the wildcards of a LIKE pattern (ESCAPE '\').
+var likeEscaper = strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
 
 // maxAuditProblems bounds the problems a verification lists.
 const maxAuditProblems = 20

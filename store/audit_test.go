@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -512,4 +513,104 @@ func TestAuditGrantsPostgres(t *testing.T) {
 	if rep := mustVerify(t, owner); !rep.OK() || rep.Rows != 5 {
 		t.Fatalf("after the attempts: %+v", rep)
 	}
+}
+
+// TestAuditBySIRETs: the rows of a set of SIRETs and a period, read window
+// by window in chain order on both databases. A row naming several SIRETs
+// counts for each; a SIRET never matches part of another, nor a wildcard.
+func TestAuditBySIRETs(t *testing.T) {
+	const siretC = "21750001600019"
+	eachDB(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		base := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+		// 1100 rows (more than one window of ids), round-robin over the SIRET
+		// fields below; one row a minute.
+		fields := []string{siretA, siretB, siretA + "," + siretC, "", siretC + ", " + siretB, "9" + siretA, siretA[:13] + "%"}
+		var evs []*pigp.AuditEvent
+		for i := range 1100 {
+			evs = append(evs, &pigp.AuditEvent{Time: base.Add(time.Duration(i) * time.Minute), Action: pigp.AuditLogin,
+				Outcome: pigp.AuditOK, Login: fmt.Sprintf("agent-%d", i), SIRET: fields[i%len(fields)]})
+		}
+		if err := db.AuditMany(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+		names := func(e *pigp.AuditEvent, sirets []string) bool {
+			for _, s := range strings.Split(strings.ReplaceAll(e.SIRET, " ", ""), ",") {
+				if slices.Contains(sirets, s) {
+					return true
+				}
+			}
+			return false
+		}
+		for _, tc := range []struct {
+			name     string
+			f        pigp.AuditFilter
+			min, max int
+		}{
+			{"A", pigp.AuditFilter{SIRETs: []string{siretA}}, 300, 330},
+			{"B and C", pigp.AuditFilter{SIRETs: []string{siretB, siretC}}, 450, 480},
+			{"A, one day", pigp.AuditFilter{SIRETs: []string{siretA}, From: base.Add(100 * time.Minute), To: base.Add(400 * time.Minute)}, 80, 90},
+			{"all", pigp.AuditFilter{}, 1101, 1101}, // and the anchor row
+			{"A, after the rows", pigp.AuditFilter{SIRETs: []string{siretA}, From: base.Add(1100 * time.Minute)}, 0, 0},
+			{"A, before the rows", pigp.AuditFilter{SIRETs: []string{siretA}, To: base}, 0, 0},
+		} {
+			var got []*pigp.AuditEvent
+			err := db.EachAudit(ctx, tc.f, func(e *pigp.AuditEvent) error { got = append(got, e); return nil })
+			if err != nil {
+				t.Fatalf("%s: %v", tc.name, err)
+			}
+			if len(got) < tc.min || len(got) > tc.max {
+				t.Fatalf("%s: %d rows, want %d to %d", tc.name, len(got), tc.min, tc.max)
+			}
+			want := 0
+			for i, e := range evs {
+				if (tc.f.SIRETs == nil || names(e, tc.f.SIRETs)) && (tc.f.From.IsZero() || !e.Time.Before(tc.f.From)) &&
+					(tc.f.To.IsZero() || e.Time.Before(tc.f.To)) {
+					if tc.f.SIRETs != nil && got[want].ID != e.ID {
+						t.Fatalf("%s: row %d is %d, want %d (event %d)", tc.name, want, got[want].ID, e.ID, i)
+					}
+					want++
+				}
+			}
+			if tc.f.SIRETs != nil && want != len(got) {
+				t.Fatalf("%s: %d rows, want %d", tc.name, len(got), want)
+			}
+			for i := 1; i < len(got); i++ {
+				if got[i].ID <= got[i-1].ID {
+					t.Fatalf("%s: rows out of chain order at %d", tc.name, i)
+				}
+			}
+			listed, err := db.ListAudit(ctx, tc.f)
+			if err != nil || len(listed) != len(got) {
+				t.Fatalf("%s: ListAudit gave %d rows, %v; EachAudit %d", tc.name, len(listed), err, len(got))
+			}
+		}
+		if err := db.EachAudit(ctx, pigp.AuditFilter{SIRETs: []string{}}, func(*pigp.AuditEvent) error {
+			return fmt.Errorf("a row for no SIRET")
+		}); err != nil {
+			t.Fatal(err)
+		}
+
+		// fn's error stops the walk; rows appended during a walk are not
+		// read by it.
+		stop := fmt.Errorf("stop")
+		n := 0
+		if err := db.EachAudit(ctx, pigp.AuditFilter{}, func(*pigp.AuditEvent) error { n++; return stop }); err != stop || n != 1 {
+			t.Fatalf("stopping walk: %v after %d rows", err, n)
+		}
+		n = 0
+		err := db.EachAudit(ctx, pigp.AuditFilter{SIRETs: []string{siretA}}, func(*pigp.AuditEvent) error {
+			n++
+			if n == 1 {
+				return db.Audit(ctx, &pigp.AuditEvent{Action: pigp.AuditExport, Outcome: pigp.AuditOK, SIRET: siretA})
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if all, _ := db.ListAudit(ctx, pigp.AuditFilter{SIRETs: []string{siretA}}); n != len(all)-1 {
+			t.Fatalf("the walk read %d rows of %d (one appended during it)", n, len(all))
+		}
+	})
 }

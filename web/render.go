@@ -110,7 +110,7 @@ func parseTemplates() (map[string]*template.Template, error) {
 // page is what every template receives.
 type page struct {
 	Title  string
-	Nav    string // active entry: "depot", "retrait", "historique-depots", "historique-retraits"
+	Nav    string // active entry: "depot", "retrait", "historique-depots", "historique-retraits", "journal-audit"
 	Caller *pigp.Caller
 	CSRF   string
 	Flash  string // a success message

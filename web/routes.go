@@ -46,6 +46,8 @@ func (s *Server) routes() http.Handler {
 	mux.Handle("GET /apa/historique-depots", s.private(s.depositHistory))
 	mux.Handle("GET /apa/historique-retraits", s.private(s.downloadHistory))
 	mux.Handle("GET /apa/historique/{file}", s.private(s.historyFile))
+	mux.Handle("GET /apa/journal-audit", s.private(s.auditExportPage))
+	mux.Handle("GET /apa/journal-audit/export", s.private(s.auditExport))
 	mux.Handle("GET /mot-de-passe", s.private(s.passwordPage))
 	mux.Handle("POST /mot-de-passe", s.private(s.changePassword))
 	mux.Handle("POST /mot-de-passe/niveau", s.private(s.passwordStrength))

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -52,6 +53,11 @@ type Exchange interface {
 	// the caller's SIRETs (contract §7), the same files as over SFTP.
 	DepositsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
 	DownloadsCSV(ctx context.Context, caller *pigp.Caller) ([]byte, error)
+	// AuditExport writes the audit export of the SIRETs the caller audits,
+	// period [from, to[ (zero: open), and returns its row count:
+	// EFORBIDDEN for a caller who audits none, EINVALID for an empty
+	// period, nothing written to w before the export is recorded.
+	AuditExport(ctx context.Context, caller *pigp.Caller, from, to time.Time, w io.Writer) (int, error)
 	// EndSession records the refusals counted in the caller's session.
 	EndSession(ctx context.Context, caller *pigp.Caller)
 }

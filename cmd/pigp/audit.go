@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"fmt"
 	"io"
 	"os"
@@ -106,11 +105,6 @@ func auditCheckpoint(ctx context.Context, m *Main, args []string) error {
 	})
 }
 
-// auditHeader is the header of the auditors' CSV (contract §7 style: ";",
-// CRLF, ISO 8601 times with the Paris offset).
-var auditHeader = []string{"numero", "horodatage", "action", "resultat", "identifiant", "siret", "adresse_ip",
-	"protocole", "objet", "sha256", "detail", "empreinte_precedente", "empreinte"}
-
 func auditExport(ctx context.Context, m *Main, args []string) error {
 	fs := m.flagSet("audit export")
 	var cf configFlags
@@ -138,10 +132,6 @@ func auditExport(ctx context.Context, m *Main, args []string) error {
 		}
 	}
 	return withApp(ctx, m, &cf, func(a *App) error {
-		events, err := a.DB.ListAudit(ctx, f)
-		if err != nil {
-			return err
-		}
 		var w io.Writer = m.Stdout
 		if *out != "" {
 			file, err := os.OpenFile(*out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
@@ -151,37 +141,19 @@ func auditExport(ctx context.Context, m *Main, args []string) error {
 			defer file.Close()
 			w = file
 		}
-		if err := writeAuditCSV(w, events); err != nil {
+		out, err := exchange.NewAuditCSV(w)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(m.Stderr, "%d ligne(s) exportée(s)\n", len(events))
+		if err := a.DB.EachAudit(ctx, f, out.Write); err != nil {
+			return err
+		}
+		if err := out.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(m.Stderr, "%d ligne(s) exportée(s)\n", out.Rows())
 		return nil
 	})
-}
-
-func writeAuditCSV(w io.Writer, events []*pigp.AuditEvent) error {
-	if _, err := io.WriteString(w, exchange.BOM); err != nil { // contract §7, as the history files
-		return err
-	}
-	cw := csv.NewWriter(w)
-	cw.Comma = ';'
-	cw.UseCRLF = true
-	cw.Write(auditHeader)
-	for _, e := range events {
-		cw.Write([]string{fmt.Sprint(e.ID), e.Time.In(apa.Paris).Format("2006-01-02T15:04:05.000000-07:00"), e.Action, e.Outcome,
-			csvSafe(e.Login), e.SIRET, e.IP, e.Protocol, csvSafe(e.Object), e.SHA256, csvSafe(e.Detail), e.PrevHash, e.Hash})
-	}
-	cw.Flush()
-	return cw.Error()
-}
-
-// csvSafe keeps a spreadsheet from reading a client-chosen value as a
-// formula (CSV injection): such values get a leading apostrophe.
-func csvSafe(s string) string {
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
 }
 
 // parseAuditTime parses a day (Paris time; day reports it) or an RFC 3339 instant.

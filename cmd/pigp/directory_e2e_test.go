@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	encsv "encoding/csv"
 	"errors"
 	"fmt"
 	"net"
@@ -15,16 +16,20 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/apa"
 	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/directory"
+	"github.com/pigp/pigp/exchange"
 	"github.com/pigp/pigp/internal/slapdtest"
 )
 
@@ -121,7 +126,8 @@ func loginRows(evs []*pigp.AuditEvent, login, outcome, detail string) int {
 // recorded under its shadow row; an agent whom no group grants anything, a
 // wrong or empty password and an injection are refused like a wrong local
 // password, audited and throttled; a key login and a password change are
-// refused to agents; an auditeur reads the histories only.
+// refused to agents; an auditeur reads the histories and exports the audit
+// trail of its SIRET only.
 func TestDirectoryAgents(t *testing.T) {
 	needTool(t, "sftp", "sshpass")
 	for _, kind := range dbKinds {
@@ -325,6 +331,33 @@ func testDirectoryAgents(t *testing.T, e *dirEnv) {
 	if status, body := ap.get("/apa/historique/retraits.csv"); status != 200 || !strings.Contains(body, resp.Name) {
 		t.Fatalf("auditeur's retraits.csv: %d\n%s", status, body)
 	}
+	// The audit export: siretA's rows only (not bob's login for siretB),
+	// the export's own row last; refused to the agent.
+	if _, err := e.sshLogin("127.0.0.1", "bob-xt", e.bob); err != nil {
+		t.Fatal(err)
+	}
+	status, body := ap.get("/apa/journal-audit/export")
+	rows, ok := strings.CutPrefix(body, utf8BOM+strings.Join(exchange.AuditHeader, ";")+"\r\n")
+	if status != 200 || !ok || !strings.Contains(rows, name1) || !strings.Contains(rows, "jean.dupont") {
+		t.Fatalf("auditeur's audit export: %d\n%s", status, body)
+	}
+	cr := encsv.NewReader(strings.NewReader(rows))
+	cr.Comma = ';'
+	records, err := cr.ReadAll()
+	if err != nil || len(records) < 3 {
+		t.Fatalf("audit export: %v, %q", err, records)
+	}
+	for _, r := range records {
+		if !slices.Contains(strings.Split(r[5], ","), siretA) || r[4] == "bob-xt" {
+			t.Fatalf("a row of another SIRET in the auditeur's export: %q", r)
+		}
+	}
+	if last := records[len(records)-1]; last[2] != pigp.AuditExport || last[4] != "sophie.leroy" || last[5] != siretA {
+		t.Fatalf("the export's own row: %q", last)
+	}
+	if status, body := p.get("/apa/journal-audit/export"); status != http.StatusForbidden || !strings.Contains(body, "réservé au profil auditeur") {
+		t.Fatalf("agent's audit export: %d", status)
+	}
 	sophie := e.shadow(t, "sophie.leroy")
 	dls, _ = e.app.DB.ListDownloads(ctx, pigp.HistoryFilter{SIRETs: []string{siretA}})
 	for _, d := range dls {
@@ -421,7 +454,8 @@ func TestDirectoryTLS(t *testing.T) {
 // TestDirectoryPortalBrowser drives the portal in headless Chromium as an
 // internal agent: log in with the directory's password, no expiry shown,
 // a deposit with the page's form, the password page pointing to the
-// directory; an auditeur finds no deposit form but the history; with the
+// directory; an auditeur finds no deposit form but the history, and
+// downloads the audit export of its SIRET (checkAuditExportBrowser); with the
 // directory stopped, the login page says "Connexion à l'annuaire
 // impossible".
 func TestDirectoryPortalBrowser(t *testing.T) {
@@ -464,7 +498,22 @@ func TestDirectoryPortalBrowser(t *testing.T) {
 	if got := text("#annuaire"); got != pigp.MsgDirectoryPasswordManaged || exists("#nouveau") {
 		t.Fatalf("password page of an agent: %q (form shown: %v)", got, exists("#nouveau"))
 	}
+	step("agent's history", chromedp.Navigate(e.base+"/apa/historique-depots"), chromedp.WaitVisible("#table-depots"))
+	if exists("#onglet-journal-audit") || !exists(`a[href="/apa/historique-retraits"]`) {
+		t.Fatal("the audit export's tab is shown to an agent")
+	}
 	logout()
+	// Another organisation's deposit, which the auditeur's export leaves out.
+	otherName := callName(siretB, 2)
+	bc, _ := e.dialSFTP("bob-xt", e.bob)
+	bf, err := bc.Create("/depot/" + otherName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bf.Write([]byte("<DemandeAPA/>"))
+	if err := bf.Close(); err != nil {
+		t.Fatal(err)
+	}
 
 	login("sophie.leroy", "#annuaire")
 	step("auditeur's deposit page", chromedp.Navigate(e.base+"/apa/depot"), chromedp.WaitVisible("#lecture-seule"))
@@ -475,6 +524,7 @@ func TestDirectoryPortalBrowser(t *testing.T) {
 	if got := text("#table-depots"); !strings.Contains(got, name) {
 		t.Fatalf("auditeur's deposit history: %q", got)
 	}
+	checkAuditExportBrowser(t, e, ctx, step, text, name, otherName)
 	logout()
 
 	e.slapd.Stop()
@@ -483,5 +533,69 @@ func TestDirectoryPortalBrowser(t *testing.T) {
 		chromedp.Click(`#form-connexion button[type="submit"]`), chromedp.WaitVisible(".fr-alert--error"))
 	if got := text(".fr-alert--error"); !strings.HasPrefix(got, "Connexion à l'annuaire impossible") {
 		t.Fatalf("login page with the directory down: %q", got)
+	}
+}
+
+// checkAuditExportBrowser: the auditeur (sophie.leroy, auditeur of siretA)
+// opens the "Journal d'audit" tab and downloads the export with the page's
+// button, as a browser saves it: the byte-order mark, the 13-column
+// header, siretA's rows only (jean's deposit mine in, bob's deposit of
+// siretB other out), and last the export's own row.
+func checkAuditExportBrowser(t *testing.T, e *dirEnv, ctx context.Context, step func(string, ...chromedp.Action[chromedp.Void]),
+	text func(string) string, mine, other string) {
+	t.Helper()
+	downloads := t.TempDir()
+	if _, err := chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllow, DownloadPath: downloads}); err != nil {
+		t.Fatal(err)
+	}
+	step("audit export page", chromedp.Click("#onglet-journal-audit", chromedp.NodeVisible), chromedp.WaitVisible("#form-journal-audit"))
+	if got := text("#journal-audit-siret"); got != siretA {
+		t.Fatalf("audited SIRETs shown: %q", got)
+	}
+	if png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
+		os.WriteFile(filepath.Join(screenshotDir(t), "annuaire-journal-audit.png"), png, 0o644)
+	}
+	step("audit export", chromedp.Click("#journal-audit-telecharger", chromedp.NodeVisible))
+	today := time.Now().In(apa.Paris)
+	file := filepath.Join(downloads, "journal-audit_"+today.AddDate(-1, 0, 0).Format("2006-01-02")+"_"+today.Format("2006-01-02")+".csv")
+	var b []byte
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		var err error
+		if b, err = os.ReadFile(file); err == nil && bytes.HasSuffix(b, []byte("\r\n")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			entries, _ := os.ReadDir(downloads)
+			t.Fatalf("the audit export did not arrive as %s: %v", filepath.Base(file), entries)
+		}
+	}
+	body, ok := bytes.CutPrefix(b, []byte(utf8BOM))
+	if !ok {
+		t.Fatalf("the audit export has no byte-order mark: %q", b[:min(len(b), 16)])
+	}
+	cr := encsv.NewReader(bytes.NewReader(body))
+	cr.Comma = ';'
+	rows, err := cr.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) < 3 || !slices.Equal(rows[0], exchange.AuditHeader) {
+		t.Fatalf("audit export: %q", rows)
+	}
+	for _, r := range rows[1:] {
+		if !slices.Contains(strings.Split(r[5], ","), siretA) || r[4] == "bob-xt" {
+			t.Fatalf("a row of another SIRET in the auditeur's export: %q", r)
+		}
+	}
+	if !bytes.Contains(body, []byte(mine)) || bytes.Contains(body, []byte(other)) {
+		t.Fatalf("the audit export lacks %s or holds %s:\n%s", mine, other, body)
+	}
+	last := rows[len(rows)-1]
+	if last[2] != pigp.AuditExport || last[3] != pigp.AuditOK || last[4] != "sophie.leroy" || last[5] != siretA {
+		t.Fatalf("the export's own row: %q", last)
+	}
+	if rep, err := e.app.DB.VerifyAudit(context.Background()); err != nil || !rep.OK() {
+		t.Fatalf("audit chain: %+v, %v", rep, err)
 	}
 }

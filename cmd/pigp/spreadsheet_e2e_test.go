@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/exchange"
 )
 
 const utf8BOM = "\xef\xbb\xbf"
@@ -85,7 +86,7 @@ func TestHistorySpreadsheets(t *testing.T) {
 	if code, out := e.cli(t, "audit", "export", "--out", auditFile); code != 0 {
 		t.Fatalf("audit export: %d %s", code, out)
 	}
-	files["audit.csv"] = auditHeader
+	files["audit.csv"] = exchange.AuditHeader
 
 	// The rows as the contract defines them (Go's RFC 4180 reader).
 	want := map[string][][]string{}
@@ -148,8 +149,8 @@ json.dump(out, sys.stdout)
 	// (UTF-8) and text columns (so that identifiers stay as written);
 	// each file is written back as plain UTF-8 CSV and compared.
 	lo := filepath.Join(dir, "libreoffice")
-	cols := make([]string, 0, 2*len(auditHeader))
-	for i := range auditHeader {
+	cols := make([]string, 0, 2*len(exchange.AuditHeader))
+	for i := range exchange.AuditHeader {
 		cols = append(cols, fmt.Sprint(i+1), "2")
 	}
 	sargs := []string{"-env:UserInstallation=file://" + filepath.Join(t.TempDir(), "profile"), "--headless",
