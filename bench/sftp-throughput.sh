@@ -1,36 +1,50 @@
 #!/usr/bin/env bash
-# SFTP throughput benchmark: pigp against OpenSSH's internal-sftp, same machine, one run.
+# SFTP throughput: pigp against OpenSSH's internal-sftp (issue 14), same machine, one run.
 #
-# Uploads and downloads one random file (1 GiB by default) with the OpenSSH `sftp` client
-# against (a) pigp and (b) a throw-away OpenSSH sshd with "Subsystem sftp internal-sftp",
-# both on 127.0.0.1, key authentication, cipher aes128-gcm@openssh.com. Each measurement is
-# repeated REPS times and the median is kept. Checks every downloaded file's SHA-256 and that
-# pigp's recorded deposit SHA-256 (/historique/depots.csv) equals the local file's.
-# Prints a table and refreshes the generated part of bench/RESULTS.md.
+# Starts, on 127.0.0.1 and free ports: pigp built from the working tree ("after"), optionally a
+# second pigp ("before": a commit or a binary), and a throw-away OpenSSH sshd with its own config
+# and "Subsystem sftp internal-sftp". Then, in ROUNDS interleaved rounds (the order of the servers
+# rotates each round, so that none always goes first), uploads and downloads one random file with
+# the OpenSSH `sftp` client, once with the client's default cipher and once with each cipher of
+# CIPHERS. Reports, per case, the median MB/s of each server, the median of the per-round ratios
+# pigp / OpenSSH with their min–max, and the server's CPU seconds per GiB (user+system, read
+# from /proc; for OpenSSH the whole process tree: its per-connection processes are reaped by the
+# listening sshd, whose cutime/cstime then hold their CPU). Then a concurrency case: CONC_N
+# uploads of CONC_MB MiB at once, each on its own connection, from one address, default
+# connection settings: accepted count, wall time, peak memory (PSS) of the server's process tree
+# (sampled every 0.1 s) and that peak per session above the idle memory.
+# Every download's SHA-256 is checked, and pigp's recorded SHA-256 of every deposit
+# (/historique/depots.csv).
 #
-# Usage (from anywhere; run as root, OpenSSH's sshd needs it):
-#   bench/sftp-throughput.sh                  # full run, 1 GiB, writes bench/RESULTS.md
-#   SIZE_MB=64 bench/sftp-throughput.sh       # quick run, prints only
+# Usage (from anywhere; run as root: sshd's privilege separation needs it):
+#   bench/sftp-throughput.sh                              # 1 GiB, 5 rounds, before = 1f102cc
+#   SIZE_MB=64 ROUNDS=2 bench/sftp-throughput.sh          # quick check, prints only
+#   BEFORE=/path/to/pigp bench/sftp-throughput.sh         # a prebuilt "before" binary
+#   BEFORE= bench/sftp-throughput.sh                      # no "before"
 #
 # Environment:
 #   SIZE_MB=1024            size of the test file in MiB
-#   REPS=3                  repetitions of each measurement (median kept)
-#   CIPHER=aes128-gcm@openssh.com
-#   LARGE_BLOCKS=1          also measure with `sftp -B 261120` (the request size OpenSSH's client
-#                           picks by itself against OpenSSH's server via limits@openssh.com); 0 skips
-#   PIGP_BUILD_FLAGS=""     extra flags for `go build` (e.g. "-overlay /tmp/overlay.json")
+#   ROUNDS=5                interleaved rounds (median and min–max of the per-round ratios)
+#   CIPHERS="aes128-gcm@openssh.com"   ciphers measured besides the client's default ("" = none)
+#   BEFORE=1f102cc          git commit to build as "before" (default: main before issue 14), or a pigp
+#                           binary; "" = none
+#   PIGP_BIN=               a prebuilt pigp binary as "after" (default: build the working tree)
+#   CONC_N=50 CONC_MB=10    the concurrency case (CONC_N=0 skips it)
 #   RESULTS_FILE=...        where to write the results (default bench/RESULTS.md when
-#                           SIZE_MB >= 1024, otherwise nothing is written); "-" = don't write
+#                           SIZE_MB >= 1024 and ROUNDS >= 5, otherwise nothing is written); "-" = don't
+#   NOTE=...                a line written above the tables (machine state, ...)
 #   TRANSFER_TIMEOUT=900    seconds allowed for one transfer
-#   KEEP_WORK=0             1 keeps the temporary directory (logs, data dir) for inspection
-#   BENCH_TMPDIR=$TMPDIR    where the temporary directory goes (needs ~(3+2*REPS+1) x SIZE of space)
+#   KEEP_WORK=0             1 keeps the temporary directory (logs, data dirs) for inspection
+#   BENCH_TMPDIR=$TMPDIR    where the temporary directory goes
 set -euo pipefail
 
 SIZE_MB=${SIZE_MB:-1024}
-REPS=${REPS:-3}
-CIPHER=${CIPHER:-aes128-gcm@openssh.com}
-LARGE_BLOCKS=${LARGE_BLOCKS:-1}
-PIGP_BUILD_FLAGS=${PIGP_BUILD_FLAGS:-}
+ROUNDS=${ROUNDS:-5}
+CIPHERS=${CIPHERS-aes128-gcm@openssh.com}
+BEFORE=${BEFORE-1f102cc}
+PIGP_BIN=${PIGP_BIN:-}
+CONC_N=${CONC_N:-50}
+CONC_MB=${CONC_MB:-10}
 TRANSFER_TIMEOUT=${TRANSFER_TIMEOUT:-900}
 KEEP_WORK=${KEEP_WORK:-0}
 BENCH_TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
@@ -38,11 +52,10 @@ BENCH_TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
 SIRET=22940028800010
 LOGIN=bench-xt
 RESP_NAME=2026_${SIRET}_20261128101500_REP.xml
-BIG_BLOCK=261120 # 256 KiB - 1024: OpenSSH's own request size; pkg/sftp drops packets > 256 KiB
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 if [[ -z ${RESULTS_FILE:-} ]]; then
-	if ((SIZE_MB >= 1024)); then RESULTS_FILE=$REPO/bench/RESULTS.md; else RESULTS_FILE=-; fi
+	if ((SIZE_MB >= 1024 && ROUNDS >= 5)); then RESULTS_FILE=$REPO/bench/RESULTS.md; else RESULTS_FILE=-; fi
 fi
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -52,7 +65,8 @@ die() {
 }
 
 [[ $SIZE_MB =~ ^[1-9][0-9]*$ ]] || die "SIZE_MB must be a positive integer, got '$SIZE_MB'"
-[[ $REPS =~ ^[1-9][0-9]*$ ]] || die "REPS must be a positive integer, got '$REPS'"
+[[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, got '$ROUNDS'"
+[[ $CONC_N =~ ^[0-9]+$ && $CONC_MB =~ ^[1-9][0-9]*$ ]] || die "CONC_N and CONC_MB must be integers"
 
 # ---------------------------------------------------------------- prerequisites
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found${2:+ ($2)}"; }
@@ -60,6 +74,7 @@ need go
 need sha256sum
 need timeout
 need awk
+need ps
 if [[ ! -x /usr/sbin/sshd ]] || ! command -v sftp >/dev/null || ! command -v ssh-keygen >/dev/null; then
 	if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
 		log "installing openssh-server and openssh-client"
@@ -75,8 +90,8 @@ ME=$(id -un)
 
 # ---------------------------------------------------------------- workspace and cleanup
 WORK=$(mktemp -d "$BENCH_TMPDIR/pigp-bench.XXXXXX")
-PIGP_PID=
-SSHD_PID=
+declare -A PID PORT USER_OF LABEL
+SAMPLER_PID=
 
 stop_pid() { # pid name
 	local pid=$1 i
@@ -94,47 +109,32 @@ stop_pid() { # pid name
 }
 
 cleanup() {
-	local rc=$?
+	local rc=$? s
 	set +e
 	trap - EXIT INT TERM
-	stop_pid "$PIGP_PID" pigp
-	stop_pid "$SSHD_PID" sshd
+	[[ -n $SAMPLER_PID ]] && stop_pid "$SAMPLER_PID" sampler
+	for s in "${!PID[@]}"; do stop_pid "${PID[$s]}" "$s"; done
 	if ((rc != 0)); then
-		for f in pigp.log sshd.log last-sftp.log; do
-			[[ -s $WORK/$f ]] && { echo "--- last lines of $f:" >&2; tail -n 15 "$WORK/$f" >&2; }
+		for f in "$WORK"/*.log; do
+			[[ -s $f ]] && { echo "--- last lines of $f:" >&2; tail -n 15 "$f" >&2; }
 		done
 	fi
-	if [[ $KEEP_WORK == 1 ]]; then
-		log "kept $WORK"
-	else
-		rm -rf "$WORK"
-	fi
+	if [[ $KEEP_WORK == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 	exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+NSERVERS=2
+[[ -n $BEFORE ]] && NSERVERS=3
+NCIPHERS=$((1 + $(wc -w <<<"$CIPHERS")))
 avail_mb=$(df -Pm "$WORK" | awk 'NR==2{print $4}')
-need_mb=$((SIZE_MB * (4 + 2 * REPS * (1 + LARGE_BLOCKS))))
+need_mb=$((SIZE_MB * (3 + (NSERVERS - 1) * ROUNDS * NCIPHERS) + CONC_N * CONC_MB * (NSERVERS - 1) + 1024))
 ((avail_mb > need_mb)) || die "not enough space in $BENCH_TMPDIR: ${avail_mb} MiB free, ~${need_mb} MiB needed (set BENCH_TMPDIR)"
 
-# Two free TCP ports on 127.0.0.1 (bound together so that they differ).
-free_ports() {
-	if command -v python3 >/dev/null; then
-		python3 -c '
-import socket
-ss=[socket.socket() for _ in range(2)]
-for s in ss: s.bind(("127.0.0.1",0))
-print(" ".join(str(s.getsockname()[1]) for s in ss))'
-	else
-		local out=() p
-		while ((${#out[@]} < 2)); do
-			p=$((20000 + RANDOM % 40000))
-			[[ -z $(ss -Htln "sport = :$p") ]] && [[ " ${out[*]} " != *" $p "* ]] && out+=("$p")
-		done
-		echo "${out[*]}"
-	fi
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
 wait_port() { # port pid name
@@ -146,17 +146,41 @@ wait_port() { # port pid name
 	done
 	die "$3 does not listen on 127.0.0.1:$1 after 30 s"
 }
+need python3
 
-read -r PIGP_PORT SSHD_PORT < <(free_ports)
-[[ -n $PIGP_PORT && -n $SSHD_PORT ]] || die "could not find free ports"
-
-# ---------------------------------------------------------------- build pigp
-log "building pigp${PIGP_BUILD_FLAGS:+ with $PIGP_BUILD_FLAGS}"
-# shellcheck disable=SC2086 # PIGP_BUILD_FLAGS is a list of flags
-(cd "$REPO" && go build $PIGP_BUILD_FLAGS -o "$WORK/pigp" ./cmd/pigp) || die "go build failed"
-GO_VERSION=$(cd "$REPO" && go version | awk '{print $3}')
-PIGP_COMMIT=$(cd "$REPO" && git rev-parse --short HEAD 2>/dev/null || echo unknown)
-PIGP_DIRTY=$(cd "$REPO" && { git status --porcelain 2>/dev/null | grep -q . && echo " (with uncommitted changes)"; } || true)
+# ---------------------------------------------------------------- build
+build_at() { # ref out: go build of a commit, from a clean export of it
+	local dir=$WORK/src-$(basename "$2")
+	mkdir -p "$dir"
+	(cd "$REPO" && git archive "$1" | tar -x -C "$dir") || die "git archive $1 failed"
+	(cd "$dir" && go build -o "$2" ./cmd/pigp) || die "go build of $1 failed"
+	rm -rf "$dir"
+}
+AFTER_DESC=
+if [[ -n $PIGP_BIN ]]; then
+	[[ -x $PIGP_BIN ]] || die "PIGP_BIN=$PIGP_BIN is not an executable"
+	cp "$PIGP_BIN" "$WORK/pigp-after"
+	AFTER_DESC="$(basename "$PIGP_BIN")"
+else
+	log "building pigp from the working tree"
+	(cd "$REPO" && go build -o "$WORK/pigp-after" ./cmd/pigp) || die "go build failed"
+	AFTER_DESC="$(cd "$REPO" && git rev-parse --short HEAD)$(cd "$REPO" && git diff --quiet HEAD -- . ':!bench/RESULTS.md' || echo '+changes')"
+fi
+SERVERS=(openssh pigp)
+LABEL[openssh]="OpenSSH"
+LABEL[pigp]="pigp $AFTER_DESC"
+if [[ -n $BEFORE ]]; then
+	if [[ -f $BEFORE && -x $BEFORE ]]; then
+		cp "$BEFORE" "$WORK/pigp-before"
+		LABEL[before]="before ($(basename "$BEFORE"))"
+	else
+		log "building pigp at $BEFORE (before)"
+		build_at "$BEFORE" "$WORK/pigp-before"
+		LABEL[before]="before ($(cd "$REPO" && git rev-parse --short "$BEFORE"))"
+	fi
+	SERVERS+=(before)
+fi
+GO_VERSION=$(go version | awk '{print $3}')
 
 # ---------------------------------------------------------------- test data and key
 log "generating a ${SIZE_MB} MiB random file"
@@ -164,41 +188,47 @@ DATA=$WORK/data.bin
 head -c "${SIZE_MB}M" /dev/urandom >"$DATA"
 SIZE_BYTES=$(stat -c %s "$DATA")
 DATA_SHA=$(sha256sum "$DATA" | awk '{print $1}')
+SMALL=$WORK/small.bin
+head -c "${CONC_MB}M" /dev/urandom >"$SMALL"
 ssh-keygen -q -t ed25519 -N '' -C pigp-bench -f "$WORK/key"
 
-# ---------------------------------------------------------------- pigp
-export PIGP_DATA_DIR=$WORK/pigp-data
-export PIGP_SFTP_LISTEN=127.0.0.1:$PIGP_PORT
-export PIGP_MAX_UPLOAD_SIZE=$(((SIZE_MB + 1) * 1024 * 1024))
-export PIGP_SHUTDOWN_TIMEOUT=5s
-export PIGP_LOG_LEVEL=info
-# Deposit processing runs on a schedule in `serve`; the bench's deposits are random bytes, and
-# processing them would compete for CPU with the transfers. Push it to 1 January 00:00:00.
-export PIGP_PROCESSING_SCHEDULE=${PIGP_PROCESSING_SCHEDULE:-0 0 0 1 1 *}
-unset PIGP_DATABASE_URL # embedded SQLite in the data dir
-pigp() { timeout 120 "$WORK/pigp" "$@"; }
-log "setting up pigp in $PIGP_DATA_DIR"
-pigp org add --siret "$SIRET" --name "Bench" >"$WORK/setup.log" 2>&1 || die "pigp org add failed: $(cat "$WORK/setup.log")"
-pigp user add --login "$LOGIN" --siret "$SIRET" --name "Bench User" --email b@example.fr >>"$WORK/setup.log" 2>&1 ||
-	die "pigp user add failed: $(tail -n 3 "$WORK/setup.log")"
-pigp user key add --login "$LOGIN" --file "$WORK/key.pub" >>"$WORK/setup.log" 2>&1 ||
-	die "pigp user key add failed: $(tail -n 3 "$WORK/setup.log")"
-pigp response publish --siret "$SIRET" --name "$RESP_NAME" "$DATA" >>"$WORK/setup.log" 2>&1 ||
-	die "pigp response publish failed: $(tail -n 3 "$WORK/setup.log")"
-"$WORK/pigp" serve >"$WORK/pigp.log" 2>&1 &
-PIGP_PID=$!
-wait_port "$PIGP_PORT" "$PIGP_PID" "pigp serve"
-log "pigp listening on 127.0.0.1:$PIGP_PORT (pid $PIGP_PID)"
+# ---------------------------------------------------------------- pigp servers (default settings)
+start_pigp() { # name binary
+	local name=$1 bin=$2 port dir=$WORK/$1-data
+	port=$(free_port)
+	(
+		export PIGP_DATA_DIR=$dir PIGP_SFTP_LISTEN=127.0.0.1:$port PIGP_HTTP_LISTEN=off
+		export PIGP_MAX_UPLOAD_SIZE=$(((SIZE_MB > CONC_MB ? SIZE_MB : CONC_MB) * 1048576 + 1048576)) PIGP_SHUTDOWN_TIMEOUT=5s PIGP_LOG_LEVEL=warn
+		# Processing the random deposits would compete for the CPU: push it to 1 January.
+		export PIGP_PROCESSING_SCHEDULE="0 0 0 1 1 *"
+		unset PIGP_DATABASE_URL
+		p() { timeout 120 "$bin" "$@" >>"$WORK/$name-setup.log" 2>&1 || die "$name: pigp $* failed"; }
+		p org add --siret "$SIRET" --name Bench
+		p user add --login "$LOGIN" --siret "$SIRET" --name "Bench User" --email b@example.fr
+		p user key add --login "$LOGIN" --file "$WORK/key.pub"
+		p response publish --siret "$SIRET" --name "$RESP_NAME" "$DATA"
+		exec "$bin" serve >"$WORK/$name.log" 2>&1
+	) &
+	PID[$name]=$!
+	PORT[$name]=$port
+	USER_OF[$name]=$LOGIN
+	wait_port "$port" "${PID[$name]}" "$name"
+	log "$name listening on 127.0.0.1:$port (pid ${PID[$name]})"
+}
+start_pigp pigp "$WORK/pigp-after"
+[[ -n $BEFORE ]] && start_pigp before "$WORK/pigp-before"
 
 # ---------------------------------------------------------------- OpenSSH sshd (internal-sftp)
 SSHD_DIR=$WORK/sshd
 mkdir -p "$SSHD_DIR/upload"
 ssh-keygen -q -t ed25519 -N '' -f "$SSHD_DIR/host_ed25519"
 cp "$WORK/key.pub" "$SSHD_DIR/authorized_keys"
+PORT[openssh]=$(free_port)
+# MaxStartups raised so that the concurrency case is not refused by sshd's own default (10:30:100).
 cat >"$SSHD_DIR/sshd_config" <<EOF
 # throw-away sshd for bench/sftp-throughput.sh
 ListenAddress 127.0.0.1
-Port $SSHD_PORT
+Port ${PORT[openssh]}
 HostKey $SSHD_DIR/host_ed25519
 PidFile $SSHD_DIR/sshd.pid
 AuthorizedKeysFile $SSHD_DIR/authorized_keys
@@ -212,253 +242,304 @@ StrictModes no
 PrintMotd no
 X11Forwarding no
 AllowTcpForwarding no
+MaxStartups $((CONC_N + 10))
 Subsystem sftp internal-sftp
 EOF
 mkdir -p /run/sshd # privilege-separation directory sshd insists on (Debian)
 "$SSHD" -t -f "$SSHD_DIR/sshd_config" 2>"$WORK/sshd.log" || die "sshd rejects its config: $(cat "$WORK/sshd.log")"
 "$SSHD" -D -e -f "$SSHD_DIR/sshd_config" 2>>"$WORK/sshd.log" &
-SSHD_PID=$!
-wait_port "$SSHD_PORT" "$SSHD_PID" "sshd"
-log "OpenSSH sshd listening on 127.0.0.1:$SSHD_PORT (pid $SSHD_PID)"
+PID[openssh]=$!
+USER_OF[openssh]=$ME
+wait_port "${PORT[openssh]}" "${PID[openssh]}" sshd
+log "OpenSSH sshd listening on 127.0.0.1:${PORT[openssh]} (pid ${PID[openssh]})"
 OPENSSH_VERSION=$(ssh -V 2>&1 | awk '{sub(/,$/, "", $1); print $1}')
 
-# ---------------------------------------------------------------- transfers
-SFTP_OPTS=(-q -o "Ciphers=$CIPHER" -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
-	-o LogLevel=ERROR -o IdentitiesOnly=yes -o IdentityFile="$WORK/key" -o BatchMode=yes
-	-o ConnectTimeout=10 -o ServerAliveInterval=15 -o ServerAliveCountMax=4)
+# ---------------------------------------------------------------- measuring
+BASE_OPTS=(-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
+	-o IdentitiesOnly=yes -o IdentityFile="$WORK/key" -o BatchMode=yes
+	-o ConnectTimeout=30 -o ServerAliveInterval=15 -o ServerAliveCountMax=4)
+SFTP_OPTS=(-q -o LogLevel=ERROR "${BASE_OPTS[@]}")
 CLK_TCK=$(getconf CLK_TCK)
 
-# CPU seconds (user+sys, plus reaped children: sshd's per-connection processes) of a process.
+# CPU seconds of a server: user+system of the process and of its reaped children (sshd's
+# per-connection processes, once reaped).
 proc_cpu() { awk -v t="$CLK_TCK" '{print ($14+$15+$16+$17)/t}' "/proc/$1/stat"; }
-# CPU seconds used by the whole machine (all CPUs, user+nice+system+irq+softirq+steal).
-machine_cpu() { awk -v t="$CLK_TCK" '$1=="cpu"{print ($2+$3+$4+$7+$8+$9)/t}' /proc/stat; }
-
-# run_sftp PORT USER BATCH -- extra sftp options...; sets ELAPSED, CLIENT_CPU
-run_sftp() {
-	local port=$1 user=$2 batch=$3
-	shift 3
-	local tf=$WORK/time.out
-	local TIMEFORMAT='%R %U %S'
-	if ! { time timeout "$TRANSFER_TIMEOUT" sftp "${SFTP_OPTS[@]}" "$@" -P "$port" -b "$batch" "$user@127.0.0.1" \
-		>"$WORK/last-sftp.log" 2>&1; } 2>"$tf"; then
-		die "sftp to port $port failed ($(tr '\n' ' ' <"$batch")): $(tail -n 5 "$WORK/last-sftp.log")"
-	fi
-	read -r ELAPSED u s <"$tf"
-	CLIENT_CPU=$(awk -v u="$u" -v s="$s" 'BEGIN{printf "%.2f", u+s}')
+# Waits until a server has no child process left (sshd reaps its sessions' processes).
+wait_reaped() {
+	local i
+	for i in $(seq 100); do
+		[[ -z $(ps -o pid= --ppid "$1") ]] && return 0
+		sleep 0.05
+	done
+	log "WARNING: pid $1 still has children after 5 s; their CPU is not counted"
+}
+# Memory in KiB of a process and all its descendants: the sum of their PSS (proportional set size:
+# pages shared between sshd's processes, or with the libraries, are divided among them, not counted
+# once per process).
+tree_pss() {
+	local pids
+	pids=$({ ps -e -o pid=,ppid= || true; } | awk -v root="$1" '
+		{p[$1]=$2}
+		END {for (x in p) {y=x; while (y != "" && y != root && y != 1 && y != 0) y=p[y]; if (y == root) print x}}')
+	# shellcheck disable=SC2086 # a list of pids
+	{ for x in $pids; do cat "/proc/$x/smaps_rollup" 2>/dev/null || true; done; } | awk '/^Pss:/ {s+=$2} END {print s+0}'
 }
 
-sftp_batch() { printf '%s\n' "$@" >"$WORK/batch"; }
+cipher_opts() { [[ $1 == default ]] && return 0; printf '%s\n' -o "Ciphers=$1"; }
 
-log "checking both servers answer"
-sftp_batch 'ls /'
-run_sftp "$PIGP_PORT" "$LOGIN" "$WORK/batch"
-grep -q depot "$WORK/last-sftp.log" || die "pigp: / does not list depot"
-sftp_batch "ls $SSHD_DIR"
-run_sftp "$SSHD_PORT" "$ME" "$WORK/batch"
+# run_sftp server cipher batch; sets ELAPSED
+run_sftp() {
+	local server=$1 cipher=$2 batch=$3 opts=()
+	mapfile -t opts < <(cipher_opts "$cipher")
+	local t0 t1
+	t0=$(date +%s.%N)
+	if ! timeout "$TRANSFER_TIMEOUT" sftp "${SFTP_OPTS[@]}" "${opts[@]}" -P "${PORT[$server]}" -b "$batch" \
+		"${USER_OF[$server]}@127.0.0.1" >"$WORK/last-sftp.log" 2>&1; then
+		die "sftp to $server failed ($(tr '\n' ' ' <"$batch")): $(tail -n 5 "$WORK/last-sftp.log")"
+	fi
+	t1=$(date +%s.%N)
+	ELAPSED=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')
+}
 
-# Connection set-up alone (ssh handshake, auth, sftp init, one round trip), included in every
-# timed transfer below: measured so that the report can show it.
-SETUP_RAW=$WORK/setup.txt
-: >"$SETUP_RAW"
-for i in 1 2 3; do
-	sftp_batch pwd
-	run_sftp "$PIGP_PORT" "$LOGIN" "$WORK/batch"
-	echo "pigp $ELAPSED" >>"$SETUP_RAW"
-	run_sftp "$SSHD_PORT" "$ME" "$WORK/batch"
-	echo "openssh $ELAPSED" >>"$SETUP_RAW"
+# The cipher the client's defaults negotiate with each server (from `ssh -v`).
+negotiated() { # server
+	printf 'pwd\n' >"$WORK/probe"
+	sftp -v "${BASE_OPTS[@]}" -P "${PORT[$1]}" -b "$WORK/probe" "${USER_OF[$1]}@127.0.0.1" >"$WORK/probe.log" 2>&1 || true
+	awk '/kex: server->client cipher:/ {print $(NF-4) ($(NF-2) == "<implicit>" ? "" : " + " $(NF-2)); exit}' "$WORK/probe.log"
+}
+declare -A DEFAULT_CIPHER
+for s in "${SERVERS[@]}"; do
+	DEFAULT_CIPHER[$s]=$(negotiated "$s")
+	[[ -n ${DEFAULT_CIPHER[$s]} ]] || die "could not connect to $s"
+	log "client defaults with $s: ${DEFAULT_CIPHER[$s]}"
 done
 
-# Distinct call-file names in the past: one second apart from one hour ago.
-NAME_BASE=$(($(date +%s) - 3600))
+# Distinct call-file names in the past: one second apart from two hours ago.
+NAME_BASE=$(($(date +%s) - 7200))
 NAME_SEQ=0
 next_call_name() { # sets CALL_NAME (no subshell: NAME_SEQ must advance)
 	local ts=$((NAME_BASE + NAME_SEQ))
 	NAME_SEQ=$((NAME_SEQ + 1))
 	CALL_NAME="$(TZ=Europe/Paris date -d "@$ts" +%Y)_${SIRET}_$(TZ=Europe/Paris date -d "@$ts" +%Y%m%d%H%M%S).xml"
 }
+declare -A DEPOSITS # server -> space-separated names, checked in depots.csv at the end
 
-# RESULTS: lines "variant server direction rep seconds server_cpu client_cpu extra"
+# RAW: "round cipher direction server seconds cpu_seconds"
 RAW=$WORK/raw.txt
 : >"$RAW"
-PIGP_NAMES=()
-VARIANTS=(default)
-((LARGE_BLOCKS == 1)) && VARIANTS+=(B$BIG_BLOCK)
 
-check_sha() { # file label
-	local got
-	got=$(sha256sum "$1" | awk '{print $1}')
-	[[ $got == "$DATA_SHA" ]] || die "$2: SHA-256 mismatch ($got, expected $DATA_SHA)"
-}
-
-measure() { # variant server direction rep
-	local variant=$1 server=$2 dir=$3 rep=$4 port user pid before after extra=-
-	local opts=()
-	[[ $variant == default ]] || opts=(-B "${variant#B}")
-	if [[ $server == pigp ]]; then port=$PIGP_PORT user=$LOGIN pid=$PIGP_PID; else port=$SSHD_PORT user=$ME pid=$SSHD_PID; fi
-	local dl=$WORK/download.bin remote
+measure() { # round cipher direction server
+	local round=$1 cipher=$2 dir=$3 server=$4 remote dl=$WORK/download.bin before after
 	rm -f "$dl"
 	if [[ $dir == upload ]]; then
-		if [[ $server == pigp ]]; then
-			next_call_name
-			remote=/depot/$CALL_NAME
-			PIGP_NAMES+=("$CALL_NAME")
-		else
+		if [[ $server == openssh ]]; then
 			remote=$SSHD_DIR/upload/up.bin
 			rm -f "$remote"
+		else
+			next_call_name
+			remote=/depot/$CALL_NAME
+			DEPOSITS[$server]+=" $CALL_NAME"
 		fi
-		sftp_batch "put $DATA $remote"
+		printf 'put %s %s\n' "$DATA" "$remote" >"$WORK/batch"
 	else
-		if [[ $server == pigp ]]; then remote=/retrait/$RESP_NAME; else remote=$DATA; fi
-		sftp_batch "get $remote $dl"
+		if [[ $server == openssh ]]; then remote=$DATA; else remote=/retrait/$RESP_NAME; fi
+		printf 'get %s %s\n' "$remote" "$dl" >"$WORK/batch"
 	fi
-	sync # start every transfer without dirty pages left by the previous one
-	before=$(proc_cpu "$pid")
-	local mbefore mafter
-	mbefore=$(machine_cpu)
-	run_sftp "$port" "$user" "$WORK/batch" "${opts[@]}"
-	[[ $server == openssh ]] && sleep 0.3 # let sshd reap the session processes (their CPU time)
-	after=$(proc_cpu "$pid")
-	mafter=$(machine_cpu)
+	sync # no dirty pages left by the previous transfer
+	before=$(proc_cpu "${PID[$server]}")
+	run_sftp "$server" "$cipher" "$WORK/batch"
+	wait_reaped "${PID[$server]}"
+	after=$(proc_cpu "${PID[$server]}")
 	if [[ $dir == download ]]; then
-		[[ $(stat -c %s "$dl") == "$SIZE_BYTES" ]] || die "$server download: wrong size"
-		check_sha "$dl" "$server download"
+		[[ $(sha256sum "$dl" | awk '{print $1}') == "$DATA_SHA" ]] || die "$server download: SHA-256 mismatch"
 		rm -f "$dl"
 	elif [[ $server == openssh ]]; then
-		# internal-sftp does not fsync; pigp does. Record what an fsync would have added.
-		local t0 t1
-		t0=$(date +%s.%N)
-		sync "$remote"
-		t1=$(date +%s.%N)
-		extra=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}')
-		check_sha "$remote" "openssh upload"
+		[[ $(sha256sum "$remote" | awk '{print $1}') == "$DATA_SHA" ]] || die "openssh upload: SHA-256 mismatch"
 		rm -f "$remote"
 	fi
-	local scpu other
-	scpu=$(awk -v a="$before" -v b="$after" 'BEGIN{printf "%.2f", b-a}')
-	# CPU used by anything else on the machine meanwhile (kernel writeback included): contention.
-	other=$(awk -v a="$mbefore" -v b="$mafter" -v s="$scpu" -v c="$CLIENT_CPU" 'BEGIN{o=b-a-s-c; printf "%.2f", (o<0)?0:o}')
-	echo "$variant $server $dir $rep $ELAPSED $scpu $CLIENT_CPU $extra $other" >>"$RAW"
-	log "$(printf '%-8s %-7s %-8s #%d  %7.2f s  %7.1f MB/s  server cpu %5.2f s  client cpu %5.2f s  other cpu %5.2f s' \
-		"$variant" "$server" "$dir" "$rep" "$ELAPSED" "$(awk -v b="$SIZE_BYTES" -v t="$ELAPSED" 'BEGIN{print b/1e6/t}')" "$scpu" "$CLIENT_CPU" "$other")"
+	local cpu
+	cpu=$(awk -v a="$before" -v b="$after" 'BEGIN{printf "%.2f", b-a}')
+	echo "$round $cipher $dir $server $ELAPSED $cpu" >>"$RAW"
+	log "$(printf 'round %d %-24s %-8s %-7s %7.2f s %7.1f MB/s  server CPU %5.2f s' "$round" "$cipher" "$dir" "$server" \
+		"$ELAPSED" "$(awk -v b="$SIZE_BYTES" -v t="$ELAPSED" 'BEGIN{print b/1e6/t}')" "$cpu")"
 }
 
-LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
-if awk -v l="$LOAD_START" -v n="$(nproc)" 'BEGIN{exit !(l > n/2)}'; then
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+if awk -v l="${LOAD_START%% *}" -v n="$(nproc)" 'BEGIN{exit !(l > n/2)}'; then
 	log "WARNING: load average $LOAD_START on $(nproc) CPUs: other work competes with the transfers, results will be noisy"
 fi
-for variant in "${VARIANTS[@]}"; do
-	for rep in $(seq "$REPS"); do
-		# alternate the order so that neither server always runs first
-		if ((rep % 2)); then servers=(pigp openssh); else servers=(openssh pigp); fi
-		for server in "${servers[@]}"; do
-			measure "$variant" "$server" upload "$rep"
-			measure "$variant" "$server" download "$rep"
+CASES=(default $CIPHERS)
+for round in $(seq "$ROUNDS"); do
+	# rotate the servers' order: each goes first in turn
+	order=()
+	for i in "${!SERVERS[@]}"; do order+=("${SERVERS[$(((i + round - 1) % ${#SERVERS[@]}))]}"); done
+	for cipher in "${CASES[@]}"; do
+		for dir in upload download; do
+			for server in "${order[@]}"; do measure "$round" "$cipher" "$dir" "$server"; done
 		done
 	done
 done
 
-LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
+# ---------------------------------------------------------------- concurrency case
+# CONC: "server accepted seconds peak_pss_kib idle_pss_kib cpu"
+CONC=$WORK/conc.txt
+: >"$CONC"
+concurrency() { # server
+	local server=$1 i ok=0 t0 t1 idle peak before after
+	local dir=$WORK/conc-$server
+	rm -rf "$dir" && mkdir -p "$dir"
+	[[ $server == openssh ]] && { rm -rf "$SSHD_DIR/upload" && mkdir -p "$SSHD_DIR/upload"; }
+	for i in $(seq "$CONC_N"); do
+		if [[ $server == openssh ]]; then
+			printf 'put %s %s/upload/c%d.bin\n' "$SMALL" "$SSHD_DIR" "$i" >"$dir/batch$i"
+		else
+			next_call_name
+			printf 'put %s /depot/%s\n' "$SMALL" "$CALL_NAME" >"$dir/batch$i"
+		fi
+	done
+	sync
+	idle=$(tree_pss "${PID[$server]}")
+	echo 0 >"$dir/peak"
+	(
+		p=0
+		while :; do
+			r=$(tree_pss "${PID[$server]}")
+			((r > p)) && { p=$r; echo "$p" >"$dir/peak"; }
+			sleep 0.1
+		done
+	) &
+	SAMPLER_PID=$!
+	before=$(proc_cpu "${PID[$server]}")
+	t0=$(date +%s.%N)
+	local pids=()
+	for i in $(seq "$CONC_N"); do
+		{ timeout "$TRANSFER_TIMEOUT" sftp "${SFTP_OPTS[@]}" -P "${PORT[$server]}" -b "$dir/batch$i" \
+			"${USER_OF[$server]}@127.0.0.1" >"$dir/out$i" 2>&1 && touch "$dir/ok$i"; } &
+		pids+=($!)
+	done
+	for i in "${pids[@]}"; do wait "$i" || true; done
+	t1=$(date +%s.%N)
+	wait_reaped "${PID[$server]}"
+	after=$(proc_cpu "${PID[$server]}")
+	stop_pid "$SAMPLER_PID" sampler
+	SAMPLER_PID=
+	peak=$(<"$dir/peak")
+	ok=$(find "$dir" -name 'ok*' | wc -l)
+	if ((ok < CONC_N)); then
+		log "$server: $((CONC_N - ok)) of $CONC_N concurrent uploads failed, e.g.: $(cat "$dir"/out* | grep -v '^sftp>' | sort | uniq -c | sort -rn | head -n 2 | tr '\n' ' ')"
+	fi
+	echo "$server $ok $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') $peak $idle $(awk -v a="$before" -v b="$after" 'BEGIN{printf "%.2f", b-a}')" >>"$CONC"
+	log "concurrency $server: $ok/$CONC_N accepted, peak PSS $((peak / 1024)) MiB (idle $((idle / 1024)) MiB)"
+}
+if ((CONC_N > 0)); then
+	for server in "${SERVERS[@]}"; do concurrency "$server"; done
+fi
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---------------------------------------------------------------- pigp's recorded SHA-256
-log "checking pigp's recorded deposits in /historique/depots.csv"
-sftp_batch "get /historique/depots.csv $WORK/depots.csv"
-run_sftp "$PIGP_PORT" "$LOGIN" "$WORK/batch"
-for n in "${PIGP_NAMES[@]}"; do
-	row=$(awk -F';' -v n="$n" '$1==n' "$WORK/depots.csv" | tr -d '\r')
-	[[ -n $row ]] || die "deposit $n missing from depots.csv"
-	[[ $row != *$'\n'* ]] || die "deposit $n appears more than once in depots.csv"
-	size=$(cut -d';' -f4 <<<"$row")
-	sha=$(cut -d';' -f7 <<<"$row")
-	[[ $size == "$SIZE_BYTES" ]] || die "deposit $n: recorded size $size, expected $SIZE_BYTES"
-	[[ $sha == "$DATA_SHA" ]] || die "deposit $n: recorded sha256 $sha, expected $DATA_SHA"
+for server in "${SERVERS[@]}"; do
+	[[ $server == openssh ]] && continue
+	printf 'get /historique/depots.csv %s\n' "$WORK/depots-$server.csv" >"$WORK/batch"
+	run_sftp "$server" default "$WORK/batch"
+	for n in ${DEPOSITS[$server]:-}; do
+		row=$(awk -F';' -v n="$n" '$1==n' "$WORK/depots-$server.csv" | tr -d '\r')
+		[[ -n $row ]] || continue # the concurrency case's refused uploads
+		sha=$(cut -d';' -f7 <<<"$row")
+		[[ $sha == "$DATA_SHA" || $sha == $(sha256sum "$SMALL" | awk '{print $1}') ]] || die "$server: deposit $n recorded with sha256 $sha"
+	done
 done
-log "all ${#PIGP_NAMES[@]} deposits recorded with the right size and SHA-256; every download verified"
+log "every download verified; every deposit recorded with the right SHA-256"
 
 # ---------------------------------------------------------------- report
-median() { sort -g | awk '{v[NR]=$1} END{if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-med() { # variant server direction column(5=s,6=server cpu,7=client cpu,8=fsync)
-	awk -v v="$1" -v s="$2" -v d="$3" -v c="$4" '$1==v && $2==s && $3==d {print $c}' "$RAW" | median
+stats() { # values on stdin -> "median min max"
+	sort -g | awk '{v[NR]=$1} END{m=(NR%2)?v[(NR+1)/2]:(v[NR/2]+v[NR/2+1])/2; printf "%.2f %.2f %.2f\n", m, v[1], v[NR]}'
 }
-best() { # variant server direction: shortest time of the runs
-	awk -v v="$1" -v s="$2" -v d="$3" '$1==v && $2==s && $3==d {print $5}' "$RAW" | sort -g | head -n 1
+col() { # cipher dir server column(5=s, 6=cpu)
+	awk -v c="$1" -v d="$2" -v s="$3" -v k="$4" '$2==c && $3==d && $4==s {print $1, $k}' "$RAW"
 }
-mbps() { awk -v b="$SIZE_BYTES" -v t="$1" 'BEGIN{printf "%.1f", b/1e6/t}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a/b}'; }
+mbps_of() { awk -v b="$SIZE_BYTES" '{printf "%s %.1f\n", $1, b/1e6/$2}'; }
+ratios() { # cipher dir server: per-round MB/s ratio server / openssh
+	join <(col "$1" "$2" "$3" 5 | sort -k1,1) <(col "$1" "$2" openssh 5 | sort -k1,1) | awk '{print $3/$2}'
+}
+cpu_per_gib() { col "$1" "$2" "$3" 6 | awk -v b="$SIZE_BYTES" '{print $2/(b/1073741824)}' | stats | cut -d' ' -f1; }
 
 TABLE=$WORK/table.md
 {
-	for variant in "${VARIANTS[@]}"; do
-		if [[ $variant == default ]]; then
-			echo "Times and MB/s are medians; the target is judged on the medians. Best-run figures are less sensitive to other load on the machine."
-			echo
-			echo "**OpenSSH \`sftp\` defaults** (the target). Against pigp the client sends 32 KiB requests (no \`limits@openssh.com\`);"
-			echo "against OpenSSH it asks the server's limits and sends ${BIG_BLOCK}-byte requests; 64 requests in flight in both cases."
-		else
-			echo "**\`sftp -B ${variant#B}\`** (same request size for both servers; informative)."
-		fi
-		echo
-		echo "| direction | pigp s | pigp MB/s | OpenSSH s | OpenSSH MB/s | pigp / OpenSSH | target | best-run MB/s pigp / OpenSSH (ratio) | server CPU s pigp / OpenSSH | client CPU s pigp / OpenSSH |"
-		echo "|---|---:|---:|---:|---:|---:|---|---:|---:|---:|"
-		for dir in upload download; do
-			ps=$(med "$variant" pigp "$dir" 5)
-			os=$(med "$variant" openssh "$dir" 5)
-			r=$(ratio "$(mbps "$ps")" "$(mbps "$os")")
-			if [[ $variant == default ]]; then
-				tgt=$(awk -v r="$r" 'BEGIN{print (r >= 0.9) ? "≥ 0.9 ✅ met" : "≥ 0.9 ❌ missed"}')
-			else
-				tgt="–"
-			fi
-			pb=$(mbps "$(best "$variant" pigp "$dir")")
-			ob=$(mbps "$(best "$variant" openssh "$dir")")
-			printf '| %s | %.2f | %s | %.2f | %s | **%s** | %s | %s / %s (%s) | %.2f / %.2f | %.2f / %.2f |\n' "$dir" "$ps" "$(mbps "$ps")" "$os" "$(mbps "$os")" "$r" "$tgt" \
-				"$pb" "$ob" "$(ratio "$pb" "$ob")" \
-				"$(med "$variant" pigp "$dir" 6)" "$(med "$variant" openssh "$dir" 6)" \
-				"$(med "$variant" pigp "$dir" 7)" "$(med "$variant" openssh "$dir" 7)"
-		done
-		os=$(med "$variant" openssh upload 5)
-		fs=$(med "$variant" openssh upload 8)
-		ps=$(med "$variant" pigp upload 5)
-		echo
-		printf 'OpenSSH upload followed by an fsync of the file (not timed above; pigp fsyncs before answering CLOSE): %.2f s + %.2f s = %s MB/s → pigp / (OpenSSH + fsync) = %s.\n' \
-			"$os" "$fs" "$(mbps "$(awk -v a="$os" -v b="$fs" 'BEGIN{print a+b}')")" \
-			"$(ratio "$(mbps "$ps")" "$(mbps "$(awk -v a="$os" -v b="$fs" 'BEGIN{print a+b}')")")"
-		echo
-	done
-	printf 'Connection set-up alone (`sftp -b` with `pwd`, median of 3), included in every time above: pigp %.2f s, OpenSSH %.2f s.\n\n' \
-		"$(awk '$1=="pigp"{print $2}' "$SETUP_RAW" | median)" "$(awk '$1=="openssh"{print $2}' "$SETUP_RAW" | median)"
-	printf 'Machine load average (1 min) at the start and at the end of the transfers: %s and %s. '"'"'other CPU s'"'"' below is the CPU time the rest of the machine used during a transfer (kernel writeback included); the machine has %s CPUs (a transfer of T seconds had that many times T CPU seconds in all).\n\n' \
-		"$LOAD_START" "$LOAD_END" "$(nproc)"
-	echo "<details><summary>Every measurement (seconds; CPU seconds of the server process, of sftp+ssh, of everything else)</summary>"
+	echo "Server CPU is per GiB transferred (user+system, the whole process tree for OpenSSH). MB/s are medians"
+	echo "of $ROUNDS rounds; ratios are the median of the per-round ratios to OpenSSH (min–max), the servers' order rotating each round."
 	echo
-	echo "| variant | server | direction | run | s | MB/s | server CPU s | client CPU s | other CPU s |"
-	echo "|---|---|---|---:|---:|---:|---:|---:|---:|"
-	while read -r v s d r t sc cc _ oc; do
-		echo "| $v | $s | $d | $r | $t | $(mbps "$t") | $sc | $cc | $oc |"
+	printf '| cipher | direction |'
+	for s in "${SERVERS[@]}"; do printf ' %s MB/s |' "${LABEL[$s]}"; done
+	for s in "${SERVERS[@]}"; do [[ $s == openssh ]] || printf ' %s / OpenSSH |' "${LABEL[$s]}"; done
+	for s in "${SERVERS[@]}"; do printf ' CPU s/GiB %s |' "${LABEL[$s]}"; done
+	echo
+	printf '|---|---|'
+	for _ in "${SERVERS[@]}"; do printf -- '---:|---:|'; done
+	for _ in $(seq 2 ${#SERVERS[@]}); do printf -- '---:|'; done
+	echo
+	for cipher in "${CASES[@]}"; do
+		if [[ $cipher == default ]]; then
+			cdesc="client default:"
+			for s in "${SERVERS[@]}"; do cdesc+=" ${LABEL[$s]%% *} ${DEFAULT_CIPHER[$s]};"; done
+			cdesc=${cdesc%;}
+		else
+			cdesc=$cipher
+		fi
+		for dir in upload download; do
+			printf '| %s | %s |' "$cdesc" "$dir"
+			for s in "${SERVERS[@]}"; do printf ' %s |' "$(col "$cipher" "$dir" "$s" 5 | mbps_of | awk '{print $2}' | stats | cut -d' ' -f1)"; done
+			for s in "${SERVERS[@]}"; do
+				[[ $s == openssh ]] && continue
+				read -r m lo hi < <(ratios "$cipher" "$dir" "$s" | stats)
+				printf ' **%s** (%s–%s) |' "$m" "$lo" "$hi"
+			done
+			for s in "${SERVERS[@]}"; do printf ' %s |' "$(cpu_per_gib "$cipher" "$dir" "$s")"; done
+			echo
+		done
+	done
+	echo
+	if ((CONC_N > 0)); then
+		echo "**$CONC_N concurrent uploads of $CONC_MB MiB** from 127.0.0.1, one connection each, default connection settings"
+		echo "(sshd: \`MaxStartups $((CONC_N + 10))\`). Memory is the PSS summed over the server's process tree, sampled every 0.1 s; per session = (peak − idle) / accepted."
+		echo
+		echo "| server | accepted | wall s | server CPU s | idle MiB | peak MiB | per session MiB |"
+		echo "|---|---:|---:|---:|---:|---:|---:|"
+		while read -r s ok secs peak idle cpu; do
+			printf '| %s | %d / %d | %s | %s | %.1f | %.1f | %.2f |\n' "${LABEL[$s]}" "$ok" "$CONC_N" "$secs" "$cpu" \
+				"$(awk -v k="$idle" 'BEGIN{print k/1024}')" "$(awk -v k="$peak" 'BEGIN{print k/1024}')" \
+				"$(awk -v p="$peak" -v i="$idle" -v n="$ok" 'BEGIN{print (n>0) ? (p-i)/1024/n : 0}')"
+		done <"$CONC"
+		echo
+	fi
+	echo "Load average (1, 5, 15 min) at the start: $LOAD_START; at the end: $LOAD_END ($(nproc) CPUs)."
+	echo
+	echo "<details><summary>Every transfer (round, cipher, direction, server, seconds, server CPU seconds)</summary>"
+	echo
+	echo "| round | cipher | direction | server | s | MB/s | server CPU s |"
+	echo "|---:|---|---|---|---:|---:|---:|"
+	while read -r r c d s t cpu; do
+		printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$r" "$c" "$d" "${LABEL[$s]}" "$t" \
+			"$(awk -v b="$SIZE_BYTES" -v t="$t" 'BEGIN{printf "%.1f", b/1e6/t}')" "$cpu"
 	done <"$RAW"
 	echo
 	echo "</details>"
 } >"$TABLE"
-
-CPU_MODEL=$(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo)
-RAM=$(awk '/^MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo)
-FS_TYPE=$(df -PT "$WORK" | awk 'NR==2{print $2" ("$1")"}')
-REPRO="sudo bench/sftp-throughput.sh   # from the repository root; SIZE_MB=$SIZE_MB REPS=$REPS CIPHER=$CIPHER LARGE_BLOCKS=$LARGE_BLOCKS"
 
 GEN=$WORK/generated.md
 {
 	echo "<!-- BEGIN GENERATED by bench/sftp-throughput.sh; do not edit by hand, the next run replaces it -->"
 	echo "## Latest run: $(date -u '+%Y-%m-%d %H:%M UTC')"
 	echo
+	[[ -n ${NOTE:-} ]] && { echo "$NOTE"; echo; }
 	echo "| | |"
 	echo "|---|---|"
-	echo "| machine | $(nproc) CPUs, $CPU_MODEL, $RAM RAM, kernel $(uname -r) |"
-	echo "| disk of the data dirs | $FS_TYPE |"
-	echo "| software | pigp $PIGP_COMMIT$PIGP_DIRTY, $GO_VERSION, $OPENSSH_VERSION (client and server) |"
-	echo "| file | $SIZE_MB MiB ($SIZE_BYTES bytes) of /dev/urandom, SHA-256 verified after every download and in pigp's depots.csv |"
-	echo "| transfers | OpenSSH \`sftp -b\`, 127.0.0.1, ed25519 key, \`-o Ciphers=$CIPHER\`, median of $REPS runs, MB = 10^6 bytes |"
-	echo "| pigp | \`pigp serve\`, SQLite, upload streamed to a temp file with SHA-256, fsynced + renamed + dir fsynced before CLOSE is answered |"
-	echo "| OpenSSH | \`sshd -D -e\` with \`Subsystem sftp internal-sftp\`, upload to a temp dir, no fsync |"
-	echo "| reproduce | \`$REPRO\` |"
+	echo "| machine | $(nproc) CPUs, $(awk -F': ' '/^model name/{print $2; exit}' /proc/cpuinfo), $(awk '/^MemTotal/{printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, kernel $(uname -r), $(df -PT "$WORK" | awk 'NR==2{print $2}') |"
+	echo "| software | ${LABEL[pigp]}${BEFORE:+, ${LABEL[before]}}, $GO_VERSION, $OPENSSH_VERSION (client and server) |"
+	echo "| file | $SIZE_MB MiB of /dev/urandom; SHA-256 checked after every download and in pigp's depots.csv |"
+	echo "| transfers | OpenSSH \`sftp -b\` with its defaults (requests, limits@openssh.com), 127.0.0.1, ed25519 key, MB = 10^6 bytes |"
+	echo "| pigp | \`pigp serve\`, default settings, SQLite; uploads hashed (SHA-256), fsynced, renamed, directory fsynced before CLOSE is answered |"
+	echo "| OpenSSH | \`sshd -D\`, \`Subsystem sftp internal-sftp\`, upload to a temporary directory, no fsync |"
+	echo "| reproduce | \`SIZE_MB=$SIZE_MB ROUNDS=$ROUNDS BEFORE=${BEFORE:-\"\"} bench/sftp-throughput.sh\` (as root) |"
 	echo
 	cat "$TABLE"
 	echo "<!-- END GENERATED -->"
@@ -469,21 +550,20 @@ cat "$TABLE"
 echo
 
 if [[ $RESULTS_FILE != - ]]; then
-	if [[ -f $RESULTS_FILE ]] && grep -q '^<!-- BEGIN GENERATED' "$RESULTS_FILE" && grep -q '^<!-- END GENERATED' "$RESULTS_FILE"; then
-		awk -v gen="$GEN" '
-			/^<!-- BEGIN GENERATED/ {while ((getline l < gen) > 0) print l; skip=1; next}
-			/^<!-- END GENERATED/ {skip=0; next}
-			!skip {print}' "$RESULTS_FILE" >"$WORK/results.new"
-	else
-		{
-			echo "# SFTP throughput: pigp vs OpenSSH internal-sftp"
-			echo
-			echo "Produced by \`bench/sftp-throughput.sh\` (issue 2). Target: pigp ≥ 0.9× OpenSSH for upload (with hashing and fsync) and download, aes128-gcm."
-			echo
-			cat "$GEN"
-			[[ -f $RESULTS_FILE ]] && { echo; echo "## Earlier content"; echo; cat "$RESULTS_FILE"; }
-		} >"$WORK/results.new"
-	fi
-	cp "$WORK/results.new" "$RESULTS_FILE"
+	python3 - "$GEN" "$RESULTS_FILE" <<'PY'
+import re, sys
+block = open(sys.argv[1]).read().rstrip("\n")
+path = sys.argv[2]
+try:
+    text = open(path).read()
+except FileNotFoundError:
+    text = "# Benchmarks\n"
+pat = re.compile(r"<!-- BEGIN GENERATED by bench/sftp-throughput\.sh.*?<!-- END GENERATED -->", re.S)
+if pat.search(text):
+    text = pat.sub(lambda m: block, text)
+else:
+    text = text.rstrip("\n") + "\n\n## SFTP throughput (issue 14)\n\n" + block + "\n"
+open(path, "w").write(text)
+PY
 	log "wrote $RESULTS_FILE"
 fi

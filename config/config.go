@@ -14,13 +14,16 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/ssh"
 	"gopkg.in/yaml.v3"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/blob"
 	"github.com/pigp/pigp/directory"
 )
 
@@ -42,6 +45,9 @@ type Config struct {
 	// MetricsListen is the Prometheus metrics listen address, apart from
 	// the portal ("" or "off", the default, disables it).
 	MetricsListen string `yaml:"metrics_listen"`
+	// DebugListen serves net/http/pprof ("" or "off", the default,
+	// disables it); Validate accepts only a loopback address.
+	DebugListen string `yaml:"debug_listen"`
 	// TLSCert and TLSKey are the portal's certificate and key (PEM files);
 	// without them the portal runs in plain HTTP and says so in the log.
 	TLSCert string `yaml:"tls_cert"`
@@ -97,9 +103,14 @@ type Config struct {
 	// MaxAuthTries bounds the authentication attempts of one SSH connection.
 	MaxAuthTries int `yaml:"max_auth_tries"`
 	// MaxConnections and MaxConnectionsPerIP bound the open SSH
-	// connections, in total and per client address.
+	// connections, in total and per client address. The per-address
+	// default lets one département's batch tool run 50 transfers at once
+	// (its own connection each), with room for a second tool behind the
+	// same NAT address.
 	MaxConnections      int `yaml:"max_connections"`
 	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// SSH holds the SSH algorithm settings.
+	SSH SSH `yaml:"ssh"`
 	// Throttle holds the brute-force thresholds (SSH and portal).
 	Throttle Throttle `yaml:"throttle"`
 	// Auth bounds the work and memory that authentication may take.
@@ -137,6 +148,9 @@ type Config struct {
 	// holds those set by `pigp campaign set` for the other years. Without
 	// any window, every campaign is open.
 	Campaigns []Campaign `yaml:"campaigns"`
+	// Storage says where committed contents live: DATA_DIR/store (fs, the
+	// default) or an S3-compatible bucket (s3).
+	Storage Storage `yaml:"storage"`
 
 	// dbPassword is the content of DatabasePasswordFile, read by Load.
 	dbPassword string
@@ -356,6 +370,20 @@ func (d *Day) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
+// SSH holds the SSH algorithm settings.
+type SSH struct {
+	// Ciphers, when set, are offered to every client in this order; unset,
+	// the offer depends on the CPU and the client (server.CipherOffer).
+	Ciphers []string `yaml:"ciphers"`
+}
+
+// sshCiphers are the ciphers ssh.ciphers may name: the secure ones
+// x/crypto implements (no CBC, no RC4).
+var sshCiphers = []string{
+	ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305,
+	ssh.CipherAES128CTR, ssh.CipherAES192CTR, ssh.CipherAES256CTR,
+}
+
 // Throttle holds the brute-force thresholds shared by SSH and the portal
 // (see docs/securite.md). Failures are counted over Forget.
 type Throttle struct {
@@ -390,6 +418,140 @@ type SMTP struct {
 	// PasswordFile, when set, holds Password (read by Load).
 	PasswordFile string `yaml:"password_file"`
 	From         string `yaml:"from"`
+}
+
+// Storage is the content store: "fs" keeps contents in DATA_DIR/store
+// (nodes of a cluster then share that directory); "s3" puts them in an
+// S3-compatible bucket (see blob/s3 and docs/stockage.md).
+type Storage struct {
+	// Kind is fs or s3.
+	Kind string `yaml:"kind"`
+	// Endpoint is the S3 server's URL (https://s3.gra.io.cloud.ovh.net);
+	// "" means AWS itself for Region.
+	Endpoint string `yaml:"endpoint"`
+	// Region is the signing region; "": AWS_REGION or the AWS files, else
+	// us-east-1 (what most S3-compatible servers expect).
+	Region string `yaml:"region"`
+	Bucket string `yaml:"bucket"`
+	// Prefix is put before every key ("pigp/"): one bucket can hold
+	// several installations.
+	Prefix string `yaml:"prefix"`
+	// AccessKey and SecretKey or SecretKeyFile are the credentials; both
+	// empty: the usual AWS chain (AWS_ACCESS_KEY_ID…, AWS_PROFILE and
+	// ~/.aws/credentials, web identity, instance role).
+	AccessKey     string `yaml:"access_key"`
+	SecretKey     string `yaml:"secret_key"`
+	SecretKeyFile string `yaml:"secret_key_file"`
+	// PathStyle addresses the bucket as https://host/bucket/key (most
+	// on-premises servers need it) instead of https://bucket.host/key.
+	PathStyle bool `yaml:"path_style"`
+	// TLSCA is a PEM file of CAs trusted besides the system's.
+	TLSCA string `yaml:"tls_ca"`
+	// Quota is the room the bucket may take, for statvfs and the
+	// free-space check (min_free_space applies to it); 0: unknown, and
+	// uploads are let through.
+	Quota Size `yaml:"quota"`
+	// MultipartThreshold: larger objects are sent in parts of PartSize,
+	// Concurrency parts of one object at once.
+	MultipartThreshold Size `yaml:"multipart_threshold"`
+	PartSize           Size `yaml:"part_size"`
+	Concurrency        int  `yaml:"concurrency"`
+	// MaxAttempts bounds the attempts of one request (retries with
+	// exponential backoff included); RequestTimeout bounds each attempt's
+	// wait for the server's answer.
+	MaxAttempts    int      `yaml:"max_attempts"`
+	RequestTimeout Duration `yaml:"request_timeout"`
+}
+
+// S3 reports whether contents live in object storage.
+func (s Storage) S3() bool { return s.Kind == "s3" }
+
+// minPartSize is the smallest part S3 accepts (but for the last one);
+// maxPartSize the largest.
+const (
+	minPartSize = 5 << 20
+	maxPartSize = 5 << 30
+)
+
+func defaultStorage() Storage {
+	return Storage{
+		Kind: "fs", MultipartThreshold: 64 << 20, PartSize: 16 << 20, Concurrency: 4,
+		MaxAttempts: 4, RequestTimeout: Duration(2 * time.Minute),
+	}
+}
+
+// validate checks the storage settings; those of S3 only when Kind is s3.
+func (s Storage) validate() error {
+	switch s.Kind {
+	case "fs":
+		return nil
+	case "s3":
+	default:
+		return &ValidationError{"storage.kind", s.Kind, errors.New("must be fs or s3")}
+	}
+	if s.Bucket == "" {
+		return &ValidationError{"storage.bucket", s.Bucket, errors.New("required with kind s3")}
+	}
+	if !validBucket(s.Bucket) {
+		return &ValidationError{"storage.bucket", s.Bucket, errors.New("must be 3 to 63 lower-case letters, digits, dots and hyphens, beginning and ending with a letter or a digit")}
+	}
+	if s.Endpoint != "" {
+		u, err := url.Parse(s.Endpoint)
+		if err == nil && (u.Scheme != "http" && u.Scheme != "https" || u.Host == "") {
+			err = errors.New("must be an http:// or https:// URL with a host (https://s3.example.fr)")
+		} else if err == nil && u.User != nil {
+			err = errors.New("must not hold credentials (use access_key and secret_key)")
+		} else if err == nil && strings.Trim(u.Path, "/") != "" {
+			err = errors.New("must not name a path: the bucket goes in storage.bucket")
+		}
+		if err != nil {
+			return &ValidationError{"storage.endpoint", redact(s.Endpoint), err}
+		}
+	}
+	if p := strings.Trim(s.Prefix, "/"); p != "" && !blob.ValidKey(p) {
+		return &ValidationError{"storage.prefix", s.Prefix, errors.New("use lower-case letters, digits and / _ . -")}
+	}
+	// Load has read secret_key_file into SecretKey.
+	if hasSecret := s.SecretKey != "" || s.SecretKeyFile != ""; (s.AccessKey != "") != hasSecret {
+		return &ValidationError{"storage.access_key", s.AccessKey, errors.New("access_key and secret_key (or secret_key_file) go together; leave both empty for the AWS credential chain")}
+	}
+	if s.Quota < 0 {
+		return &ValidationError{"storage.quota", s.Quota, errors.New("must not be negative")}
+	}
+	if s.PartSize < minPartSize || s.PartSize > maxPartSize {
+		return &ValidationError{"storage.part_size", s.PartSize, errors.New("must be between 5MiB and 5GiB")}
+	}
+	if s.MultipartThreshold < s.PartSize || s.MultipartThreshold > maxPartSize {
+		return &ValidationError{"storage.multipart_threshold", s.MultipartThreshold, errors.New("must be between part_size and 5GiB")}
+	}
+	if s.Concurrency < 1 || s.Concurrency > 64 {
+		return &ValidationError{"storage.concurrency", s.Concurrency, errors.New("must be between 1 and 64")}
+	}
+	if s.MaxAttempts < 1 || s.MaxAttempts > 20 {
+		return &ValidationError{"storage.max_attempts", s.MaxAttempts, errors.New("must be between 1 and 20")}
+	}
+	if s.RequestTimeout < Duration(time.Second) {
+		return &ValidationError{"storage.request_timeout", time.Duration(s.RequestTimeout), errors.New("must be at least 1s")}
+	}
+	return nil
+}
+
+// validBucket reports whether name follows the S3 bucket naming rules
+// (3 to 63 characters of [a-z0-9.-], a letter or digit at each end, no
+// "..", not an IP address).
+func validBucket(name string) bool {
+	if len(name) < 3 || len(name) > 63 || strings.Contains(name, "..") {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		ch := name[i]
+		alnum := ch >= 'a' && ch <= 'z' || ch >= '0' && ch <= '9'
+		if !alnum && ch != '.' && ch != '-' || (i == 0 || i == len(name)-1) && !alnum {
+			return false
+		}
+	}
+	_, err := netip.ParseAddr(name)
+	return err != nil
 }
 
 // Duration is a time.Duration read from YAML as "21d", "504h" or "90s".
@@ -469,7 +631,7 @@ func Default() Config {
 		LoginGraceTime:          Duration(60 * time.Second),
 		MaxAuthTries:            4,
 		MaxConnections:          1000,
-		MaxConnectionsPerIP:     32,
+		MaxConnectionsPerIP:     100,
 		Throttle: Throttle{
 			PairFreeFailures: 3, IPFreeFailures: 10, IPBanAfter: 30, BanTime: Duration(30 * time.Minute),
 			BaseDelay: Duration(2 * time.Second), MaxDelay: Duration(15 * time.Minute),
@@ -483,8 +645,9 @@ func Default() Config {
 		Limits: Limits{
 			MaxOpenHandles: 64, MaxUploadsPerAccount: 100, MaxSessionsPerAccount: 100, ReservedDescriptors: 256,
 		},
-		Audit: Audit{MaxDetailedRefusals: 10, RefusalSummaryAfter: Duration(time.Minute)},
-		LDAP:  defaultLDAP(),
+		Audit:   Audit{MaxDetailedRefusals: 10, RefusalSummaryAfter: Duration(time.Minute)},
+		LDAP:    defaultLDAP(),
+		Storage: defaultStorage(),
 	}
 }
 
@@ -507,7 +670,7 @@ func Load(path string, getenv func(string) string) (Config, error) {
 		return c, err
 	}
 	// "off" disables a listener; the code knows only "".
-	for _, l := range []*string{&c.HTTPListen, &c.MetricsListen} {
+	for _, l := range []*string{&c.HTTPListen, &c.MetricsListen, &c.DebugListen} {
 		if strings.EqualFold(strings.TrimSpace(*l), "off") {
 			*l = ""
 		}
@@ -520,6 +683,14 @@ func Load(path string, getenv func(string) string) (Config, error) {
 	}
 	if c.SMTP.PasswordFile != "" {
 		if c.SMTP.Password, err = readSecret("smtp.password_file", c.SMTP.PasswordFile); err != nil {
+			return c, err
+		}
+	}
+	if c.Storage.SecretKeyFile != "" {
+		if c.Storage.SecretKey != "" {
+			return c, &ValidationError{"storage.secret_key_file", c.Storage.SecretKeyFile, errors.New("secret_key and secret_key_file exclude each other")}
+		}
+		if c.Storage.SecretKey, err = readSecret("storage.secret_key_file", c.Storage.SecretKeyFile); err != nil {
 			return c, err
 		}
 	}
@@ -550,6 +721,8 @@ var envVars = []struct {
 	{"PIGP_SFTP_LISTEN", func(c *Config, v string) error { c.SFTPListen = v; return nil }},
 	{"PIGP_HTTP_LISTEN", func(c *Config, v string) error { c.HTTPListen = v; return nil }},
 	{"PIGP_METRICS_LISTEN", func(c *Config, v string) error { c.MetricsListen = v; return nil }},
+	{"PIGP_DEBUG_LISTEN", func(c *Config, v string) error { c.DebugListen = v; return nil }},
+	{"PIGP_SSH_CIPHERS", func(c *Config, v string) error { c.SSH.Ciphers = splitComma(v); return nil }},
 	{"PIGP_TLS_CERT", func(c *Config, v string) error { c.TLSCert = v; return nil }},
 	{"PIGP_TLS_KEY", func(c *Config, v string) error { c.TLSKey = v; return nil }},
 	{"PIGP_SESSION_IDLE", func(c *Config, v string) error {
@@ -675,6 +848,32 @@ var envVars = []struct {
 		c.Throttle.BanTime = Duration(d)
 		return err
 	}},
+	{"PIGP_STORAGE_KIND", func(c *Config, v string) error { c.Storage.Kind = v; return nil }},
+	{"PIGP_S3_ENDPOINT", func(c *Config, v string) error { c.Storage.Endpoint = v; return nil }},
+	{"PIGP_S3_REGION", func(c *Config, v string) error { c.Storage.Region = v; return nil }},
+	{"PIGP_S3_BUCKET", func(c *Config, v string) error { c.Storage.Bucket = v; return nil }},
+	{"PIGP_S3_PREFIX", func(c *Config, v string) error { c.Storage.Prefix = v; return nil }},
+	{"PIGP_S3_ACCESS_KEY", func(c *Config, v string) error { c.Storage.AccessKey = v; return nil }},
+	// The environment's secret key wins over the file's, and the other way round.
+	{"PIGP_S3_SECRET_KEY", func(c *Config, v string) error {
+		c.Storage.SecretKey, c.Storage.SecretKeyFile = v, ""
+		return nil
+	}},
+	{"PIGP_S3_SECRET_KEY_FILE", func(c *Config, v string) error {
+		c.Storage.SecretKeyFile, c.Storage.SecretKey = v, ""
+		return nil
+	}},
+	{"PIGP_S3_PATH_STYLE", func(c *Config, v string) error {
+		b, err := strconv.ParseBool(v)
+		c.Storage.PathStyle = b
+		return err
+	}},
+	{"PIGP_S3_TLS_CA", func(c *Config, v string) error { c.Storage.TLSCA = v; return nil }},
+	{"PIGP_S3_QUOTA", func(c *Config, v string) error {
+		n, err := ParseSize(v)
+		c.Storage.Quota = Size(n)
+		return err
+	}},
 }
 
 // splitComma splits a list given in one environment variable.
@@ -781,6 +980,11 @@ func (c Config) Validate() error {
 			return &ValidationError{"metrics_listen", c.MetricsListen, err}
 		}
 	}
+	if c.DebugListen != "" && c.DebugListen != "off" {
+		if err := loopbackOnly(c.DebugListen); err != nil {
+			return &ValidationError{"debug_listen", c.DebugListen, err}
+		}
+	}
 	if c.DatabaseURL != "" && !strings.HasPrefix(c.DatabaseURL, "postgres://") &&
 		!strings.HasPrefix(c.DatabaseURL, "postgresql://") && !strings.HasPrefix(c.DatabaseURL, "sqlite://") {
 		return &ValidationError{"database_url", redact(c.DatabaseURL), errors.New("must start with postgres://, postgresql:// or sqlite://")}
@@ -846,6 +1050,14 @@ func (c Config) Validate() error {
 	if c.MaxAuthTries < 1 || c.MaxAuthTries > 20 {
 		return &ValidationError{"max_auth_tries", c.MaxAuthTries, errors.New("must be between 1 and 20")}
 	}
+	for i, name := range c.SSH.Ciphers {
+		if !slices.Contains(sshCiphers, name) {
+			return &ValidationError{"ssh.ciphers", c.SSH.Ciphers, fmt.Errorf("%q is not one of %s", name, strings.Join(sshCiphers, ", "))}
+		}
+		if slices.Contains(c.SSH.Ciphers[:i], name) {
+			return &ValidationError{"ssh.ciphers", c.SSH.Ciphers, fmt.Errorf("%q is listed twice", name)}
+		}
+	}
 	if c.MaxConnections < 1 {
 		return &ValidationError{"max_connections", c.MaxConnections, errors.New("must be positive")}
 	}
@@ -881,6 +1093,9 @@ func (c Config) Validate() error {
 		return &ValidationError{"min_free_space", c.MinFreeSpace, errors.New("must be a size or a percentage below 100%")}
 	}
 	if err := c.validateLimits(); err != nil {
+		return err
+	}
+	if err := c.Storage.validate(); err != nil {
 		return err
 	}
 	if c.LDAP.Enabled() {
@@ -1007,3 +1222,21 @@ func redact(s string) string {
 
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }
+
+// loopbackOnly accepts a host:port whose host is a loopback address
+// (127.0.0.0/8, ::1) or localhost: what it serves (pprof) must not be
+// reachable from the network.
+func loopbackOnly(addr string) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip, err := netip.ParseAddr(host)
+	if err != nil || !ip.IsLoopback() {
+		return errors.New("must be a loopback address (127.0.0.1:PORT, [::1]:PORT or localhost:PORT)")
+	}
+	return nil
+}

@@ -522,6 +522,51 @@ func TestLoad_ListenOff(t *testing.T) {
 	}
 }
 
+// TestSSHCiphers: ssh.ciphers from the environment, only secure ciphers
+// x/crypto implements, each once; unset by default (the server's offer).
+func TestSSHCiphers(t *testing.T) {
+	if d := config.Default().SSH.Ciphers; d != nil {
+		t.Fatalf("ssh.ciphers defaults to %v, want unset", d)
+	}
+	c, err := config.Load("", env(map[string]string{"PIGP_SSH_CIPHERS": "aes256-gcm@openssh.com, aes256-ctr"}))
+	if err != nil || len(c.SSH.Ciphers) != 2 || c.SSH.Ciphers[1] != "aes256-ctr" {
+		t.Fatalf("ssh.ciphers from the environment: %q, %v", c.SSH.Ciphers, err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range [][]string{{"aes128-cbc"}, {"arcfour"}, {"3des-cbc"}, {"aes128-ctr", "aes128-ctr"}, {"AES128-CTR"}} {
+		c.SSH.Ciphers = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ssh.ciphers") {
+			t.Errorf("ssh.ciphers %q accepted (%v)", bad, err)
+		}
+	}
+}
+
+// TestDebugListenLoopbackOnly: the pprof listener is off by default, set
+// from the file or the environment, and only on a loopback address.
+func TestDebugListenLoopbackOnly(t *testing.T) {
+	if d := config.Default().DebugListen; d != "" {
+		t.Fatalf("debug_listen defaults to %q, want off", d)
+	}
+	c, err := config.Load("", env(map[string]string{"PIGP_DEBUG_LISTEN": "127.0.0.1:6060"}))
+	if err != nil || c.DebugListen != "127.0.0.1:6060" {
+		t.Fatalf("debug_listen from the environment: %q, %v", c.DebugListen, err)
+	}
+	for _, ok := range []string{"127.0.0.1:6060", "127.0.0.2:0", "[::1]:6060", "localhost:6060", "off", ""} {
+		c.DebugListen = ok
+		if err := c.Validate(); err != nil {
+			t.Errorf("debug_listen %q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{":6060", "0.0.0.0:6060", "[::]:6060", "10.1.2.3:6060", "pigp.example.fr:6060", "6060"} {
+		c.DebugListen = bad
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "debug_listen") {
+			t.Errorf("debug_listen %q accepted (%v)", bad, err)
+		}
+	}
+}
+
 // TestLoad_SecretFiles: passwords read from files (Docker secrets, systemd
 // credentials) rather than written in the configuration.
 func TestLoad_SecretFiles(t *testing.T) {
@@ -720,5 +765,172 @@ audit:
 	}
 	if _, err := config.Load("", env(map[string]string{"PIGP_MEMORY_LIMIT": "lots"})); err == nil {
 		t.Fatal("PIGP_MEMORY_LIMIT=lots accepted")
+	}
+}
+
+func TestLoad_Storage(t *testing.T) {
+	c := config.Default()
+	if c.Storage.Kind != "fs" || c.Storage.S3() || c.Storage.PartSize != 16<<20 || c.Storage.MultipartThreshold != 64<<20 ||
+		c.Storage.Concurrency != 4 || c.Storage.MaxAttempts != 4 || c.Storage.RequestTimeout.Std() != 2*time.Minute {
+		t.Fatalf("Default().Storage = %+v", c.Storage)
+	}
+
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "s3_secret")
+	os.WriteFile(secret, []byte("file-secret\n"), 0o600)
+	path := writeFile(t, `
+storage:
+  kind: s3
+  endpoint: https://s3.gra.io.cloud.ovh.net
+  region: gra
+  bucket: pigp-prod
+  prefix: dept/
+  access_key: AKIAYAML
+  secret_key_file: `+secret+`
+  path_style: true
+  tls_ca: /etc/pigp/ca.pem
+  quota: 2GiB
+  part_size: 32MiB
+  multipart_threshold: 128MiB
+  concurrency: 8
+  max_attempts: 6
+  request_timeout: 30s
+`)
+	c, err := config.Load(path, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	want := config.Storage{
+		Kind: "s3", Endpoint: "https://s3.gra.io.cloud.ovh.net", Region: "gra", Bucket: "pigp-prod", Prefix: "dept/",
+		AccessKey: "AKIAYAML", SecretKey: "file-secret", SecretKeyFile: secret, PathStyle: true, TLSCA: "/etc/pigp/ca.pem",
+		Quota: 2 << 30, PartSize: 32 << 20, MultipartThreshold: 128 << 20, Concurrency: 8, MaxAttempts: 6,
+		RequestTimeout: config.Duration(30 * time.Second),
+	}
+	if !reflect.DeepEqual(c.Storage, want) {
+		t.Fatalf("Storage = %+v\nwant      %+v", c.Storage, want)
+	}
+
+	// The environment wins over the file; its secret key replaces the file's.
+	c, err = config.Load(path, env(map[string]string{
+		"PIGP_STORAGE_KIND": "s3", "PIGP_S3_ENDPOINT": "http://127.0.0.1:7070", "PIGP_S3_BUCKET": "other",
+		"PIGP_S3_REGION": "eu-west-3", "PIGP_S3_PREFIX": "p2", "PIGP_S3_ACCESS_KEY": "AKIAENV",
+		"PIGP_S3_SECRET_KEY": "env-secret", "PIGP_S3_PATH_STYLE": "false", "PIGP_S3_TLS_CA": "/ca2.pem",
+		"PIGP_S3_QUOTA": "500MB",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	s := c.Storage
+	if s.Endpoint != "http://127.0.0.1:7070" || s.Bucket != "other" || s.Region != "eu-west-3" || s.Prefix != "p2" ||
+		s.AccessKey != "AKIAENV" || s.SecretKey != "env-secret" || s.SecretKeyFile != "" || s.PathStyle ||
+		s.TLSCA != "/ca2.pem" || s.Quota != 500e6 {
+		t.Fatalf("Storage from the environment = %+v", s)
+	}
+
+	// Without keys, the AWS chain supplies the credentials: valid.
+	c, err = config.Load("", env(map[string]string{"PIGP_STORAGE_KIND": "s3", "PIGP_S3_BUCKET": "pigp"}))
+	if err != nil || c.Validate() != nil {
+		t.Fatalf("s3 without keys: %v, %v", err, c.Validate())
+	}
+
+	for name, tc := range map[string]struct {
+		env  map[string]string
+		want string
+	}{
+		"bad path_style":  {map[string]string{"PIGP_S3_PATH_STYLE": "yes please"}, "PIGP_S3_PATH_STYLE"},
+		"bad quota":       {map[string]string{"PIGP_S3_QUOTA": "lots"}, "PIGP_S3_QUOTA"},
+		"missing secret":  {map[string]string{"PIGP_S3_SECRET_KEY_FILE": filepath.Join(dir, "nope")}, "storage.secret_key_file"},
+		"empty secret":    {map[string]string{"PIGP_S3_SECRET_KEY_FILE": writeFile(t, "\n")}, "empty"},
+		"unknown kind":    {map[string]string{"PIGP_STORAGE_KIND": "nfs"}, "storage.kind"},
+		"no bucket":       {map[string]string{"PIGP_STORAGE_KIND": "s3"}, "storage.bucket"},
+		"access key only": {map[string]string{"PIGP_STORAGE_KIND": "s3", "PIGP_S3_BUCKET": "pigp", "PIGP_S3_ACCESS_KEY": "AK"}, "storage.access_key"},
+		"secret only":     {map[string]string{"PIGP_STORAGE_KIND": "s3", "PIGP_S3_BUCKET": "pigp", "PIGP_S3_SECRET_KEY": "x"}, "storage.access_key"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c, err := config.Load("", env(tc.env))
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one saying %q", err, tc.want)
+			}
+		})
+	}
+
+	t.Run("both secrets in the file", func(t *testing.T) {
+		_, err := config.Load(writeFile(t, "storage: {kind: s3, bucket: pigp, access_key: a, secret_key: b, secret_key_file: "+secret+"}\n"), env(nil))
+		if err == nil || !strings.Contains(err.Error(), "exclude each other") {
+			t.Fatalf("Load = %v, want secret_key and secret_key_file refused together", err)
+		}
+	})
+}
+
+func TestStorage_Validate(t *testing.T) {
+	s3 := func(c *config.Config) {
+		c.Storage.Kind, c.Storage.Bucket = "s3", "pigp-data"
+	}
+	tests := []struct {
+		name, field string
+		change      func(s *config.Storage)
+	}{
+		{"kind", "storage.kind", func(s *config.Storage) { s.Kind = "S3" }},
+		{"no bucket", "storage.bucket", func(s *config.Storage) { s.Bucket = "" }},
+		{"short bucket", "storage.bucket", func(s *config.Storage) { s.Bucket = "ab" }},
+		{"upper-case bucket", "storage.bucket", func(s *config.Storage) { s.Bucket = "Pigp" }},
+		{"bucket with a slash", "storage.bucket", func(s *config.Storage) { s.Bucket = "pigp/data" }},
+		{"bucket ending with a hyphen", "storage.bucket", func(s *config.Storage) { s.Bucket = "pigp-" }},
+		{"IP bucket", "storage.bucket", func(s *config.Storage) { s.Bucket = "192.168.1.1" }},
+		{"endpoint without scheme", "storage.endpoint", func(s *config.Storage) { s.Endpoint = "s3.example.fr" }},
+		{"endpoint ftp", "storage.endpoint", func(s *config.Storage) { s.Endpoint = "ftp://s3.example.fr" }},
+		{"endpoint with the bucket", "storage.endpoint", func(s *config.Storage) { s.Endpoint = "https://s3.example.fr/pigp" }},
+		{"endpoint with credentials", "storage.endpoint", func(s *config.Storage) { s.Endpoint = "https://ak:hunter2@s3.example.fr" }},
+		{"prefix", "storage.prefix", func(s *config.Storage) { s.Prefix = "Pigp/../x" }},
+		{"quota", "storage.quota", func(s *config.Storage) { s.Quota = -1 }},
+		{"part size", "storage.part_size", func(s *config.Storage) { s.PartSize = 1 << 20 }},
+		{"threshold", "storage.multipart_threshold", func(s *config.Storage) { s.MultipartThreshold = 8 << 20 }},
+		{"concurrency", "storage.concurrency", func(s *config.Storage) { s.Concurrency = 0 }},
+		{"attempts", "storage.max_attempts", func(s *config.Storage) { s.MaxAttempts = 0 }},
+		{"timeout", "storage.request_timeout", func(s *config.Storage) { s.RequestTimeout = 0 }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := config.Default()
+			s3(&c)
+			tt.change(&c.Storage)
+			err := c.Validate()
+			var ve *config.ValidationError
+			if !errors.As(err, &ve) || ve.Field != tt.field {
+				t.Fatalf("Validate() = %v, want a *ValidationError on %s", err, tt.field)
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Fatalf("Validate() = %v shows the endpoint's password", err)
+			}
+		})
+	}
+	// The S3 settings are not checked for the filesystem store.
+	c := config.Default()
+	c.Storage.Bucket, c.Storage.PartSize = "X", 1
+	if err := c.Validate(); err != nil {
+		t.Fatalf("fs with stray S3 settings: %v", err)
+	}
+	for _, ok := range []func(s *config.Storage){
+		func(s *config.Storage) { s.Endpoint = "http://127.0.0.1:7070" },
+		func(s *config.Storage) { s.Endpoint = "https://s3.example.fr/" },
+		func(s *config.Storage) { s.Bucket = "pigp.data-01" },
+		func(s *config.Storage) { s.Prefix = "/dept/2026/" },
+		func(s *config.Storage) { s.AccessKey, s.SecretKey = "ak", "sk" },
+	} {
+		c := config.Default()
+		s3(&c)
+		ok(&c.Storage)
+		if err := c.Validate(); err != nil {
+			t.Errorf("Validate(%+v) = %v, want nil", c.Storage, err)
+		}
 	}
 }

@@ -75,6 +75,29 @@ const maxPending = 4096
 // bytes before them arrive.
 const maxBuffered = 8 << 20
 
+// chunkSize is the capacity of a pooled out-of-order chunk: the largest
+// SFTP write (255 KiB with limits@openssh.com) fits.
+const chunkSize = 256 << 10
+
+// getChunk returns a copy of p, in a pooled buffer when it fits one.
+func (s *Service) getChunk(p []byte) []byte {
+	if len(p) > chunkSize {
+		return append([]byte(nil), p...)
+	}
+	if b, ok := s.chunks.Get().(*[]byte); ok {
+		return append((*b)[:0], p...)
+	}
+	return append(make([]byte, 0, chunkSize), p...)
+}
+
+// putChunk gives a chunk's buffer back once it is written.
+func (s *Service) putChunk(b []byte) {
+	if cap(b) == chunkSize {
+		b = b[:0]
+		s.chunks.Put(&b)
+	}
+}
+
 // BeginDeposit checks name and opens a new upload for it.
 func (s *Service) BeginDeposit(ctx context.Context, caller *pigp.Caller, name string) (*Upload, error) {
 	n, err := s.CheckDepositName(caller, name)
@@ -90,7 +113,7 @@ func (s *Service) BeginDeposit(ctx context.Context, caller *pigp.Caller, name st
 			Object: name, SIRET: n.SIRET, Detail: pigp.ErrorMessage(err)})
 		return nil, err
 	}
-	t, err := s.Blobs.Create()
+	t, err := s.Spool.Create()
 	if err != nil {
 		release()
 		return nil, noSpace(fmt.Errorf("begin deposit: %w", err))
@@ -141,7 +164,7 @@ func (u *Upload) WriteAt(p []byte, off int64) (int, error) {
 			u.flushed = u.hashed
 		}
 	case off > u.hashed && !u.dirty && u.bufBytes+int64(len(p)) <= maxBuffered && !u.overlapsBuffered(off, end):
-		u.buffered[off] = append([]byte(nil), p...) // p is reused once WriteAt returns
+		u.buffered[off] = u.svc.getChunk(p) // p is reused once WriteAt returns
 		u.bufBytes += int64(len(p))
 	default:
 		// Buffered chunks go to the file first, so that a later write over
@@ -202,6 +225,7 @@ func (u *Upload) catchUp() {
 			}
 			u.hash.Write(b)
 			u.hashed += int64(len(b))
+			u.svc.putChunk(b)
 			continue
 		}
 		end, ok := u.pending[u.hashed]
@@ -238,6 +262,7 @@ func (u *Upload) flushLocked() error {
 				u.pending[off] = max(u.pending[off], off+int64(len(b)))
 			}
 		}
+		u.svc.putChunk(b)
 	}
 	clear(u.buffered)
 	u.bufBytes = 0
@@ -353,10 +378,12 @@ func (u *Upload) Abort() {
 	u.release()
 }
 
-// Commit makes the upload a deposit: the content is fsynced and renamed
-// into the store, its directory fsynced, then the deposit row and its
-// audit row committed in one transaction. Only then does it return; on any
-// error nothing is recorded and the content is removed.
+// Commit makes the upload a deposit: the spool file is put into the
+// content store (durable when Put returns: fsynced and linked, its
+// directory fsynced, or stored by S3), then the deposit row and its audit
+// row committed in one transaction. Only then does it return; on any error
+// nothing is recorded and the content is removed (an object left by a
+// crash between the put and the commit is swept by housekeeping).
 //
 // Exactly once: when the same account deposited the same name with the
 // same SHA-256 within DuplicateWindow (a client retrying because the OK of
@@ -403,10 +430,12 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 		Status: pigp.DepositReceived, ClientIP: u.caller.RemoteIP, Protocol: u.caller.Protocol,
 		DepositedAt: s.now(),
 	}
-	d.StorageKey = "depots/" + d.ID[:2] + "/" + d.ID
-	if err := u.temp.Commit(d.StorageKey); err != nil {
-		u.temp.Abort()
-		u.svc.countDeposit("error", 0)
+	d.StorageKey = blob.Key(blob.KindDeposit, d.ID)
+	err = s.Blobs.Put(ctx, d.StorageKey, u.temp.File, sum)
+	u.temp.Abort() // the spool name goes either way; a stored object keeps its own
+	if err != nil {
+		s.Logger.Error("store deposit", "name", d.ExternalName, "login", d.Login, "key", d.StorageKey, "error", err)
+		s.countDeposit("error", 0)
 		return nil, noSpace(fmt.Errorf("store deposit: %w", err))
 	}
 	var since time.Time
@@ -429,7 +458,7 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 	}
 	existing, err := s.Store.CreateDepositOnce(ctx, d, since, ev, dup)
 	if err != nil || existing != nil {
-		if rmErr := s.Blobs.Remove(d.StorageKey); rmErr != nil {
+		if rmErr := s.Blobs.Remove(context.WithoutCancel(ctx), d.StorageKey); rmErr != nil {
 			s.Logger.Error("remove content of an upload not recorded", "key", d.StorageKey, "error", rmErr)
 		}
 	}

@@ -8,6 +8,7 @@ package exchange
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/pigp/pigp"
@@ -52,8 +53,13 @@ type Store interface {
 
 // Service is the exchange. Its fields are set once by the caller.
 type Service struct {
-	Store  Store
-	Blobs  *blob.Store
+	Store Store
+	// Blobs holds the committed contents (the filesystem store or S3);
+	// Spool is the local directory where an upload or a response is
+	// written before it is put there (the same store as Blobs for the
+	// filesystem backend, so that Put links the file without copying it).
+	Blobs  blob.Backend
+	Spool  *blob.Store
 	Now    pigp.Clock
 	Logger *slog.Logger
 	// Audit receives the audit trail's events (nil: none recorded).
@@ -93,15 +99,20 @@ type Service struct {
 	Limits Limits
 
 	held holdings // what the limits count
+
+	// chunks holds the buffers of out-of-order upload chunks, reused
+	// across uploads (*[]byte of chunkSize).
+	chunks sync.Pool
 }
 
-// New returns a service with the defaults of the contract.
-func New(st Store, blobs *blob.Store, logger *slog.Logger) *Service {
+// New returns a service with the defaults of the contract, keeping its
+// contents in blobs and spooling them in spool first.
+func New(st Store, blobs blob.Backend, spool *blob.Store, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Service{
-		Store: st, Blobs: blobs, Logger: logger,
+		Store: st, Blobs: blobs, Spool: spool, Logger: logger,
 		Now:                    func() time.Time { return time.Now().UTC() },
 		MaxUploadSize:          pigp.DefaultMaxUploadSize,
 		DuplicateWindow:        pigp.DefaultDuplicateWindow,

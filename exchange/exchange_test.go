@@ -77,7 +77,7 @@ func MustOpen(tb testing.TB) *env {
 		tb.Fatal(err)
 	}
 	e := &env{db: db, dsn: filepath.Join(dir, "pigp.db"), blobs: blobs, now: winter}
-	e.svc = exchange.New(db, blobs, nil)
+	e.svc = exchange.New(db, blob.NewFS(blobs), blobs, nil)
 	e.svc.Now = func() time.Time { return e.now }
 	for _, s := range []string{siretA, siretB} {
 		if err := db.CreateOrganisation(ctx, &pigp.Organisation{SIRET: s, Name: "Org " + s}); err != nil {
@@ -133,15 +133,16 @@ func sum(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// stored returns the content of a committed object.
+// stored returns the content of a committed object, from the service's
+// content store.
 func (e *env) stored(tb testing.TB, key string) []byte {
 	tb.Helper()
-	f, err := e.blobs.Open(key)
+	o, err := e.svc.Blobs.Open(context.Background(), key)
 	if err != nil {
 		tb.Fatalf("open %s: %v", key, err)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(f)
+	defer o.Close()
+	b, err := io.ReadAll(io.NewSectionReader(o, 0, o.Size()))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -899,6 +900,56 @@ func TestUpload_Abort(t *testing.T) {
 	}
 	if got := e.files(t, "objects"); len(got) != 0 {
 		t.Fatalf("objects = %v, want none", got)
+	}
+}
+
+// TestUpload_SizeError: when the upload's file fails under it, Size
+// returns the error (never a size of 0 with a nil error), both when the
+// stat fails and when the chunks held back in memory cannot be written;
+// Commit then fails and records nothing.
+func TestUpload_SizeError(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		write func(t *testing.T, u *exchange.Upload)
+		want  string
+	}{
+		// Everything is on file: only the stat of the file can fail.
+		{"Stat", func(t *testing.T, u *exchange.Upload) { mustWriteAt(t, u, []byte("<DemandeAPA/>"), 0) }, "size of upload"},
+		// A chunk ahead of the written prefix waits in memory: Size writes
+		// it first, and that write fails.
+		{"Flush", func(t *testing.T, u *exchange.Upload) {
+			mustWriteAt(t, u, []byte("<DemandeAPA>"), 0)
+			mustWriteAt(t, u, []byte("</DemandeAPA>"), 1000)
+		}, "write upload"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := MustOpen(t)
+			ctx := context.Background()
+			u, err := e.svc.BeginDeposit(ctx, e.callerA(), callName(siretA, e.now))
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.write(t, u)
+			if err := exchange.CloseUploadFile(u); err != nil {
+				t.Fatal(err)
+			}
+			got, err := u.Size()
+			if err == nil || got != 0 || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Upload.Size() = %d, %v with its file closed; want 0 and an error %q", got, err, tt.want)
+			}
+			if d, err := u.Commit(ctx); err == nil {
+				t.Fatalf("Commit = %+v, nil with its file closed; want an error", d)
+			}
+			if got := e.deposits(t, siretA); len(got) != 0 {
+				t.Fatalf("deposits = %+v, want none", got)
+			}
+			if n := objectCount(t, e); n != 0 {
+				t.Fatalf("%d objects stored, want none", n)
+			}
+			if got := e.files(t, "tmp"); len(got) != 0 {
+				t.Fatalf("tmp/ holds %v after the failed commit, want nothing", got)
+			}
+		})
 	}
 }
 

@@ -2,15 +2,13 @@ package exchange
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"os"
 	"strings"
 	"sync"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/blob"
 )
 
 // ValidFileName reports whether name is safe as a file name in /retrait:
@@ -43,25 +41,22 @@ func (s *Service) Publish(ctx context.Context, siret, name, docType, depositID s
 		return nil, pigp.Errorf(pigp.EINVALID, "type de document %q inconnu", docType)
 	}
 	id := pigp.NewID()
-	key := "retraits/" + id[:2] + "/" + id
-	h := sha256.New()
-	size, err := s.Blobs.Put(key, io.TeeReader(r, h))
+	resp := &pigp.Response{ID: id, Name: name, SIRET: siret, DocType: docType, DepositID: depositID,
+		State: pigp.ResponseAvailable, StorageKey: blob.Key(blob.KindResponse, id)}
+	err := blob.Publish(ctx, s.Blobs, s.Spool, resp.StorageKey, func(w io.Writer) error {
+		_, err := io.Copy(w, r)
+		return err
+	}, func(size int64, sum string) error {
+		now := s.now()
+		resp.Size, resp.SHA256 = size, sum
+		resp.AvailableAt, resp.ExpiresAt = now, now.Add(s.Retention)
+		return s.Store.CreateResponse(ctx, resp, audit...)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("store response: %w", err)
-	}
-	now := s.now()
-	resp := &pigp.Response{
-		ID: id, Name: name, SIRET: siret, DocType: docType, Size: size, SHA256: hex.EncodeToString(h.Sum(nil)),
-		DepositID: depositID, State: pigp.ResponseAvailable, AvailableAt: now, ExpiresAt: now.Add(s.Retention),
-		StorageKey: key,
-	}
-	if err := s.Store.CreateResponse(ctx, resp, audit...); err != nil {
-		if rmErr := s.Blobs.Remove(key); rmErr != nil {
-			s.Logger.Error("remove content of failed response", "key", key, "error", rmErr)
-		}
+		s.Logger.Error("publish response", "name", name, "siret", siret, "key", resp.StorageKey, "error", err)
 		return nil, err
 	}
-	s.Logger.Info("response published", "response", id, "name", name, "siret", siret, "size", size, "expires", resp.ExpiresAt)
+	s.Logger.Info("response published", "response", id, "name", name, "siret", siret, "size", resp.Size, "expires", resp.ExpiresAt)
 	return resp, nil
 }
 
@@ -112,7 +107,7 @@ type ResponseReader struct {
 	svc     *Service
 	caller  *pigp.Caller
 	resp    *pigp.Response
-	f       *os.File
+	f       blob.Object
 	release func() // gives the descriptor back
 
 	mu      sync.Mutex
@@ -131,10 +126,16 @@ func (s *Service) OpenResponse(ctx context.Context, caller *pigp.Caller, name st
 	if err != nil {
 		return nil, err
 	}
-	f, err := s.Blobs.Open(resp.StorageKey)
+	f, err := s.Blobs.Open(ctx, resp.StorageKey)
 	if err != nil {
 		release()
-		return nil, fmt.Errorf("open response %s: %w", resp.ID, err)
+		err = fmt.Errorf("open response %s: %w", resp.ID, err)
+		if pigp.ErrorCode(err) == pigp.ENOTFOUND {
+			// The row says the file is there: its content missing is the
+			// server's fault, not the client's "no such file".
+			err = pigp.WrapError(pigp.EINTERNAL, "", err)
+		}
+		return nil, err
 	}
 	return &ResponseReader{svc: s, caller: caller, resp: resp, f: f, release: release, extents: map[int64]int64{}}, nil
 }
@@ -152,6 +153,11 @@ func (rr *ResponseReader) ReadAt(p []byte, off int64) (int, error) {
 		return 0, io.EOF // never off+len(p) past an int64
 	}
 	n, err := rr.f.ReadAt(p, off)
+	if err == io.EOF && n < len(p) && off+int64(n) < rr.resp.Size {
+		// The object is shorter than its row says: damaged, never served
+		// as a complete file.
+		err = fmt.Errorf("response %s: content ends at %d bytes, recorded size %d", rr.resp.ID, off+int64(n), rr.resp.Size)
+	}
 	if n > 0 {
 		rr.mu.Lock()
 		rr.served(off, off+int64(n))
@@ -247,7 +253,7 @@ func (s *Service) RemoveResponse(ctx context.Context, caller *pigp.Caller, name 
 	if err := s.Store.MarkResponseRemoved(ctx, resp.ID, s.now(), ev...); err != nil {
 		return err
 	}
-	if err := s.Blobs.Remove(resp.StorageKey); err != nil {
+	if err := s.Blobs.Remove(context.WithoutCancel(ctx), resp.StorageKey); err != nil {
 		// The row already hides the file; housekeeping removes orphans.
 		s.Logger.Error("delete removed response content", "response", resp.ID, "error", err)
 	}

@@ -1,8 +1,10 @@
 package exchange
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/blob"
@@ -47,19 +49,36 @@ func noSpace(err error) error {
 	return err
 }
 
+// spaceTimeout bounds the free-space question asked of the content store
+// (an S3 store with a quota may have to list the bucket).
+const spaceTimeout = 10 * time.Second
+
+// FreeSpace tells how much more the content store can take
+// (statvfs@openssh.com): blob.Space.Known is false for a store without a
+// known limit (S3 without a quota).
+func (s *Service) FreeSpace(ctx context.Context) (blob.Space, error) {
+	ctx, cancel := context.WithTimeout(ctx, spaceTimeout)
+	defer cancel()
+	return s.Blobs.FreeSpace(ctx)
+}
+
 // SpaceStatus tells whether the content store has the free space the
-// policy asks for: free and required bytes, and ok. A filesystem whose
-// free space cannot be read is taken as ok (err says why).
+// policy asks for: free and required bytes, and ok. A store whose free
+// space cannot be read is taken as ok (err says why); one without a known
+// limit is ok, with errors.ErrUnsupported.
 func (s *Service) SpaceStatus() (free, required uint64, ok bool, err error) {
 	if s.MinFreeSpace == (SpacePolicy{}) {
 		return 0, 0, true, nil
 	}
-	free, total, err := s.Blobs.FreeSpace()
+	sp, err := s.FreeSpace(context.Background())
 	if err != nil {
 		return 0, 0, true, err
 	}
-	required = s.MinFreeSpace.Required(total)
-	return free, required, free >= required, nil
+	if !sp.Known {
+		return 0, 0, true, errors.ErrUnsupported
+	}
+	required = s.MinFreeSpace.Required(sp.Total)
+	return sp.Free, required, sp.Free >= required, nil
 }
 
 // CheckSpace returns an EUNAVAILABLE error with a French message when the

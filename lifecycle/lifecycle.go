@@ -10,10 +10,7 @@ package lifecycle
 import (
 	"context"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"time"
@@ -50,14 +47,17 @@ type Sender interface {
 
 // Lifecycle holds the jobs' settings.
 type Lifecycle struct {
-	Store  Store
-	Blobs  *blob.Store
+	Store Store
+	// Blobs holds the contents; Spool is this node's local directory of
+	// uploads in progress (nil: none, no temporary file is swept).
+	Blobs  blob.Backend
+	Spool  *blob.Store
 	Sender Sender // nil: notifications are logged and recorded as not sent
 	Logger *slog.Logger
 
 	ReminderDays []int         // days before password expiry a reminder goes out (30, 7)
-	TempMaxAge   time.Duration // abandoned uploads older than this are removed (1 day)
-	OrphanMinAge time.Duration // stored content with no row older than this is removed
+	TempMaxAge   time.Duration // abandoned uploads (and S3 multipart uploads) older than this are removed (1 day)
+	OrphanMinAge time.Duration // stored content with no row older than this is removed (1 hour)
 	BatchSize    int           // rows per transaction
 	MaxAttempts  int           // sending attempts before a notification fails
 	PortalURL    string        // named in messages, when set
@@ -79,11 +79,11 @@ func passwordExpiryEvent(a *pigp.Account) *pigp.AuditEvent {
 }
 
 // New returns a Lifecycle with the default settings.
-func New(st Store, blobs *blob.Store, logger *slog.Logger) *Lifecycle {
+func New(st Store, blobs blob.Backend, spool *blob.Store, logger *slog.Logger) *Lifecycle {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Lifecycle{Store: st, Blobs: blobs, Logger: logger, ReminderDays: []int{30, 7},
+	return &Lifecycle{Store: st, Blobs: blobs, Spool: spool, Logger: logger, ReminderDays: []int{30, 7},
 		TempMaxAge: 24 * time.Hour, OrphanMinAge: time.Hour, BatchSize: 1000, MaxAttempts: 8}
 }
 
@@ -122,7 +122,7 @@ func (l *Lifecycle) ExpireResponses(ctx context.Context, now time.Time) (expired
 		}
 		// Contents first, then the rows: killed in between, the next run
 		// finds the rows again and the deletions are no-ops.
-		if err := l.Blobs.RemoveMany(keys); err != nil {
+		if err := l.Blobs.Remove(ctx, keys...); err != nil {
 			return expired, deleted, fmt.Errorf("delete contents: %w", err)
 		}
 		if err := l.Store.MarkContentDeleted(ctx, ids, now); err != nil {
@@ -282,58 +282,35 @@ func (l *Lifecycle) SendNotifications(ctx context.Context, now time.Time) (sent,
 	return sent, failed, nil
 }
 
-// Housekeeping removes uploads abandoned for more than TempMaxAge, stored
-// content that no row refers to (a crash between the rename and the
-// commit) once older than OrphanMinAge, old tick claims, and the expired portal
-// sessions and login failure counters. Files are
-// aged on the real clock, never past it: run as of a future date, the job
-// must not take a running upload, or a deposit between its rename and its
-// commit, for something abandoned. The temporary files of a running
-// process of this node are never removed.
+// Housekeeping removes uploads abandoned for more than TempMaxAge (this
+// node's spool files and the store's incomplete multipart uploads), stored
+// content that no row refers to (a crash between the put and the commit)
+// once older than OrphanMinAge, old tick claims, and the expired portal
+// sessions and login failure counters. Files are aged on the real clock,
+// never past it: run as of a future date, the job must not take a running
+// upload, or a deposit between its put and its commit, for something
+// abandoned. The temporary files of a running process of this node are
+// never removed.
 func (l *Lifecycle) Housekeeping(ctx context.Context, now time.Time) (temps, orphans int, err error) {
-	if temps, err = l.Blobs.RemoveStaleTemps(l.TempMaxAge); err != nil {
-		return 0, 0, fmt.Errorf("remove stale uploads: %w", err)
+	if l.Spool != nil {
+		if temps, err = l.Spool.RemoveStaleTemps(l.TempMaxAge); err != nil {
+			return 0, 0, fmt.Errorf("remove stale uploads: %w", err)
+		}
 	}
 	fileNow := now
 	if real := time.Now(); fileNow.After(real) {
 		fileNow = real
 	}
-	root := filepath.Join(l.Blobs.Dir(), "objects")
-	var keys []string
-	modTimes := map[string]time.Time{}
-	err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		info, err := d.Info()
-		if err != nil {
-			return nil
-		}
-		if fileNow.Sub(info.ModTime()) < l.OrphanMinAge {
-			return nil
-		}
-		rel, _ := filepath.Rel(root, p)
-		key := filepath.ToSlash(rel)
-		keys = append(keys, key)
-		modTimes[key] = info.ModTime()
-		return nil
-	})
-	if err != nil && !os.IsNotExist(err) {
-		return temps, 0, fmt.Errorf("walk content store: %w", err)
-	}
-	used, err := l.Store.StorageKeysInUse(ctx, keys)
+	aborted, err := l.Blobs.AbortIncomplete(ctx, fileNow.Add(-l.TempMaxAge))
 	if err != nil {
-		return temps, 0, err
+		return temps, 0, fmt.Errorf("abort incomplete uploads: %w", err)
 	}
-	for _, k := range keys {
-		if used[k] {
-			continue
-		}
-		if err := l.Blobs.Remove(k); err != nil {
-			return temps, orphans, fmt.Errorf("remove orphan %s: %w", k, err)
-		}
-		l.Logger.Warn("orphaned content removed", "key", k, "modified", modTimes[k])
-		orphans++
+	if aborted > 0 {
+		l.Logger.Warn("incomplete multipart uploads aborted", "count", aborted)
+	}
+	temps += aborted
+	if orphans, err = l.sweepOrphans(ctx, fileNow); err != nil {
+		return temps, orphans, err
 	}
 	if _, err := l.Store.PruneTicks(ctx, now.Add(-7*24*time.Hour)); err != nil {
 		return temps, orphans, err
@@ -350,6 +327,61 @@ func (l *Lifecycle) Housekeeping(ctx context.Context, now time.Time) (temps, orp
 		l.Logger.Info("expired portal sessions and login failure counters removed", "sessions", sessions, "counters", counters)
 	}
 	return temps, orphans, nil
+}
+
+// sweepOrphans removes the stored objects older than OrphanMinAge (on the
+// real clock fileNow) that no row refers to, walking the store and checking
+// the rows in batches.
+func (l *Lifecycle) sweepOrphans(ctx context.Context, fileNow time.Time) (int, error) {
+	removed := 0
+	batch := make([]blob.Info, 0, max(l.BatchSize, 1))
+	sweep := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		keys := make([]string, len(batch))
+		for i, o := range batch {
+			keys[i] = o.Key
+		}
+		used, err := l.Store.StorageKeysInUse(ctx, keys)
+		if err != nil {
+			return err
+		}
+		var orphans []string
+		for _, o := range batch {
+			if !used[o.Key] {
+				orphans = append(orphans, o.Key)
+			}
+		}
+		if err := l.Blobs.Remove(ctx, orphans...); err != nil {
+			return fmt.Errorf("remove orphans: %w", err)
+		}
+		for _, o := range batch {
+			if !used[o.Key] {
+				l.Logger.Warn("orphaned content removed", "key", o.Key, "modified", o.ModTime, "size", o.Size)
+			}
+		}
+		removed += len(orphans)
+		batch = batch[:0]
+		return nil
+	}
+	err := l.Blobs.Walk(ctx, "", func(o blob.Info) error {
+		if fileNow.Sub(o.ModTime) < l.OrphanMinAge {
+			return nil
+		}
+		batch = append(batch, o)
+		if len(batch) < cap(batch) {
+			return nil
+		}
+		return sweep()
+	})
+	if err == nil {
+		err = sweep()
+	}
+	if err != nil {
+		return removed, fmt.Errorf("sweep orphaned content: %w", err)
+	}
+	return removed, nil
 }
 
 // frenchDate writes t as "23 septembre 2027" ("1er décembre 2027"), in Paris time.

@@ -56,7 +56,7 @@ func newEnv(t *testing.T, kind string) *env {
 	if err := db.CreateAccount(ctx, acct); err != nil {
 		t.Fatal(err)
 	}
-	l := lifecycle.New(db, blobs, nil)
+	l := lifecycle.New(db, blob.NewFS(blobs), blobs, nil)
 	l.BatchSize = 3 // several small transactions even in small tests
 	return &env{db: db, dsn: dsn, blobs: blobs, life: l, acct: acct, t0: t0}
 }
@@ -65,7 +65,7 @@ func newEnv(t *testing.T, kind string) *env {
 func (e *env) publish(t *testing.T, name string, at time.Time) *pigp.Response {
 	t.Helper()
 	id := pigp.NewID()
-	key := "retraits/" + id[:2] + "/" + id
+	key := blob.Key(blob.KindResponse, id)
 	if _, err := e.blobs.Put(key, strings.NewReader("<ReponseAPA/>")); err != nil {
 		t.Fatal(err)
 	}

@@ -11,8 +11,6 @@ package processing
 import (
 	"bufio"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,8 +33,12 @@ type Store interface {
 
 // Processor answers deposits.
 type Processor struct {
-	Store  Store
-	Blobs  *blob.Store
+	Store Store
+	// Blobs holds the deposits' contents and receives the answers; Spool
+	// is the local directory where answers are written before they are
+	// put there.
+	Blobs  blob.Backend
+	Spool  *blob.Store
 	Places apa.Places // nil skips R102 and R103
 	Logger *slog.Logger
 	Now    pigp.Clock
@@ -145,26 +147,81 @@ func (p *Processor) ProcessNext(ctx context.Context) (*Outcome, error) {
 	return out, nil
 }
 
+// answer validates the deposit, writes its answer and commits it.
 func (p *Processor) answer(ctx context.Context, out *Outcome) error {
 	d := out.Deposit
-	name, err := apa.ParseCallName(d.ExternalName, d.DepositedAt)
-	if err != nil {
-		return fmt.Errorf("deposit name: %w", err)
-	}
-	content, err := p.Blobs.Open(d.StorageKey)
-	if err != nil {
-		return fmt.Errorf("open deposit content: %w", err)
-	}
-	defer content.Close()
-	scratch, err := p.Blobs.Create()
+	v, err := p.validate(ctx, d)
 	if err != nil {
 		return err
 	}
-	defer scratch.Abort()
-	results := apa.NewResponseWriter(scratch)
+	defer v.close()
+	out.Report = v.report
+	if v.report.Rejected() {
+		out.Status = pigp.DepositRejected
+	} else {
+		out.Status = pigp.DepositProcessed
+		out.Counts = v.results.Counts()
+	}
+	resp, err := p.publish(ctx, d, v.name.Campaign, v.write, out.Status)
+	if err != nil {
+		return err
+	}
+	out.Response = resp
+	if p.Published != nil {
+		p.Published(ctx, d, resp, v.report.Header.Contact)
+	}
+	return nil
+}
+
+// validated is a deposit read to the end: its validation report and, when
+// it is not rejected, the results of its requests, waiting in a local
+// scratch file to be written into the response.
+type validated struct {
+	d       *pigp.Deposit
+	name    apa.CallName
+	report  *apa.Report
+	results *apa.ResponseWriter
+	scratch *blob.Temp
+}
+
+func (v *validated) close() { v.scratch.Abort() }
+
+// write writes the answer produced at the given second: the response, or
+// the rejection report.
+func (v *validated) write(w io.Writer, produced time.Time) error {
+	d := v.d
+	if v.report.Rejected() {
+		return apa.WriteReport(w, apa.ReportHeader{CallName: d.ExternalName, DepositID: d.ID, SIRET: d.SIRET,
+			Deposited: d.DepositedAt, Processed: produced}, v.report)
+	}
+	_, err := v.results.Finish(w, apa.ResponseHeader{Campaign: v.name.Campaign, SIRET: d.SIRET,
+		CallName: d.ExternalName, DepositID: d.ID, Produced: produced})
+	return err
+}
+
+// validate reads the deposit's content from the store, validates it
+// against the contract and matches its requests, in batches: a few queries
+// per batch, memory bounded by the batch whatever the file size.
+func (p *Processor) validate(ctx context.Context, d *pigp.Deposit) (*validated, error) {
+	name, err := apa.ParseCallName(d.ExternalName, d.DepositedAt)
+	if err != nil {
+		return nil, fmt.Errorf("deposit name: %w", err)
+	}
+	windows, err := p.windows(ctx)
+	if err != nil {
+		return nil, err
+	}
+	content, err := p.Blobs.Open(ctx, d.StorageKey)
+	if err != nil {
+		return nil, fmt.Errorf("open deposit content: %w", err)
+	}
+	defer content.Close()
+	scratch, err := p.Spool.Create()
+	if err != nil {
+		return nil, blob.Unavailable("scratch", "", err)
+	}
+	v := &validated{d: d, name: name, scratch: scratch, results: apa.NewResponseWriter(scratch)}
 	year := name.Campaign - 1
-	// Requests are matched in batches: a few queries per batch, memory
-	// bounded by the batch whatever the file size.
 	var batch []apa.Demande
 	flush := func() error {
 		if len(batch) == 0 {
@@ -190,7 +247,7 @@ func (p *Processor) answer(ctx context.Context, out *Outcome) error {
 			if !dm.Rejected() {
 				r, matches = resultOf(dm.Reference, matches[0]), matches[1:]
 			}
-			if err := results.WriteResult(r); err != nil {
+			if err := v.results.WriteResult(r); err != nil {
 				return err
 			}
 		}
@@ -204,44 +261,20 @@ func (p *Processor) answer(ctx context.Context, out *Outcome) error {
 		}
 		return nil
 	}
-	windows, err := p.windows(ctx)
-	if err != nil {
-		return err
-	}
-	rep, err := apa.Validate(bufio.NewReaderSize(content, 256<<10), name,
-		apa.Options{Places: p.Places, Windows: windows, DepositedAt: d.DepositedAt}, visit)
-	if err != nil {
-		return fmt.Errorf("validate: %w", err)
-	}
-	if !rep.Rejected() {
-		if err := flush(); err != nil {
-			return fmt.Errorf("match: %w", err)
+	src := bufio.NewReaderSize(io.NewSectionReader(content, 0, content.Size()), 256<<10)
+	v.report, err = apa.Validate(src, name, apa.Options{Places: p.Places, Windows: windows, DepositedAt: d.DepositedAt}, visit)
+	if err == nil && !v.report.Rejected() {
+		if err = flush(); err != nil {
+			err = fmt.Errorf("match: %w", err)
 		}
+	} else if err != nil {
+		err = fmt.Errorf("validate: %w", err)
 	}
-	out.Report = rep
-	if rep.Rejected() {
-		out.Status = pigp.DepositRejected
-	} else {
-		out.Status = pigp.DepositProcessed
-		out.Counts = results.Counts()
-	}
-	resp, err := p.publish(ctx, d, name.Campaign, func(w io.Writer, produced time.Time) error {
-		if rep.Rejected() {
-			return apa.WriteReport(w, apa.ReportHeader{CallName: d.ExternalName, DepositID: d.ID, SIRET: d.SIRET,
-				Deposited: d.DepositedAt, Processed: produced}, rep)
-		}
-		_, err := results.Finish(w, apa.ResponseHeader{Campaign: name.Campaign, SIRET: d.SIRET,
-			CallName: d.ExternalName, DepositID: d.ID, Produced: produced})
-		return err
-	}, out.Status)
 	if err != nil {
-		return err
+		v.close()
+		return nil, err
 	}
-	out.Response = resp
-	if p.Published != nil {
-		p.Published(ctx, d, resp, rep.Header.Contact)
-	}
-	return nil
+	return v, nil
 }
 
 // windows returns the campaign windows in force for the validator.
@@ -280,29 +313,16 @@ func (p *Processor) publish(ctx context.Context, d *pigp.Deposit, campaign int, 
 		if err != nil {
 			return nil, err
 		}
-		resp := &pigp.Response{ID: pigp.NewID(), SIRET: d.SIRET, DepositID: d.ID, State: pigp.ResponseAvailable,
-			DocType: docType, Name: name}
-		if err := p.store(resp, func(w io.Writer) error { return write(w, produced) }); err != nil {
-			return nil, err
-		}
-		now := p.now()
-		resp.AvailableAt, resp.ExpiresAt = now, now.Add(p.Retention)
-		var audit []*pigp.AuditEvent
-		if p.Audit {
-			outcome := pigp.AuditOK
-			if status == pigp.DepositRejected {
-				outcome = pigp.AuditRefused
-			}
-			audit = append(audit, &pigp.AuditEvent{Action: pigp.AuditProcessing, Outcome: outcome, Login: d.Login, SIRET: d.SIRET,
-				Protocol: "JOB", Object: d.ExternalName, SHA256: resp.SHA256, Time: now,
-				Detail: fmt.Sprintf("dépôt %s : %s, réponse %s (%s)", d.ID, status, resp.Name, resp.DocType)})
-		}
-		err = p.Store.FinishDeposit(ctx, d.ID, status, resp, now, audit...)
+		id := pigp.NewID()
+		resp := &pigp.Response{ID: id, SIRET: d.SIRET, DepositID: d.ID, State: pigp.ResponseAvailable,
+			DocType: docType, Name: name, StorageKey: blob.Key(blob.KindResponse, id)}
+		err = blob.Publish(ctx, p.Blobs, p.Spool, resp.StorageKey, func(w io.Writer) error {
+			return write(w, produced)
+		}, func(size int64, sum string) error {
+			return p.commit(ctx, d, status, resp, size, sum)
+		})
 		if err == nil {
 			return resp, nil
-		}
-		if rmErr := p.Blobs.Remove(resp.StorageKey); rmErr != nil {
-			p.log().Error("remove unused answer", "key", resp.StorageKey, "error", rmErr)
 		}
 		if pigp.ErrorCode(err) != pigp.ECONFLICT {
 			return nil, err
@@ -363,32 +383,24 @@ func (p *Processor) wait(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// store writes an answer durably under a new storage key and sets its
-// size, SHA-256 and key.
-func (p *Processor) store(resp *pigp.Response, write func(io.Writer) error) error {
-	final, err := p.Blobs.Create()
-	if err != nil {
-		return err
+// commit records the answer stored under resp.StorageKey (size bytes of
+// SHA-256 sum) and the deposit's final status, with its audit row, in one
+// transaction.
+func (p *Processor) commit(ctx context.Context, d *pigp.Deposit, status string, resp *pigp.Response, size int64, sum string) error {
+	now := p.now()
+	resp.Size, resp.SHA256 = size, sum
+	resp.AvailableAt, resp.ExpiresAt = now, now.Add(p.Retention)
+	var audit []*pigp.AuditEvent
+	if p.Audit {
+		outcome := pigp.AuditOK
+		if status == pigp.DepositRejected {
+			outcome = pigp.AuditRefused
+		}
+		audit = append(audit, &pigp.AuditEvent{Action: pigp.AuditProcessing, Outcome: outcome, Login: d.Login, SIRET: d.SIRET,
+			Protocol: "JOB", Object: d.ExternalName, SHA256: resp.SHA256, Time: now,
+			Detail: fmt.Sprintf("dépôt %s : %s, réponse %s (%s)", d.ID, status, resp.Name, resp.DocType)})
 	}
-	defer final.Abort()
-	h := sha256.New()
-	bw := bufio.NewWriterSize(io.MultiWriter(final, h), 256<<10)
-	if err := write(bw); err != nil {
-		return fmt.Errorf("write answer: %w", err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write answer: %w", err)
-	}
-	fi, err := final.Stat()
-	if err != nil {
-		return err
-	}
-	resp.Size, resp.SHA256 = fi.Size(), hex.EncodeToString(h.Sum(nil))
-	resp.StorageKey = "retraits/" + resp.ID[:2] + "/" + resp.ID
-	if err := final.Commit(resp.StorageKey); err != nil {
-		return fmt.Errorf("store answer: %w", err)
-	}
-	return nil
+	return p.Store.FinishDeposit(ctx, d.ID, status, resp, now, audit...)
 }
 
 // resultOf turns a match into the Resultat of a response: only what the

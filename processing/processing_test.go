@@ -82,7 +82,7 @@ func newEnv(t *testing.T, kind string) *env {
 		t.Fatal(err)
 	}
 	e := &env{db: db, blobs: blobs, clock: now, acct: acct}
-	e.proc = &processing.Processor{Store: db, Blobs: blobs, Places: tab, Now: e.now,
+	e.proc = &processing.Processor{Store: db, Blobs: blob.NewFS(blobs), Spool: blobs, Places: tab, Now: e.now,
 		Retention: 21 * 24 * time.Hour, StaleAfter: 15 * time.Minute,
 		Wait: func(_ context.Context, d time.Duration) error { e.advance(d); return nil }}
 	return e
@@ -92,7 +92,7 @@ func newEnv(t *testing.T, kind string) *env {
 func (e *env) deposit(t *testing.T, name string, content []byte) *pigp.Deposit {
 	t.Helper()
 	id := pigp.NewID()
-	key := "depots/" + id[:2] + "/" + id
+	key := blob.Key(blob.KindDeposit, id)
 	if _, err := e.blobs.Put(key, bytes.NewReader(content)); err != nil {
 		t.Fatal(err)
 	}

@@ -65,6 +65,8 @@ type SessionFS interface {
 
 // Algorithms are set explicitly; none is in ssh.InsecureAlgorithms(). CTR
 // ciphers and the non-ETM HMACs are kept for libssh2 1.10 (curl) and JSch.
+// Ciphers lists those that may be offered (ssh.ciphers); the default
+// offer is CipherOffer's.
 var (
 	KeyExchanges = []string{
 		ssh.KeyExchangeMLKEM768X25519, ssh.KeyExchangeCurve25519,
@@ -119,10 +121,15 @@ type Server struct {
 	Now func() time.Time
 	// Metrics follows the open SFTP sessions (nil: not followed).
 	Metrics Metrics
+	// Ciphers are the ciphers offered, in the server's order of
+	// preference (empty: CipherOffer's default for this CPU): a client
+	// gets the first of them it supports, whatever its own order.
+	Ciphers []string
 
-	ln     net.Listener
-	config *ssh.ServerConfig
-	wg     sync.WaitGroup
+	ln      net.Listener
+	config  *ssh.ServerConfig
+	configs map[string]*ssh.ServerConfig // one per cipher: the offer of one
+	wg      sync.WaitGroup
 
 	mu       sync.Mutex
 	conns    map[net.Conn]struct{}
@@ -154,7 +161,7 @@ func (s *Server) Open() error {
 		s.MaxConns = 1000
 	}
 	if s.MaxConnsPerIP == 0 {
-		s.MaxConnsPerIP = 32
+		s.MaxConnsPerIP = 100
 	}
 	if s.MaxUnauthPerIP == 0 {
 		s.MaxUnauthPerIP = s.MaxConnsPerIP
@@ -162,7 +169,14 @@ func (s *Server) Open() error {
 	if s.ServerVersion == "" {
 		s.ServerVersion = "SSH-2.0-pigp"
 	}
-	s.config = s.sshConfig()
+	if len(s.Ciphers) == 0 {
+		s.Ciphers = CipherOffer(HasAESHardware())
+	}
+	s.config = s.sshConfig(s.Ciphers)
+	s.configs = map[string]*ssh.ServerConfig{}
+	for _, c := range s.Ciphers {
+		s.configs[c] = s.sshConfig([]string{c})
+	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.Addr, err)
@@ -184,9 +198,9 @@ func (s *Server) Open() error {
 // ListenAddr returns the bound address.
 func (s *Server) ListenAddr() net.Addr { return s.ln.Addr() }
 
-func (s *Server) sshConfig() *ssh.ServerConfig {
+func (s *Server) sshConfig(ciphers []string) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
-		Config:                      ssh.Config{KeyExchanges: KeyExchanges, Ciphers: Ciphers, MACs: MACs},
+		Config:                      ssh.Config{KeyExchanges: KeyExchanges, Ciphers: ciphers, MACs: MACs},
 		PublicKeyAuthAlgorithms:     PublicKeyAuthAlgorithms,
 		MaxAuthTries:                s.MaxAuthTries,
 		ServerVersion:               s.ServerVersion,
@@ -512,7 +526,8 @@ func refuse(c net.Conn, msg string) {
 }
 
 func (s *Server) handleConn(nc net.Conn) {
-	nc.SetDeadline(time.Now().Add(s.LoginGraceTime))
+	graceEnd := time.Now().Add(s.LoginGraceTime)
+	nc.SetDeadline(graceEnd)
 	ip := remoteIP(nc.RemoteAddr())
 	authDone := false
 	defer func() {
@@ -536,7 +551,17 @@ func (s *Server) handleConn(nc net.Conn) {
 			return
 		}
 	}
-	conn, chans, reqs, err := ssh.NewServerConn(nc, s.config)
+	// The server chooses the cipher: read the client's KEXINIT first.
+	pc, client, err := peekClient(nc, s.ServerVersion, kexInitWait, graceEnd)
+	if err != nil {
+		s.Logger.Debug("ssh identification failed", "ip", ip, "error", err)
+		return
+	}
+	cfg := s.config
+	if c := chooseCipher(s.Ciphers, client); c != nil {
+		cfg = s.configs[c[0]]
+	}
+	conn, chans, reqs, err := ssh.NewServerConn(pc, cfg)
 	if err != nil {
 		s.Logger.Debug("ssh handshake failed", "ip", ip, "error", err)
 		return
@@ -560,7 +585,11 @@ func (s *Server) handleConn(nc net.Conn) {
 		defer s.SessionEnded(caller)
 	}
 	log := s.Logger.With("login", caller.Login, "ip", caller.RemoteIP, "session", fmt.Sprintf("%x", conn.SessionID()[:6]))
-	log.Info("ssh session opened", "client", string(conn.ClientVersion()))
+	cipher := ""
+	if am, ok := conn.Conn.(ssh.AlgorithmsConnMetadata); ok {
+		cipher = am.Algorithms().Read.Cipher
+	}
+	log.Info("ssh session opened", "client", string(conn.ClientVersion()), "cipher", cipher)
 	go ssh.DiscardRequests(reqs)
 	var wg sync.WaitGroup
 	for nch := range chans {

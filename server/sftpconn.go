@@ -1,12 +1,12 @@
 package server
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/pkg/sftp"
 )
@@ -35,22 +35,55 @@ const limitsExtension = "limits@openssh.com"
 // advertises it in the VERSION reply, and it writes every reply packet in
 // one call to the channel (pkg/sftp writes a reply's header and its data
 // separately, which costs a small SSH packet and a system call per reply).
+//
+// It copies as little as it can: of an incoming packet it reads only the
+// length and the first bytes (enough to tell a limits request), and lets
+// pkg/sftp read the rest straight from the channel into its own buffer;
+// of a reply whose data comes in a second write, only the first SSH
+// packet's worth is gathered with the header. Nothing is allocated per
+// packet.
 type sftpConn struct {
-	r  *bufio.Reader
 	ch io.ReadWriteCloser
 
-	rmu  sync.Mutex
-	rbuf []byte // the rest of the current incoming packet
+	rmu    sync.Mutex
+	hbuf   [4 + limitsRequestLen]byte // length and first bytes of a packet
+	head   []byte                     // the part of hbuf not yet given to pkg/sftp
+	remain int                        // bytes of the packet still in the channel
 
 	wmu     sync.Mutex
 	pending []byte // outgoing bytes not yet forming a whole packet
 	version bool   // the VERSION reply went out
+
+	// inFlight holds a token per request handed to pkg/sftp and not yet
+	// answered: at most maxInFlight, so that the pages pkg/sftp holds
+	// per request (256 KiB each, kept until the session ends) stay few.
+	inFlight chan struct{}
+	wait     *time.Timer
 }
+
+// maxInFlight is the number of requests pkg/sftp may hold at once: its
+// worker count. More would only wait in its queues, each holding a
+// 256 KiB page; the client's further requests wait in the SSH channel,
+// whose window then holds the client back. A request pkg/sftp never
+// answers (none is known) costs inFlightWait, not a stall.
+const (
+	maxInFlight  = 8
+	inFlightWait = time.Second
+)
+
+// limitsRequestLen is the length of a limits@openssh.com request, without
+// its length prefix: type, id, the name as an SSH string.
+const limitsRequestLen = 1 + 4 + 4 + len(limitsExtension)
+
+// coalesce is how much of a reply's data is gathered with its header: one
+// SSH packet of OpenSSH's (32 KiB); the rest goes to the channel as it is.
+const coalesce = 32 << 10
 
 // NewRequestServer returns pkg/sftp's request server for handlers over
 // ch, as every SFTP session is served: behind the packet shim (limits,
-// whole-packet writes), from the start directory "/", with reads of at
-// most 255 KiB. Tests serve vfs handlers over a pipe with it.
+// whole-packet writes, bounded requests in flight), from the start
+// directory "/", with reads of at most 255 KiB. Tests serve vfs handlers
+// over a pipe with it (internal/sftptest).
 func NewRequestServer(ch io.ReadWriteCloser, handlers sftp.Handlers) *sftp.RequestServer {
 	return sftp.NewRequestServer(newSFTPConn(ch), handlers,
 		sftp.WithStartDirectory("/"),
@@ -59,49 +92,84 @@ func NewRequestServer(ch io.ReadWriteCloser, handlers sftp.Handlers) *sftp.Reque
 }
 
 func newSFTPConn(ch io.ReadWriteCloser) *sftpConn {
-	return &sftpConn{r: bufio.NewReaderSize(ch, 64*1024), ch: ch}
+	t := time.NewTimer(inFlightWait)
+	t.Stop()
+	return &sftpConn{ch: ch, inFlight: make(chan struct{}, maxInFlight), wait: t}
+}
+
+// acquire takes a place for a request, waiting at most inFlightWait.
+func (c *sftpConn) acquire() {
+	select {
+	case c.inFlight <- struct{}{}:
+		return
+	default:
+	}
+	c.wait.Reset(inFlightWait)
+	select {
+	case c.inFlight <- struct{}{}:
+	case <-c.wait.C:
+	}
+	c.wait.Stop()
+}
+
+// release gives back the place of an answered request.
+func (c *sftpConn) release() {
+	select {
+	case <-c.inFlight:
+	default:
+	}
 }
 
 // Read gives pkg/sftp the client's packets, minus the limits requests.
 func (c *sftpConn) Read(p []byte) (int, error) {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
-	for len(c.rbuf) == 0 {
-		pkt, err := c.readPacket()
-		if err != nil {
+	for {
+		if len(c.head) > 0 {
+			n := copy(p, c.head)
+			c.head = c.head[n:]
+			return n, nil
+		}
+		if c.remain > 0 {
+			n, err := c.ch.Read(p[:min(len(p), c.remain)])
+			c.remain -= n
+			if err == io.EOF && c.remain > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err
+		}
+		c.acquire()
+		if err := c.nextPacket(); err != nil {
+			c.release()
 			return 0, err
 		}
-		if id, ok := isLimitsRequest(pkt); ok {
-			if err := c.writePacket(limitsReply(id)); err != nil {
-				return 0, err
-			}
-			continue
-		}
-		c.rbuf = pkt
 	}
-	n := copy(p, c.rbuf)
-	c.rbuf = c.rbuf[n:]
-	return n, nil
 }
 
-// readPacket reads one whole packet, length prefix included.
-func (c *sftpConn) readPacket() ([]byte, error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
-		return nil, err
+// nextPacket reads the length and the first bytes of the next packet,
+// and answers it when it is a limits request.
+func (c *sftpConn) nextPacket() error {
+	if _, err := io.ReadFull(c.ch, c.hbuf[:4]); err != nil {
+		return err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	n := binary.BigEndian.Uint32(c.hbuf[:4])
 	if n == 0 || n > maxPacket {
-		return nil, fmt.Errorf("sftp packet of %d bytes refused", n)
+		return fmt.Errorf("sftp packet of %d bytes refused", n)
 	}
-	// Every packet, small or large, is copied into a slice of its own,
-	// which Read then hands to pkg/sftp.
-	pkt := make([]byte, 4+n)
-	copy(pkt, hdr[:])
-	if _, err := io.ReadFull(c.r, pkt[4:]); err != nil {
-		return nil, err
+	k := min(int(n), limitsRequestLen)
+	if _, err := io.ReadFull(c.ch, c.hbuf[4:4+k]); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
 	}
-	return pkt, nil
+	if id, ok := isLimitsRequest(c.hbuf[:4+k]); ok && int(n) == k {
+		c.release() // answered here, not by pkg/sftp
+		var reply [4 + 1 + 4 + 32]byte
+		return c.writeOwnPacket(limitsReply(reply[:0], id))
+	}
+	c.head, c.remain = c.hbuf[:4+k], int(n)-k
+	return nil
 }
 
 // isLimitsRequest reports whether pkt is SSH_FXP_EXTENDED limits@openssh.com.
@@ -117,9 +185,9 @@ func isLimitsRequest(pkt []byte) (uint32, bool) {
 	return id, true
 }
 
-func limitsReply(id uint32) []byte {
-	b := make([]byte, 4, 4+1+4+32)
-	b = append(b, fxpExtendedReply)
+// limitsReply appends the reply to a limits request to b.
+func limitsReply(b []byte, id uint32) []byte {
+	b = append(b, 0, 0, 0, 0, fxpExtendedReply)
 	b = binary.BigEndian.AppendUint32(b, id)
 	b = binary.BigEndian.AppendUint64(b, limitMaxPacket)
 	b = binary.BigEndian.AppendUint64(b, limitRead)
@@ -134,7 +202,26 @@ func (c *sftpConn) Write(p []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if len(c.pending) == 0 && len(p) >= 4 && int(binary.BigEndian.Uint32(p))+4 == len(p) && c.version {
-		return len(p), c.sendLocked(p) // a whole packet in one write
+		err := c.sendLocked(p) // a whole packet in one write
+		c.release()
+		return len(p), err
+	}
+	if c.version && len(c.pending) >= 4 && len(c.pending) < coalesce && int(binary.BigEndian.Uint32(c.pending))+4 == len(c.pending)+len(p) &&
+		len(c.pending)+len(p) > coalesce {
+		// A reply's data after its header: the header goes with the
+		// data's first bytes, the rest without a copy.
+		k := coalesce - len(c.pending)
+		c.pending = append(c.pending, p[:k]...)
+		err := c.sendLocked(c.pending)
+		if err == nil {
+			err = c.sendLocked(p[k:])
+		}
+		c.pending = c.pending[:0]
+		c.release()
+		if err != nil {
+			return 0, err
+		}
+		return len(p), nil
 	}
 	c.pending = append(c.pending, p...)
 	for len(c.pending) >= 4 {
@@ -147,7 +234,9 @@ func (c *sftpConn) Write(p []byte) (int, error) {
 			pkt = withLimitsExtension(pkt)
 			c.version = true
 		}
-		if err := c.sendLocked(pkt); err != nil {
+		err := c.sendLocked(pkt)
+		c.release()
+		if err != nil {
 			return 0, err
 		}
 		c.pending = append(c.pending[:0], c.pending[n:]...)
@@ -155,8 +244,8 @@ func (c *sftpConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// writePacket sends a packet of our own between pkg/sftp's packets.
-func (c *sftpConn) writePacket(pkt []byte) error {
+// writeOwnPacket sends a packet of our own between pkg/sftp's packets.
+func (c *sftpConn) writeOwnPacket(pkt []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	if len(c.pending) > 0 {

@@ -83,7 +83,7 @@ func TestRemoveRetrait(t *testing.T) {
 	if infos, _ := c.ReadDir("/retrait"); len(infos) != 0 {
 		t.Fatalf("/retrait lists %v", infos)
 	}
-	if e.Blobs.Exists(resp.StorageKey) {
+	if e.ObjectExists(resp.StorageKey) {
 		t.Fatal("the removed response's content is still stored")
 	}
 	if dls, _ := e.DB.ListDownloads(ctx, pigp.HistoryFilter{SIRETs: []string{siretA}}); len(dls) != 1 {
@@ -103,12 +103,10 @@ func TestReadAndCloseErrors(t *testing.T) {
 	e := sftptest.New(t)
 	c := e.Session(e.CallerA()).Client
 	broken := e.Publish(siretA, "casse_REP.xml", []byte("<ReponseAPA/>"))
-	p := filepath.Join(e.Blobs.Dir(), "objects", filepath.FromSlash(broken.StorageKey))
-	// The content is replaced by a directory: the open works, reads fail.
-	if err := os.Remove(p); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(p, 0o700); err != nil {
+	p := filepath.Join(e.Spool.Dir(), "objects", filepath.FromSlash(broken.StorageKey))
+	// The content is cut short: the open works, reads fail (the object
+	// ends before the size its row records).
+	if err := os.Truncate(p, 3); err != nil {
 		t.Fatal(err)
 	}
 	f, err := c.Open("/retrait/" + broken.Name)
@@ -123,7 +121,7 @@ func TestReadAndCloseErrors(t *testing.T) {
 		t.Fatalf("read: %d %q, want the generic message", code, msg)
 	}
 	f.Close()
-	if !strings.Contains(e.Logs(), "is a directory") {
+	if !strings.Contains(e.Logs(), "content ends at 3 bytes") {
 		t.Errorf("the cause is not logged:\n%s", e.Logs())
 	}
 

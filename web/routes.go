@@ -256,6 +256,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if s.Contents != nil {
+		if err := s.Contents.Check(r.Context()); err != nil {
+			s.Logger.Error("readiness: content store unavailable", "error", err)
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, "content store unavailable")
+			return
+		}
+	}
 	if s.Space != nil {
 		if free, required, ok, _ := s.Space.SpaceStatus(); !ok {
 			s.Logger.Warn("readiness: free disk space below min_free_space", "free", free, "required", required)

@@ -81,6 +81,12 @@ type Space interface {
 	SpaceStatus() (free, required uint64, ok bool, err error)
 }
 
+// ContentStore reports whether the content store (the data directory or
+// the S3 bucket) answers, for /readyz.
+type ContentStore interface {
+	Check(ctx context.Context) error
+}
+
 // DirectoryChecker reports whether the directory of internal agents
 // answers (for /readyz: without it the portal is degraded, not down, since
 // local accounts keep working).
@@ -134,6 +140,9 @@ type Server struct {
 	DB       Pinger
 	// Space, if set, makes /readyz fail below the minimum free space.
 	Space Space
+	// Contents, if set, makes /readyz fail while the content store does
+	// not answer.
+	Contents ContentStore
 	// Directory is the directory of internal agents (nil: none).
 	Directory DirectoryChecker
 	Logger    *slog.Logger

@@ -94,7 +94,7 @@ func newFixture(t *testing.T, tweak func(f *fixture)) *fixture {
 		t.Fatal(err)
 	}
 	clk := &clock{t: time.Now().UTC()}
-	ex := exchange.New(db, blobs, nil)
+	ex := exchange.New(db, blob.NewFS(blobs), blobs, nil)
 	ex.Now = clk.Now
 	db.Now = clk.Now
 	f := &fixture{t: t, ex: ex, db: db, blobs: blobs, clock: clk}

@@ -52,7 +52,7 @@ func main() {
 	batch := make([]*pigp.Response, 0, 5000)
 	for i := 0; i < *n; i++ {
 		id := pigp.NewID()
-		key := "retraits/" + id[:2] + "/" + id
+		key := blob.Key(blob.KindResponse, id)
 		p := filepath.Join(blobs.Dir(), "objects", filepath.FromSlash(key))
 		os.MkdirAll(filepath.Dir(p), 0o700)
 		check(os.WriteFile(p, []byte("<ReponseAPA/>"), 0o600))
@@ -66,7 +66,7 @@ func main() {
 	}
 	fmt.Printf("setup: %d responses in %.1f s (%s)\n", *n, time.Since(setup).Seconds(), dialect)
 
-	l := lifecycle.New(db, blobs, nil)
+	l := lifecycle.New(db, blob.NewFS(blobs), blobs, nil)
 	runtime.GC()
 	debug.FreeOSMemory()
 	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)

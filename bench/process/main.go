@@ -97,7 +97,7 @@ func main() {
 	check(err)
 	size := fi.Size()
 	id := pigp.NewID()
-	key := "depots/" + id[:2] + "/" + id
+	key := blob.Key(blob.KindDeposit, id)
 	check(tmp.Commit(key))
 	check(db.CreateDeposit(ctx, &pigp.Deposit{ID: id, ExternalName: name.String(), InternalName: name.String() + "." + siret,
 		SIRET: siret, AccountID: acct.ID, Size: size, SHA256: hex.EncodeToString(h.Sum(nil)), Status: pigp.DepositReceived,
@@ -128,7 +128,7 @@ func main() {
 	runtime.GOMAXPROCS(prev)
 
 	// Phase 2: the processing job: validation, matching, response.
-	p := &processing.Processor{Store: db, Blobs: blobs, Places: tab, Now: func() time.Time { return time.Now().UTC() },
+	p := &processing.Processor{Store: db, Blobs: blob.NewFS(blobs), Spool: blobs, Places: tab, Now: func() time.Time { return time.Now().UTC() },
 		Retention: pigp.DefaultRetention, StaleAfter: time.Hour}
 	resetPeak()
 	if *cpuprofile != "" {

@@ -35,10 +35,15 @@ import (
 // App is the wired program: configuration, database, content store,
 // exchange service and, when serving, the SFTP server.
 type App struct {
-	Config   config.Config
-	Logger   *slog.Logger
-	DB       *store.DB
-	Blobs    *blob.Store
+	Config config.Config
+	Logger *slog.Logger
+	DB     *store.DB
+	// Blobs holds the contents (storage.kind: the filesystem store or an
+	// S3 bucket); Spool is the local directory where uploads and answers
+	// are written before they are put there (DATA_DIR/store, which is
+	// also the filesystem store).
+	Blobs    blob.Backend
+	Spool    *blob.Store
 	Exchange *exchange.Service
 	SFTP     *server.Server
 	Web      *web.Server
@@ -51,6 +56,8 @@ type App struct {
 	// Metrics and MetricsServer are set by StartMetrics (nil: no metrics).
 	Metrics       *metrics.Metrics
 	MetricsServer *metrics.Server
+	// debug serves pprof on debug_listen (nil: off).
+	debug *debugServer
 	// Directory authenticates internal agents (nil: no ldap.url, every
 	// login is local).
 	Directory *directory.Client
@@ -137,19 +144,23 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 		db.Close()
 		return nil, err
 	}
-	a.Blobs, err = blob.Open(filepath.Join(c.DataDir, "store"))
+	a.Spool, err = blob.Open(filepath.Join(c.DataDir, "store"))
 	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	if a.Blobs, err = openBackend(ctx, c, a.Spool, logger); err != nil {
 		db.Close()
 		return nil, err
 	}
 	// Clean restart: the temporary files of this node's processes that
 	// are gone (a crash) are removed now, not a day later.
-	if n, err := a.Blobs.RemoveLeftovers(); err != nil {
+	if n, err := a.Spool.RemoveLeftovers(); err != nil {
 		logger.Warn("remove temporary files left by a crash", "error", err)
 	} else if n > 0 {
-		logger.Info("temporary files left by a crash removed", "count", n, "node", a.Blobs.Owner().Node)
+		logger.Info("temporary files left by a crash removed", "count", n, "node", a.Spool.Owner().Node)
 	}
-	a.Exchange = exchange.New(db, a.Blobs, logger.With("component", "exchange"))
+	a.Exchange = exchange.New(db, a.Blobs, a.Spool, logger.With("component", "exchange"))
 	a.Exchange.MaxUploadSize = int64(c.MaxUploadSize)
 	a.Exchange.Retention = c.Retention.Std()
 	a.Exchange.HistoryMonths = c.HistoryMonths
@@ -178,7 +189,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 		db.Close()
 		return nil, err
 	}
-	a.Life = lifecycle.New(db, a.Blobs, logger.With("component", "lifecycle"))
+	a.Life = lifecycle.New(db, a.Blobs, a.Spool, logger.With("component", "lifecycle"))
 	a.Life.ReminderDays = c.PasswordReminderDays
 	a.Life.PortalURL = c.PortalURL
 	a.Life.Audit = true
@@ -187,7 +198,7 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 			Username: c.SMTP.Username, Password: c.SMTP.Password, From: c.SMTP.From}
 	}
 	a.Process = &processing.Processor{
-		Store: db, Blobs: a.Blobs, Places: a.Places, Logger: logger.With("component", "processing"),
+		Store: db, Blobs: a.Blobs, Spool: a.Spool, Places: a.Places, Logger: logger.With("component", "processing"),
 		Now: db.Now, Retention: c.Retention.Std(), StaleAfter: c.ProcessingStaleAfter.Std(), Audit: true,
 		Campaigns: a.campaigns,
 		Published: func(ctx context.Context, d *pigp.Deposit, r *pigp.Response, contact string) {
@@ -287,6 +298,7 @@ func (a *App) StartSFTP() error {
 		MaxConns:       a.Config.MaxConnections,
 		MaxConnsPerIP:  a.Config.MaxConnectionsPerIP,
 		MaxUnauthPerIP: a.Config.Auth.MaxUnauthenticatedPerIP,
+		Ciphers:        a.Config.SSH.Ciphers, // nil: server.CipherOffer
 
 		MaxSessionsPerAccount: a.Config.Limits.MaxSessionsPerAccount,
 		SessionEnded: func(c *pigp.Caller) {
@@ -348,6 +360,11 @@ func (a *App) Close() error {
 	if a.MetricsServer != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout.Std())
 		errs = append(errs, a.closeMetrics(ctx))
+		cancel()
+	}
+	if a.debug != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		a.closeDebug(ctx) // a profile being taken is cut short
 		cancel()
 	}
 	if a.Exchange != nil {

@@ -83,6 +83,11 @@ func (backupCommand) Run(ctx context.Context, m *Main, args []string) error {
 		return pigp.Errorf(pigp.EINVALID, "pigp backup ne copie que la base SQLite embarquée et le stockage local ; "+
 			"avec PostgreSQL, sauvegardez la base avec pg_dump ou par archivage continu (PITR) : voir %s", backupDocs)
 	}
+	if c.Storage.S3() {
+		return pigp.Errorf(pigp.EINVALID, "pigp backup ne copie que la base SQLite embarquée et le stockage local ; "+
+			"avec storage.kind s3, les contenus sont dans le bucket %s : sauvegardez-le par les moyens du stockage objet "+
+			"(versionnement, réplication) : voir %s", c.Storage.Bucket, backupDocs)
+	}
 	if _, err := os.Stat(dsn); err != nil {
 		return pigp.Errorf(pigp.ENOTFOUND, "aucune base de données à sauvegarder dans %s", dsn)
 	}

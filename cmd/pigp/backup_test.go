@@ -198,15 +198,12 @@ func TestBackupRestore(t *testing.T) {
 		if _, ok := all[d.ExternalName]; !ok {
 			t.Errorf("restored deposit %s was never acknowledged", d.ExternalName)
 		}
-		f, err := ra.Blobs.Open(d.StorageKey)
+		b, err := readObject(ra.Blobs, d.StorageKey)
 		if err != nil {
 			t.Errorf("restored deposit %s has no content: %v", d.ExternalName, err)
 			continue
 		}
-		h := sha256.New()
-		io.Copy(h, f)
-		f.Close()
-		if hex.EncodeToString(h.Sum(nil)) != d.SHA256 {
+		if h := sha256.Sum256(b); hex.EncodeToString(h[:]) != d.SHA256 {
 			t.Errorf("restored deposit %s: content does not match its SHA-256", d.ExternalName)
 		}
 	}

@@ -489,7 +489,7 @@ func TestResponsePublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := exchange.New(db, blobs, nil)
+	svc := exchange.New(db, blob.NewFS(blobs), blobs, nil)
 	rs, err := svc.Responses(context.Background(), &pigp.Caller{SIRETs: []string{cliSIRETA}})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -28,13 +29,16 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/blob"
+	"github.com/pigp/pigp/blob/s3"
+	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/internal/testutil"
 	"github.com/pigp/pigp/store"
 )
 
 // TestCluster runs Debian's haproxy on 127.0.0.1 in front of two `pigp
-// serve` processes sharing one PostgreSQL database and one content store,
-// and drives them with real clients through the balancer, each from its
+// serve` processes sharing one PostgreSQL database and one content store
+// (a shared data directory, then an S3 bucket on versitygw), and drives them with real clients through the balancer, each from its
 // own 127.0.0.x address (HAProxy itself connects from 127.0.0.1, the only
 // trusted address):
 //
@@ -57,8 +61,14 @@ func TestCluster(t *testing.T) {
 		t.Skip("cluster test: not in -short")
 	}
 	needTool(t, "haproxy")
+	for _, kind := range storeKinds {
+		t.Run(kind, func(t *testing.T) { testCluster(t, kind) })
+	}
+}
+
+func testCluster(t *testing.T, kind string) {
 	ctx := context.Background()
-	c := newCluster(t)
+	c := newCluster(t, kind)
 
 	// Both nodes start at once on the same database and data directory:
 	// one migrates, both end up with the same host key.
@@ -101,7 +111,8 @@ type cluster struct {
 	bin      string
 	dbURL    string
 	db       *store.DB
-	alice    string // password of alice-xt (siretA)
+	contents blob.Backend // the nodes' content store, seen by the test
+	alice    string       // password of alice-xt (siretA)
 	nodes    [2]*clusterNode
 	sftpAddr string // the balancer's SFTP frontend
 	webAddr  string // the balancer's portal frontend
@@ -130,15 +141,34 @@ func freePort(t *testing.T) int {
 }
 
 // clusterStorage returns the settings that give both nodes one content
-// store: today one shared data directory. When the S3 backend lands
-// (blob/s3, with testutil's versitygw), return its bucket settings here
-// instead, keeping data_dir for the host keys: the rest of the test runs
-// unchanged on one bucket.
-func clusterStorage(dir string) string {
-	return "data_dir: " + dir + "\n"
+// store of the given kind, and that store as the test sees it: the shared
+// data directory (fs), or a bucket of a versitygw started for the test (s3;
+// the data directory then keeps only the shared host keys and each node's
+// spool files).
+func clusterStorage(t *testing.T, dir, kind string) (string, blob.Backend) {
+	t.Helper()
+	settings := "data_dir: " + dir + "\n"
+	if kind != "s3" {
+		st, err := blob.Open(filepath.Join(dir, "store"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return settings, blob.NewFS(st)
+	}
+	ts := newTestStore(t, "s3")
+	var c config.Config
+	ts.configure(&c, "")
+	st := c.Storage
+	b, err := s3.New(context.Background(), s3Config(st, slog.New(slog.DiscardHandler)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return settings + fmt.Sprintf("storage:\n  kind: s3\n  endpoint: %s\n  region: %s\n  bucket: %s\n  path_style: true\n"+
+		"  access_key: %s\n  secret_key: %s\n  part_size: 5MiB\n  multipart_threshold: 5MiB\n",
+		st.Endpoint, st.Region, st.Bucket, st.AccessKey, st.SecretKey), b
 }
 
-func newCluster(t *testing.T) *cluster {
+func newCluster(t *testing.T, kind string) *cluster {
 	t.Helper()
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -147,6 +177,8 @@ func newCluster(t *testing.T) *cluster {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	data := filepath.Join(dir, "data")
+	storage, contents := clusterStorage(t, data, kind)
+	c.contents = contents
 	var err error
 	if c.db, err = store.Open(ctx, store.Postgres, c.dbURL, nil); err != nil {
 		t.Fatal(err)
@@ -171,7 +203,7 @@ func newCluster(t *testing.T) *cluster {
 		n.cfg = filepath.Join(dir, n.name+".yaml")
 		// Short throttle delays keep the ban scenario quick; the counting
 		// is the production one.
-		cfg := clusterStorage(data) + fmt.Sprintf(`database_url: %s
+		cfg := storage + fmt.Sprintf(`database_url: %s
 sftp_listen: 127.0.0.1:%d
 http_listen: 127.0.0.1:%d
 proxy_protocol:
@@ -471,6 +503,9 @@ func (c *cluster) checkDeposits(t *testing.T, acked map[string]string, from map[
 		if want, ok := acked[d.ExternalName]; ok {
 			if d.SHA256 != want {
 				t.Errorf("deposit %s: SHA-256 %s, want %s", d.ExternalName, d.SHA256, want)
+			}
+			if b, err := readObject(c.contents, d.StorageKey); err != nil || sha(b) != want {
+				t.Errorf("deposit %s: stored object %s does not have its SHA-256 (%v)", d.ExternalName, d.StorageKey, err)
 			}
 			if d.ClientIP != from[d.ExternalName] {
 				t.Errorf("deposit %s recorded from %s, want the client's %s", d.ExternalName, d.ClientIP, from[d.ExternalName])

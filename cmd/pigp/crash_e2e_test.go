@@ -33,6 +33,7 @@ func startNode(t *testing.T, e *env, killAfterCommit bool) *node {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "PIGP_TEST_NODE=1", "PIGP_DATA_DIR="+e.app.Config.DataDir,
 		"PIGP_DATABASE_URL="+e.app.Config.DatabaseURL, "PIGP_SFTP_LISTEN=127.0.0.1:0", "PIGP_HTTP_LISTEN=off")
+	cmd.Env = append(cmd.Env, e.nodeEnv...)
 	if killAfterCommit {
 		cmd.Env = append(cmd.Env, "PIGP_TEST_KILL_AFTER_COMMIT=1")
 	}

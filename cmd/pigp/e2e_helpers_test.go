@@ -27,6 +27,7 @@ import (
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/apa"
+	"github.com/pigp/pigp/blob"
 	"github.com/pigp/pigp/config"
 	"github.com/pigp/pigp/internal/testutil"
 )
@@ -49,6 +50,7 @@ type env struct {
 	keyFile  string // alice's ed25519 private key (OpenSSH format)
 	aliceKey ssh.Signer
 	logs     *syncBuffer // the server's log lines, warnings and errors
+	nodeEnv  []string    // more environment for the nodes startNode runs
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writers.
@@ -215,14 +217,34 @@ func (e *env) deposits(siret string) []*pigp.Deposit {
 // content returns the stored bytes of a deposit.
 func (e *env) content(d *pigp.Deposit) []byte {
 	e.t.Helper()
-	f, err := e.app.Blobs.Open(d.StorageKey)
+	b, err := readObject(e.app.Blobs, d.StorageKey)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	defer f.Close()
-	var buf bytes.Buffer
-	buf.ReadFrom(f)
-	return buf.Bytes()
+	return b
+}
+
+// readObject returns the whole object stored under key.
+func readObject(b blob.Backend, key string) ([]byte, error) {
+	o, err := b.Open(context.Background(), key)
+	if err != nil {
+		return nil, err
+	}
+	defer o.Close()
+	return io.ReadAll(io.NewSectionReader(o, 0, o.Size()))
+}
+
+// objectExists reports whether key holds an object (a store failure fails
+// the test).
+func objectExists(t testing.TB, b blob.Backend, key string) bool {
+	t.Helper()
+	_, err := b.Stat(context.Background(), key)
+	if pigp.ErrorCode(err) == pigp.ENOTFOUND {
+		return false
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return true
 }
 
 // diskFiles lists every regular file under the data directory except the
@@ -244,7 +266,7 @@ func (e *env) diskFiles() []string {
 
 // tmpFiles lists the temporary uploads in the store.
 func (e *env) tmpFiles() []string {
-	entries, _ := os.ReadDir(filepath.Join(e.app.Blobs.Dir(), "tmp"))
+	entries, _ := os.ReadDir(filepath.Join(e.app.Spool.Dir(), "tmp"))
 	var out []string
 	for _, en := range entries {
 		out = append(out, en.Name())

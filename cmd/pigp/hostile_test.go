@@ -4,14 +4,19 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,12 +29,18 @@ import (
 
 // TestHostileLoginFlood: 200 concurrent wrong-password logins (known and
 // unknown logins) from 20 addresses against a `pigp serve` process, with
-// the default settings. Every one is refused, alice gets in from another
-// address during the flood, and the process's peak resident memory
-// (VmHWM) stays under 256 MiB: at most auth.max_concurrent_hashes argon2id
-// checks (19 MiB each) run at once, whatever the number of logins. The
-// only setting changed is how long a check may wait (60 s instead of 10),
-// so that a very busy machine cannot time alice's login out.
+// the default settings; each attacker then keeps trying until alice,
+// logging in from another address, has listed her directory. Every
+// attempt is refused (by the password check, the hashing queue, the
+// throttle or the ban), alice gets in while the flood goes on, and the
+// process's peak resident memory (VmHWM) stays under 256 MiB: at most
+// auth.max_concurrent_hashes argon2id checks (19 MiB each) run at once,
+// whatever the number of logins. The only setting changed is how long a
+// check may wait (60 s instead of 10), so that a very busy machine cannot
+// time alice's login out. Nothing depends on timing: alice dials once
+// every attacker has started, the attackers stop only once her session
+// has answered, and each makes at most floodRounds attempts, so that the
+// flood cannot run forever.
 func TestHostileLoginFlood(t *testing.T) {
 	bin := buildPigp(t)
 	dataDir := t.TempDir()
@@ -41,37 +52,59 @@ func TestHostileLoginFlood(t *testing.T) {
 	c := startChild(t, bin, dataDir, 0, "--config", cfg)
 	baseline := c.status(t, "VmHWM")
 
-	const attackers, addresses = 200, 20
-	var wg sync.WaitGroup
-	var accepted, refused atomic.Int32
-	start := make(chan struct{})
+	const attackers, addresses, floodRounds = 200, 20, 20
+	var wg, launched sync.WaitGroup
+	var attempts, accepted, refused, flooding, afterAlice atomic.Int32
+	start, stop := make(chan struct{}), make(chan struct{})
 	for i := range attackers {
 		wg.Add(1)
+		launched.Add(1)
+		flooding.Add(1)
 		go func() {
 			defer wg.Done()
+			defer flooding.Add(-1)
 			src := fmt.Sprintf("127.0.3.%d", 1+i%addresses)
 			login := "alice-xt"
 			if i%2 == 1 {
 				login = fmt.Sprintf("nobody%d-xt", i)
 			}
 			<-start
-			cl, err := dialFromTo(c.sftp, src, sshConfig(login, fmt.Sprintf("Wrong-Password-%d!", i)))
-			if err == nil {
-				cl.Close()
-				accepted.Add(1)
-				return
+			for n := range floodRounds {
+				if n == 0 {
+					launched.Done()
+				}
+				// Once alice's session has answered, one more attempt,
+				// then the attacker stops.
+				over := false
+				select {
+				case <-stop:
+					over = true
+					afterAlice.Add(1)
+				default:
+				}
+				attempts.Add(1)
+				cl, err := dialFromTo(c.sftp, src, sshConfig(login, fmt.Sprintf("Wrong-Password-%d-%d!", i, n)))
+				if err == nil {
+					cl.Close()
+					accepted.Add(1)
+				} else {
+					refused.Add(1)
+				}
+				if over {
+					return
+				}
 			}
-			refused.Add(1)
 		}()
 	}
+	halt := sync.OnceFunc(func() { close(stop) })
+	defer func() { halt(); wg.Wait() }()
 	close(start)
-	// The owner logs in from elsewhere while the flood runs.
-	time.Sleep(50 * time.Millisecond)
+	// The owner logs in from elsewhere once every attacker has dialled.
+	launched.Wait()
 	honest, err := dialFromTo(c.sftp, "127.0.4.1", sshConfig("alice-xt", alice))
 	if err != nil {
 		t.Fatalf("alice from another address during the flood: %v", err)
 	}
-	inFlood := refused.Load() < attackers
 	sc, err := sftp.NewClient(honest)
 	if err != nil {
 		t.Fatal(err)
@@ -79,14 +112,20 @@ func TestHostileLoginFlood(t *testing.T) {
 	if _, err := sc.ReadDir("/depot"); err != nil {
 		t.Fatalf("alice's session during the flood: %v", err)
 	}
+	// The attackers not done with their attempts were trying all along
+	// alice's login and session; each makes one more now.
+	still, during := flooding.Load(), attempts.Load()
+	halt()
 	sc.Close()
 	honest.Close()
 	wg.Wait()
-	if accepted.Load() != 0 || refused.Load() != attackers {
-		t.Fatalf("%d wrong passwords accepted, %d refused; want all %d refused", accepted.Load(), refused.Load(), attackers)
+	t.Logf("%d attempts from %d attackers: %d started before alice's session answered, %d after it; %d attackers still flooding then",
+		attempts.Load(), attackers, during, afterAlice.Load(), still)
+	if afterAlice.Load() == 0 {
+		t.Fatalf("no attempt started after alice's session answered: every attacker had made its %d attempts, the flood was over", floodRounds)
 	}
-	if !inFlood {
-		t.Log("note: the flood had ended by the time alice's login completed")
+	if accepted.Load() != 0 || refused.Load() != attempts.Load() {
+		t.Fatalf("%d wrong passwords accepted, %d refused; want all %d refused", accepted.Load(), refused.Load(), attempts.Load())
 	}
 	peak := c.status(t, "VmHWM")
 	t.Logf("pigp serve: VmHWM %d KiB before the flood, %d KiB after it; VmRSS %d KiB", baseline, peak, c.status(t, "VmRSS"))
@@ -596,5 +635,135 @@ func TestHostilePortalSessions(t *testing.T) {
 	b.login("bob-xt", e.bob)
 	if status, _ := ps[2].get("/applications"); status != http.StatusOK {
 		t.Fatal("another account's login ended alice's session")
+	}
+}
+
+// TestHostileKeyOffers: a client offering key after key (x/crypto/ssh with
+// 20 keys, connection after connection) gets max_auth_tries keys looked up
+// per connection; each connection that used them all counts as one failed
+// login, so the throttle blocks the address and login as it would a
+// password guesser, and the offers it then makes are refused unread; the
+// refused keys and the throttled offers are recorded with flood control
+// (10 rows of each, then a count). Alice's key from another address still
+// gets in.
+func TestHostileKeyOffers(t *testing.T) {
+	e := startEnv(t, "sqlite", func(c *config.Config) {
+		c.Throttle.IPFreeFailures, c.Throttle.IPBanAfter, c.Throttle.AccountSlowAfter = 1000, 0, 0
+		c.Throttle.BaseDelay = config.Duration(time.Hour)
+		c.Audit.RefusalSummaryAfter = config.Duration(500 * time.Millisecond)
+	})
+	tries := e.app.Config.MaxAuthTries
+	pairFree := e.app.Config.Throttle.PairFreeFailures
+	var keys []ssh.Signer
+	for range 20 {
+		_, priv, _ := ed25519.GenerateKey(rand.Reader)
+		s, err := ssh.NewSignerFromKey(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys = append(keys, s)
+	}
+	const attacker = "127.0.7.1"
+	conns := 2 * (pairFree + 1)
+	for range conns {
+		if c, _, err := e.dialFrom(attacker, "alice-xt", ssh.PublicKeys(keys...)); err == nil {
+			c.Close()
+			t.Fatal("unknown keys accepted")
+		}
+	}
+	rows := func() (keyRefused, throttled []*pigp.AuditEvent) {
+		evs, err := e.app.DB.ListAudit(context.Background(), pigp.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range evs {
+			switch {
+			case a.Action != pigp.AuditLogin || a.IP != attacker:
+			case a.Outcome == pigp.AuditFailed && strings.Contains(a.Detail, "clé publique"):
+				keyRefused = append(keyRefused, a)
+			case a.Outcome == pigp.AuditRefused:
+				throttled = append(throttled, a)
+			}
+		}
+		return
+	}
+	// The first pairFree+1 connections have their keys looked up; the
+	// last of them blocks the pair; the others are refused unread.
+	looked := (pairFree + 1) * tries
+	var refused, throttled []*pigp.AuditEvent
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		if refused, throttled = rows(); len(refused) == 11 && len(throttled) == 11 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d refused-key rows and %d throttled rows, want 10 of each and a summary", len(refused), len(throttled))
+		}
+	}
+	if want := fmt.Sprintf("%d refus supplémentaires", looked-10); !strings.Contains(refused[10].Detail, want) {
+		t.Fatalf("refused-key summary %q, want %q (%d keys looked up)", refused[10].Detail, want, looked)
+	}
+	if want := fmt.Sprintf("%d refus supplémentaires", (conns-pairFree-1)*tries-10); !strings.Contains(throttled[10].Detail, want) {
+		t.Fatalf("throttled summary %q, want %q", throttled[10].Detail, want)
+	}
+	// Alice's own key from the blocked address is refused unread; from
+	// another address it gets in.
+	if c, banner, err := e.dialFrom(attacker, "alice-xt", ssh.PublicKeys(e.aliceKey)); err == nil {
+		c.Close()
+		t.Fatal("blocked address let in")
+	} else if !strings.Contains(banner, "Trop de tentatives") {
+		t.Fatalf("blocked address: banner %q", banner)
+	}
+	c, _, err := e.dialFrom("127.0.7.2", "alice-xt", ssh.PublicKeys(e.aliceKey))
+	if err != nil {
+		t.Fatalf("alice's key from another address: %v", err)
+	}
+	c.Close()
+	e.audit(t) // the chain is intact
+}
+
+// TestRlimitRaisedToHard: `pigp serve` started with a soft RLIMIT_NOFILE
+// (256) below its hard one raises the soft limit to the hard limit, as
+// /proc/PID/limits of the process shows, and derives its descriptor
+// budget from the raised limit.
+func TestRlimitRaisedToHard(t *testing.T) {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil {
+		t.Fatal(err)
+	}
+	const soft = 256
+	hard := min(rl.Max, 4096)
+	if hard <= soft+1 {
+		t.Skipf("hard RLIMIT_NOFILE %d leaves nothing to raise", rl.Max)
+	}
+	bin := buildPigp(t)
+	// The soft limit is lowered by a wrapper that then execs pigp: the
+	// server keeps its pid.
+	wrapper := filepath.Join(t.TempDir(), "pigp-soft-nofile")
+	script := fmt.Sprintf("#!/bin/sh\nulimit -Sn %d && ulimit -Hn %d && exec %q \"$@\"\n", soft, hard, bin)
+	if err := os.WriteFile(wrapper, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	c := startChild(t, wrapper, dataDir, 0)
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/limits", c.pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var line string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, "Max open files") {
+			line = l
+		}
+	}
+	f := strings.Fields(strings.TrimPrefix(line, "Max open files"))
+	if len(f) < 2 {
+		t.Fatalf("no open files limit in /proc/%d/limits:\n%s", c.pid, b)
+	}
+	if want := strconv.FormatUint(hard, 10); f[0] != want || f[1] != want {
+		t.Fatalf("pigp serve started with soft %d, hard %d: limits now soft %s, hard %s; want the soft limit raised to %s",
+			soft, hard, f[0], f[1], want)
+	}
+	if want := fmt.Sprintf("rlimit_nofile=%d ", hard); !strings.Contains(c.stderr.String(), want) {
+		t.Fatalf("the descriptor budget is not derived from the raised limit (no %q):\n%s", want, c.stderr.String())
 	}
 }

@@ -291,12 +291,12 @@ func TestSFTPReadAndCloseErrors(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			e := startEnv(t, kind, nil)
 			broken := e.publish(siretA, "casse_REP.xml", []byte("<ReponseAPA/>"))
-			p := filepath.Join(e.app.Blobs.Dir(), "objects", filepath.FromSlash(broken.StorageKey))
-			// The content is replaced by a directory: opening works, reading fails (EISDIR).
-			if err := os.Remove(p); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Mkdir(p, 0o700); err != nil {
+			p := filepath.Join(e.app.Spool.Dir(), "objects", filepath.FromSlash(broken.StorageKey))
+			// The content is cut short: opening works, reading fails (the
+			// object ends before the size its row records). (A directory in
+			// its place, as this test used to make, is no object: the
+			// Backend refuses it at open.)
+			if err := os.Truncate(p, 3); err != nil {
 				t.Fatal(err)
 			}
 			e.publish(siretA, "ok_REP.xml", []byte("<ReponseAPA>contenu</ReponseAPA>"))
@@ -386,5 +386,51 @@ func TestHousekeepingKeepsRunningUpload(t *testing.T) {
 	ds := e.deposits(siretA)
 	if len(ds) != 1 || ds[0].SHA256 != sha(append(first, second...)) {
 		t.Fatalf("deposit after housekeeping: %+v", ds)
+	}
+}
+
+// TestCheckpointDowngrade: the chain put back to an older genuine state
+// (rows cut and the head of that time restored, as an older copy of the
+// database would be) is not attested, even once an intruder appends the
+// older checkpoint that matches it to the checkpoint file: every
+// checkpoint of the file counts, not only its last line.
+func TestCheckpointDowngrade(t *testing.T) {
+	e := startEnv(t, "sqlite", nil)
+	code, old := e.cli(t, "audit", "checkpoint", "--new")
+	if code != 0 {
+		t.Fatalf("checkpoint --new: %d %s", code, old)
+	}
+	raw := openRaw(t, e)
+	var lastID int64
+	var lastHash, mac string
+	if err := raw.QueryRow("SELECT last_id, last_hash, mac FROM audit_head WHERE id = 1").Scan(&lastID, &lastHash, &mac); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := e.dialSFTP("alice-xt", e.alice)
+	if err := put(c, callName(siretA, 1), []byte("<DemandeAPA/>")); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := e.cli(t, "audit", "checkpoint", "--new"); code != 0 {
+		t.Fatalf("second checkpoint: %d %s", code, out)
+	}
+	e.app.Close() // nothing writes to the trail any more
+	mustExec(t, raw, "DELETE FROM audit_events WHERE id > "+strconv.FormatInt(lastID, 10))
+	mustExec(t, raw, "UPDATE audit_head SET last_id = "+strconv.FormatInt(lastID, 10)+", last_hash = '"+lastHash+"', mac = '"+mac+"' WHERE id = 1")
+	if code, out := e.cli(t, "audit", "checkpoint", "--new"); code != 1 || !strings.Contains(out, "journal d'audit raccourci ou réécrit") {
+		t.Fatalf("checkpoint of the older state: %d %s", code, out)
+	}
+	// The older checkpoint, appended again, now ends the file.
+	path := filepath.Join(e.app.Config.DataDir, "audit-checkpoints.log")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(old)
+	f.Close()
+	if code, out := e.cli(t, "audit", "checkpoint", "--new"); code != 1 || !strings.Contains(out, "journal d'audit raccourci ou réécrit") {
+		t.Fatalf("checkpoint re-anchored on the older checkpoint: %d %s", code, out)
+	}
+	if code, out := e.cli(t, "audit", "verify"); code != 1 || !strings.Contains(out, "fin de journal supprimée") {
+		t.Fatalf("verify of the older state: %d %s", code, out)
 	}
 }

@@ -112,8 +112,8 @@ func TestExpireCommand(t *testing.T) {
 		t.Fatalf("after expiry:\n%s", out)
 	}
 	got, _ := e.app.DB.FindResponse(context.Background(), r.ID)
-	if got.State != pigp.ResponseExpired || e.app.Blobs.Exists(r.StorageKey) {
-		t.Fatalf("after expire: state %s, content kept %v", got.State, e.app.Blobs.Exists(r.StorageKey))
+	if kept := objectExists(t, e.app.Blobs, r.StorageKey); got.State != pigp.ResponseExpired || kept {
+		t.Fatalf("after expire: state %s, content kept %v", got.State, kept)
 	}
 	c, _ := e.dialSFTP("alice-xt", e.alice)
 	if _, err := c.Stat("/retrait/" + r.Name); err == nil {

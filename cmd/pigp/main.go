@@ -58,6 +58,7 @@ var commands = map[string]command{
 	"ban":         banCommand{},
 	"ldap":        ldapCommand{},
 	"campaign":    campaignCommand{},
+	"storage":     storageCommand{},
 }
 
 const usage = `pigp — serveur d'échange APA (SFTP) entre départements et DGFiP
@@ -89,6 +90,9 @@ Commands:
                         restore a backup into a new data directory, checking it
   campaign list|set|remove
                         campaign windows: call files outside get E008
+  storage check|migrate --to s3
+                        check the content store (probe object); copy DATA_DIR/store
+                        to the S3 bucket, checking every SHA-256 (resumable)
   version               print the version, the commit and the Go version
 
 Every command accepts --config FILE (YAML); PIGP_* environment variables win

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/pigp/pigp"
+	"github.com/pigp/pigp/blob"
 	"github.com/pigp/pigp/config"
 )
 
@@ -24,7 +25,9 @@ import (
 //	    "ADDR host:port" once listening and stops when its standard input
 //	    closes; with PIGP_TEST_KILL_AFTER_COMMIT=1 it kills itself (SIGKILL)
 //	    right after its first deposit is committed, before the client is
-//	    answered.
+//	    answered; with PIGP_TEST_KILL_AFTER_PUT=1, right after the content
+//	    of its first deposit is put into the store, before its row is
+//	    committed.
 //
 // Settings come from the PIGP_* environment, as for pigp itself.
 func TestMain(m *testing.M) {
@@ -61,6 +64,9 @@ func testNode() int {
 			syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		}
 	}
+	if os.Getenv("PIGP_TEST_KILL_AFTER_PUT") == "1" {
+		a.Exchange.Blobs = killAfterPut{a.Blobs}
+	}
 	if err := a.StartSFTP(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -76,6 +82,19 @@ func testNode() int {
 	case <-ctx.Done():
 	}
 	return 0
+}
+
+// killAfterPut is a content store that kills the process (SIGKILL) once a
+// deposit's content is stored, before the caller commits its row.
+type killAfterPut struct{ blob.Backend }
+
+func (k killAfterPut) Put(ctx context.Context, key string, src *os.File, sum string) error {
+	err := k.Backend.Put(ctx, key, src, sum)
+	if err == nil && strings.HasPrefix(key, blob.KindDeposit+"/") {
+		fmt.Fprintln(os.Stderr, "deposit content stored, killing the node before the commit:", key)
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
+	return err
 }
 
 // openRaw opens e's database directly, as its administrator would.

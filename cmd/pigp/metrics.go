@@ -20,7 +20,7 @@ func (a *App) StartMetrics() error {
 		jobs = append(jobs, j.Name)
 	}
 	m := metrics.New(metrics.Options{
-		Source: a.DB, Jobs: jobs, ExpiringDays: a.Config.PasswordReminderDays, StoreDir: a.Blobs.Dir(),
+		Source: a.DB, Jobs: jobs, ExpiringDays: a.Config.PasswordReminderDays, StoreDir: a.Spool.Dir(),
 		Version: pigp.Version, Commit: pigp.BuildCommit(), Now: a.DB.Now,
 		Logger: a.Logger.With("component", "metrics"),
 	})

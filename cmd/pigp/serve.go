@@ -31,6 +31,9 @@ func (serveCommand) Run(ctx context.Context, m *Main, args []string) error {
 	if err := a.StartMetrics(); err != nil {
 		return err
 	}
+	if err := a.StartDebug(); err != nil {
+		return err
+	}
 	if err := a.StartSFTP(); err != nil {
 		return err
 	}

@@ -40,6 +40,7 @@ func (a *App) newWeb() (*web.Server, error) {
 		DB:       a.DB,
 		Sessions: a.DB,
 		Space:    a.Exchange,
+		Contents: a.Blobs,
 		Logger:   a.Logger.With("component", "web"),
 	}
 	if a.Directory != nil { // never a typed nil in the interface

@@ -78,10 +78,13 @@ func (c *Clock) Add(d time.Duration) {
 // Its fields may be changed before sessions are opened (Svc's settings,
 // Shared.MaxHandles and Documentation).
 type Env struct {
-	TB     testing.TB
-	Svc    *exchange.Service
-	DB     *store.DB
-	Blobs  *blob.Store
+	TB  testing.TB
+	Svc *exchange.Service
+	DB  *store.DB
+	// Blobs holds the committed contents (the filesystem backend on
+	// Spool), Spool the uploads and responses being written.
+	Blobs  blob.Backend
+	Spool  *blob.Store
 	Shared *vfs.Shared
 	Clock  *Clock
 	// Log receives the sessions' and the exchange's log, warnings and
@@ -116,15 +119,15 @@ func New(tb testing.TB) *Env {
 	if _, err := db.UseAuditKey(ctx, testutil.AuditKey()); err != nil {
 		tb.Fatal(err)
 	}
-	blobs, err := blob.Open(filepath.Join(dir, "store"))
+	spool, err := blob.Open(filepath.Join(dir, "store"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e := &Env{TB: tb, DB: db, Blobs: blobs, Clock: &Clock{now: Start}, DSN: dsn}
+	e := &Env{TB: tb, DB: db, Blobs: blob.NewFS(spool), Spool: spool, Clock: &Clock{now: Start}, DSN: dsn}
 	e.Log = slog.New(slog.NewTextHandler(io.MultiWriter(&e.logs, testWriter{tb}), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	db.Now = e.Clock.Now
 	// As cmd/pigp's openApp builds it, with the defaults of the contract.
-	e.Svc = exchange.New(db, blobs, e.Log)
+	e.Svc = exchange.New(db, e.Blobs, spool, e.Log)
 	e.Svc.Now = e.Clock.Now
 	e.Svc.Audit = db
 	e.Svc.Refusals = exchange.NewAuditFlood(db, 10, time.Minute, e.Clock.Now, e.Log)
@@ -325,22 +328,34 @@ func (e *Env) Deposits(siret string) []*pigp.Deposit {
 // Content returns the stored bytes of a deposit.
 func (e *Env) Content(d *pigp.Deposit) []byte {
 	e.TB.Helper()
-	f, err := e.Blobs.Open(d.StorageKey)
+	o, err := e.Blobs.Open(context.Background(), d.StorageKey)
 	if err != nil {
 		e.TB.Fatal(err)
 	}
-	defer f.Close()
-	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(f); err != nil {
+	defer o.Close()
+	b := make([]byte, o.Size())
+	if _, err := o.ReadAt(b, 0); err != nil && !errors.Is(err, io.EOF) {
 		e.TB.Fatal(err)
 	}
-	return buf.Bytes()
+	return b
+}
+
+// ObjectExists reports whether the content store holds key.
+func (e *Env) ObjectExists(key string) bool {
+	e.TB.Helper()
+	_, err := e.Blobs.Stat(context.Background(), key)
+	if pigp.ErrorCode(err) == pigp.ENOTFOUND {
+		return false
+	} else if err != nil {
+		e.TB.Fatal(err)
+	}
+	return true
 }
 
 // TempFiles lists the temporary uploads of the content store.
 func (e *Env) TempFiles() []string {
 	e.TB.Helper()
-	entries, err := os.ReadDir(filepath.Join(e.Blobs.Dir(), "tmp"))
+	entries, err := os.ReadDir(filepath.Join(e.Spool.Dir(), "tmp"))
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		e.TB.Fatal(err)
 	}
