@@ -3,6 +3,7 @@ package exchange
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/pigp/pigp"
@@ -40,6 +41,7 @@ func (s *Service) localLogin(ctx context.Context, login, password, remoteIP, pro
 		// of one address are recorded with flood control.
 		ev.Outcome, ev.Detail = pigp.AuditFailed, "refusée sans vérification : trop de vérifications de mot de passe en attente"
 		s.auditScoped(ctx, "ip:"+remoteIP, ev)
+		s.countLogin(protocol, "throttled")
 		return nil, pigp.WrapError(pigp.EUNAUTHORIZED, msgBadCredentials, err)
 	}
 	if a == nil || !ok || a.State != pigp.AccountActive {
@@ -88,13 +90,35 @@ func unavailable(err error) error {
 // given fingerprint (already proved by the SSH layer) belongs to it. The
 // yearly validity of the account's password also bounds key logins: it is
 // the habilitation's renewal.
+//
+// A key offer goes through the login guard: from an address, or an
+// address and login, that failed too often it is refused unread (ELIMIT,
+// recorded with flood control) without looking the key up. A refused key
+// is not counted as a guess (an agent's SSH agent offers every key it
+// holds, and the right one may come last); a connection that offers
+// keys until the SSH layer's limit is, through KeyOffersExhausted.
 func (s *Service) AuthenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error) {
+	if s.Guard != nil {
+		wait, err := s.Guard.Check(ctx, remoteIP, NormalizeLogin(login))
+		if err != nil {
+			return nil, unavailable(err) // the bans cannot be read: fail closed
+		}
+		if wait > 0 {
+			s.Guard.Throttled(ctx, remoteIP, NormalizeLogin(login), protocol, wait)
+			s.countLogin(protocol, "throttled")
+			return nil, &pigp.Error{Code: pigp.ELIMIT, Message: fmt.Sprintf(msgThrottled, pigp.FrenchDuration(wait)),
+				Err: &pigp.Throttled{Wait: wait}}
+		}
+	}
 	c, err := s.authenticateKey(ctx, login, fingerprint, remoteIP, protocol)
 	if code := pigp.ErrorCode(err); code == pigp.EUNAUTHORIZED || code == pigp.EEXPIRED {
 		// A refused key (unknown, or of a disabled or expired account) is a
-		// failed login attempt; the successful one is recorded once the
-		// client has signed (server's verified-key callback).
-		s.audit(ctx, nil, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditFailed, Login: login,
+		// failed login attempt, recorded with flood control per address:
+		// a client offering key after key, connection after connection,
+		// cannot grow the trail without bound. The successful one is
+		// recorded once the client has signed (server's verified-key
+		// callback).
+		s.auditScoped(ctx, "pubkey:"+remoteIP, &pigp.AuditEvent{Action: pigp.AuditLogin, Outcome: pigp.AuditFailed, Login: login,
 			IP: remoteIP, Protocol: protocol, Detail: "clé publique " + fingerprint + " refusée : " + pigp.ErrorMessage(err)})
 		if code == pigp.EEXPIRED {
 			s.countLogin(protocol, "expired")
@@ -103,6 +127,19 @@ func (s *Service) AuthenticateKey(ctx context.Context, login, fingerprint, remot
 		}
 	}
 	return c, err
+}
+
+// KeyOffersExhausted records that one connection from ip offered login
+// keys until the SSH layer stopped looking them up (max_auth_tries refused
+// keys): one failed attempt for the guard, as a wrong password is, so
+// that a client probing keys connection after connection is blocked, then
+// banned, like a password guesser.
+func (s *Service) KeyOffersExhausted(ctx context.Context, ip, login, protocol string) {
+	login = NormalizeLogin(login)
+	s.Logger.Info("login failed: too many public keys refused", "login", login, "ip", ip, "protocol", protocol)
+	if s.Guard != nil {
+		s.Guard.Failure(ctx, ip, login, protocol)
+	}
 }
 
 func (s *Service) authenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error) {

@@ -468,6 +468,7 @@ func (u *Upload) Commit(ctx context.Context) (*pigp.Deposit, error) {
 		return nil, fmt.Errorf("record deposit: %w", err)
 	}
 	if existing != nil {
+		s.countDeposit("duplicate", 0)
 		s.Logger.Info("duplicate upload answered with the earlier deposit", "deposit", existing.ID, "name", d.ExternalName,
 			"siret", d.SIRET, "login", d.Login, "sha256", d.SHA256, "ip", d.ClientIP, "protocol", d.Protocol)
 		return existing, nil

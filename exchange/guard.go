@@ -52,7 +52,8 @@ func DefaultGuardPolicy() GuardPolicy {
 
 // BanStore keeps the bans where every node sees them.
 type BanStore interface {
-	SaveBan(ctx context.Context, b *pigp.Ban) error
+	// SaveBan records b and its audit rows in one transaction.
+	SaveBan(ctx context.Context, b *pigp.Ban, audit ...*pigp.AuditEvent) error
 	// FindBan returns ENOTFOUND when ip is not banned at now.
 	FindBan(ctx context.Context, ip string, now time.Time) (*pigp.Ban, error)
 }
@@ -254,18 +255,26 @@ func (g *Guard) Failure(ctx context.Context, ip, login, protocol string) time.Du
 	}
 	b := &pigp.Ban{IP: ip, Reason: fmt.Sprintf("%d échecs de connexion", failures), Failures: failures,
 		BannedAt: now, Until: now.Add(p.BanTime)}
+	ev := &pigp.AuditEvent{Time: now.UTC(), Action: pigp.AuditBan, Outcome: pigp.AuditOK, Login: login, IP: ip,
+		Protocol: protocol, Object: ip, Detail: fmt.Sprintf("%s, jusqu'au %s", b.Reason, b.Until.UTC().Format(time.RFC3339))}
 	if g.Bans != nil {
-		if err := g.Bans.SaveBan(ctx, b); err != nil {
+		// The ban and its audit row in one transaction. If they cannot be
+		// written, the address stays blocked by its counter all the same.
+		var evs []*pigp.AuditEvent
+		if g.Audit != nil {
+			evs = append(evs, ev)
+		}
+		if err := g.Bans.SaveBan(ctx, b, evs...); err != nil {
 			g.Logger.Error("save ban", "ip", ip, "error", err)
+			return tarpit
 		}
 	} else {
 		g.mu.Lock()
 		g.bans[ip] = b.Until
 		g.mu.Unlock()
+		g.audit(ctx, ev)
 	}
 	g.Logger.Warn("address banned", "ip", ip, "failures", failures, "until", b.Until)
-	g.audit(ctx, &pigp.AuditEvent{Action: pigp.AuditBan, Outcome: pigp.AuditOK, Login: login, IP: ip,
-		Protocol: protocol, Object: ip, Detail: fmt.Sprintf("%s, jusqu'au %s", b.Reason, b.Until.UTC().Format(time.RFC3339))})
 	return tarpit
 }
 

@@ -133,3 +133,66 @@ func TestGuardFailsClosed(t *testing.T) {
 		t.Fatal("Check with the database closed: no error")
 	}
 }
+
+// TestBanWithItsAuditRow: a ban is recorded with its audit row in one
+// transaction: when the row cannot be written, there is no ban either
+// (the address stays blocked by its counter); once it can, the next ban
+// has its row.
+func TestBanWithItsAuditRow(t *testing.T) {
+	for _, kind := range []string{"sqlite", "postgres"} {
+		t.Run(kind, func(t *testing.T) {
+			ctx := context.Background()
+			dialect, dsn := store.SQLite, filepath.Join(t.TempDir(), "pigp.db")
+			if kind == "postgres" {
+				dialect, dsn = store.Postgres, testutil.NewPostgresDB(t)
+			}
+			db, err := store.Open(ctx, dialect, dsn, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			if _, err := db.Migrate(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.UseAuditKey(ctx, testutil.AuditKey()); err != nil {
+				t.Fatal(err)
+			}
+			g := exchange.NewGuard(exchange.DefaultGuardPolicy(), db, db, func() time.Time { return winter }, nil)
+			g.Failures = db
+			bans := func() int {
+				events, err := db.ListAudit(ctx, pigp.AuditFilter{From: winter.AddDate(-1, 0, 0), To: time.Now().Add(time.Hour)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				for _, e := range events {
+					if e.Action == pigp.AuditBan {
+						n++
+					}
+				}
+				return n
+			}
+
+			restore := testutil.FailAuditInserts(t, string(dialect), dsn, pigp.AuditBan)
+			for i := range 30 {
+				g.Failure(ctx, "192.0.2.60", fmt.Sprintf("guess%d", i), pigp.ProtocolSFTP)
+			}
+			if d, err := g.Banned(ctx, "192.0.2.60"); err != nil || d != 0 {
+				t.Fatalf("banned for %v (%v) although the ban's audit row failed", d, err)
+			}
+			if d, _ := g.Check(ctx, "192.0.2.60", "agent-a"); d <= 0 {
+				t.Fatal("address not blocked after 30 failures")
+			}
+			restore()
+			for i := range 30 {
+				g.Failure(ctx, "192.0.2.61", fmt.Sprintf("guess%d", i), pigp.ProtocolSFTP)
+			}
+			if d, err := g.Banned(ctx, "192.0.2.61"); err != nil || d != 30*time.Minute {
+				t.Fatalf("banned for %v, %v; want 30m", d, err)
+			}
+			if n := bans(); n != 1 {
+				t.Fatalf("%d ban rows, want 1", n)
+			}
+		})
+	}
+}

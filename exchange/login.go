@@ -117,6 +117,7 @@ func (s *Service) guarded(ctx context.Context, ip, login, protocol string, attem
 	if wait > 0 {
 		s.Logger.Warn("login throttled", "login", login, "ip", ip, "protocol", protocol, "wait", wait)
 		s.Guard.Throttled(ctx, ip, login, protocol, wait)
+		s.countLogin(protocol, "throttled")
 		return &pigp.Error{Code: pigp.ELIMIT, Message: fmt.Sprintf(msgThrottled, pigp.FrenchDuration(wait)),
 			Err: &pigp.Throttled{Wait: wait}}
 	}

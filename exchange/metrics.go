@@ -4,10 +4,13 @@ package exchange
 // values are fixed words, never a login or a file name.
 type Metrics interface {
 	// Login counts an attempt by protocol (pigp.ProtocolSFTP, …) and
-	// result: "success", "failure" or "expired".
+	// result: "success", "failure", "expired" or "throttled" (refused
+	// without the password or key looked at: the guard blocks the client,
+	// or too many password checks are waiting).
 	Login(protocol, result string)
 	// Deposit counts a deposit by result, "accepted" (with its size),
-	// "refused" or "error".
+	// "duplicate" (a retry answered with the first deposit), "refused" or
+	// "error".
 	Deposit(result string, size int64)
 	// Download counts a recorded download.
 	Download()

@@ -33,17 +33,27 @@ const (
 	LoginSuccess = "success"
 	LoginFailure = "failure"
 	LoginExpired = "expired" // right password, expired: refused
+	// LoginThrottled: refused without the password (or key) looked at:
+	// the client's address or address and login failed too often, or
+	// too many password checks were waiting.
+	LoginThrottled = "throttled"
 
 	DepositAccepted = "accepted"
-	DepositRefused  = "refused" // name, rights or size: the client was told why
-	DepositError    = "error"   // an internal failure: nothing recorded
+	// DepositDuplicate: a retry of a deposit already made (same account,
+	// name and SHA-256 within duplicate_window), answered OK with the
+	// first deposit; nothing new recorded.
+	DepositDuplicate = "duplicate"
+	DepositRefused   = "refused" // name, rights or size: the client was told why
+	DepositError     = "error"   // an internal failure: nothing recorded
 
 	JobSuccess = "success"
 	JobFailure = "failure"
 )
 
-// Protocols as label values.
-var protocols = map[string]string{pigp.ProtocolSFTP: "sftp", pigp.ProtocolHTTP: "https"}
+// Protocols as label values: the portal's logins are "https" or "http" as
+// the browser reached it (behind a trusted reverse proxy, as the proxy's
+// X-Forwarded-Proto says).
+var protocols = map[string]string{pigp.ProtocolSFTP: "sftp", pigp.ProtocolHTTP: "http", pigp.ProtocolHTTPS: "https"}
 
 // Source reads the state gauges from the database at scrape time.
 type Source interface {
@@ -97,7 +107,7 @@ func New(o Options) *Metrics {
 	m := &Metrics{reg: prometheus.NewRegistry(), jobs: map[string]bool{}}
 	m.deposits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pigp_deposits_total",
-		Help: "Deposits by result: accepted (recorded, client told OK), refused (name, rights or size), error (internal failure).",
+		Help: "Deposits by result: accepted (recorded, client told OK), duplicate (a retry answered with the first deposit), refused (name, rights or size), error (internal failure).",
 	}, []string{"result"})
 	m.depositBytes = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "pigp_deposit_bytes_total", Help: "Bytes of the accepted deposits.",
@@ -107,7 +117,7 @@ func New(o Options) *Metrics {
 	})
 	m.logins = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pigp_logins_total",
-		Help: "Login attempts by protocol (sftp, https) and result (success, failure, expired).",
+		Help: "Login attempts by protocol (sftp, https, http) and result (success, failure, expired, throttled: refused unchecked).",
 	}, []string{"protocol", "result"})
 	m.sessions = prometheus.NewGauge(prometheus.GaugeOpts{
 		Name: "pigp_sftp_sessions", Help: "SFTP sessions open on this node.",
@@ -132,11 +142,11 @@ func New(o Options) *Metrics {
 
 	// Every series exists from the start, at zero: rate() and increase()
 	// see the first event, and dashboards show zero rather than nothing.
-	for _, r := range []string{DepositAccepted, DepositRefused, DepositError} {
+	for _, r := range []string{DepositAccepted, DepositDuplicate, DepositRefused, DepositError} {
 		m.deposits.WithLabelValues(r)
 	}
 	for _, p := range protocols {
-		for _, r := range []string{LoginSuccess, LoginFailure, LoginExpired} {
+		for _, r := range []string{LoginSuccess, LoginFailure, LoginExpired, LoginThrottled} {
 			m.logins.WithLabelValues(p, r)
 		}
 	}

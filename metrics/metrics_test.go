@@ -99,3 +99,35 @@ func TestCountersStayBounded(t *testing.T) {
 		t.Errorf("pigp_job_runs_total has %d series, want 2 (one job, two results)", n)
 	}
 }
+
+// TestLoginProtocolLabels: each protocol of pigp has its own label (the
+// portal's logins over HTTP and HTTPS apart), and the throttled and
+// duplicate results exist from the start at zero.
+func TestLoginProtocolLabels(t *testing.T) {
+	m := New(Options{})
+	m.Login(pigp.ProtocolSFTP, LoginThrottled)
+	m.Login(pigp.ProtocolHTTP, LoginSuccess)
+	m.Login(pigp.ProtocolHTTPS, LoginSuccess)
+	m.Login(pigp.ProtocolHTTPS, LoginFailure)
+	m.Deposit(DepositDuplicate, 0)
+	for _, c := range []struct {
+		got, want float64
+		what      string
+	}{
+		{testutil.ToFloat64(m.logins.WithLabelValues("sftp", LoginThrottled)), 1, "sftp throttled"},
+		{testutil.ToFloat64(m.logins.WithLabelValues("http", LoginSuccess)), 1, "http success"},
+		{testutil.ToFloat64(m.logins.WithLabelValues("https", LoginSuccess)), 1, "https success"},
+		{testutil.ToFloat64(m.logins.WithLabelValues("https", LoginFailure)), 1, "https failure"},
+		{testutil.ToFloat64(m.logins.WithLabelValues("other", LoginSuccess)), 0, "other success"},
+		{testutil.ToFloat64(m.deposits.WithLabelValues(DepositDuplicate)), 1, "duplicate deposits"},
+		{testutil.ToFloat64(m.deposits.WithLabelValues(DepositAccepted)), 0, "accepted deposits"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	// 3 protocols × 4 results, every one present before any login.
+	if n := testutil.CollectAndCount(New(Options{}).logins); n != 12 {
+		t.Errorf("pigp_logins_total has %d series at start, want 12", n)
+	}
+}

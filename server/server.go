@@ -37,6 +37,9 @@ type Authenticator interface {
 	// returns the caller with it.
 	ChangePassword(ctx context.Context, caller *pigp.Caller, current, next string) (*pigp.Caller, error)
 	AuthenticateKey(ctx context.Context, login, fingerprint, remoteIP, protocol string) (*pigp.Caller, error)
+	// KeyOffersExhausted records that a connection had MaxAuthTries public
+	// keys refused (a failed login for the guard).
+	KeyOffersExhausted(ctx context.Context, remoteIP, login, protocol string)
 	// AuditKeyLogin records a public-key login once the key has signed.
 	AuditKeyLogin(ctx context.Context, caller *pigp.Caller, fingerprint string) error
 }
@@ -205,7 +208,6 @@ func (s *Server) sshConfig(ciphers []string) *ssh.ServerConfig {
 		MaxAuthTries:                s.MaxAuthTries,
 		ServerVersion:               s.ServerVersion,
 		PasswordCallback:            s.passwordCallback,
-		PublicKeyCallback:           s.publicKeyCallback,
 		KeyboardInteractiveCallback: s.keyboardInteractive,
 		VerifiedPublicKeyCallback:   s.verifiedPublicKeyCallback,
 		AuthLogCallback: func(conn ssh.ConnMetadata, method string, err error) {
@@ -325,12 +327,48 @@ func (s *Server) keyboardInteractive(conn ssh.ConnMetadata, client ssh.KeyboardI
 	return nil, &ssh.BannerError{Err: errors.New("password change failed"), Message: "Mot de passe non changé.\r\n"}
 }
 
+// connConfig returns the SSH configuration of one connection: base (the
+// server's, for the cipher chosen), with a public-key callback that
+// counts the keys refused on this connection.
+func (s *Server) connConfig(base *ssh.ServerConfig) *ssh.ServerConfig {
+	cfg := *base
+	offers := new(keyOffers)
+	cfg.PublicKeyCallback = func(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+		return s.publicKeyCallback(offers, conn, key)
+	}
+	return &cfg
+}
+
+// keyOffers counts the public keys refused on one connection (the SSH
+// library calls the callbacks of a connection one at a time).
+type keyOffers struct {
+	refused int // offers refused, for any reason
+	unknown int // of which keys looked up and not found (or expired)
+}
+
+// errTooManyKeys refuses the key offers of a connection past MaxAuthTries.
+var errTooManyKeys = errors.New("too many public keys offered")
+
 // publicKeyCallback approves a key the account holds; the session is scoped
 // only from the permissions of the key that then signs (CVE-2024-45337).
-func (s *Server) publicKeyCallback(conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+// A connection gets MaxAuthTries keys looked up (and refusals recorded),
+// as OpenSSH's sshd allows; the next ones are refused without a look, and
+// the connection counts once as a failed login (the SSH library ends it
+// soon after).
+func (s *Server) publicKeyCallback(offers *keyOffers, conn ssh.ConnMetadata, key ssh.PublicKey) (*ssh.Permissions, error) {
+	if offers.refused >= s.MaxAuthTries {
+		return nil, errTooManyKeys
+	}
 	fp := ssh.FingerprintSHA256(key)
-	c, err := s.Auth.AuthenticateKey(context.Background(), conn.User(), fp, remoteIP(conn.RemoteAddr()), pigp.ProtocolSFTP)
+	ip := remoteIP(conn.RemoteAddr())
+	c, err := s.Auth.AuthenticateKey(context.Background(), conn.User(), fp, ip, pigp.ProtocolSFTP)
 	if err != nil {
+		offers.refused++
+		if code := pigp.ErrorCode(err); code == pigp.EUNAUTHORIZED || code == pigp.EEXPIRED {
+			if offers.unknown++; offers.unknown == s.MaxAuthTries {
+				s.Auth.KeyOffersExhausted(context.Background(), ip, conn.User(), pigp.ProtocolSFTP)
+			}
+		}
 		return nil, s.authError(conn, err)
 	}
 	return &ssh.Permissions{Extensions: map[string]string{"pubkey-fp": fp}, ExtraData: map[any]any{callerKey: c}}, nil
@@ -561,7 +599,7 @@ func (s *Server) handleConn(nc net.Conn) {
 	if c := chooseCipher(s.Ciphers, client); c != nil {
 		cfg = s.configs[c[0]]
 	}
-	conn, chans, reqs, err := ssh.NewServerConn(pc, cfg)
+	conn, chans, reqs, err := ssh.NewServerConn(pc, s.connConfig(cfg))
 	if err != nil {
 		s.Logger.Debug("ssh handshake failed", "ip", ip, "error", err)
 		return

@@ -25,17 +25,20 @@ func (r *banRow) ban() *pigp.Ban {
 	return &pigp.Ban{IP: r.IP, Reason: r.Reason, Failures: r.Failures, BannedAt: r.BannedAt.UTC(), Until: r.Until.UTC()}
 }
 
-// SaveBan creates or replaces the ban of b.IP.
-func (db *DB) SaveBan(ctx context.Context, b *pigp.Ban) error {
+// SaveBan creates or replaces the ban of b.IP, with its audit rows, if
+// any, in the same transaction: no ban without its row.
+func (db *DB) SaveBan(ctx context.Context, b *pigp.Ban, audit ...*pigp.AuditEvent) error {
 	row := banRow{IP: b.IP, Reason: b.Reason, Failures: b.Failures, BannedAt: utc(b.BannedAt), Until: utc(b.Until)}
-	err := db.with(ctx).Clauses(clause.OnConflict{
-		Columns:   []clause.Column{{Name: "ip"}},
-		DoUpdates: clause.AssignmentColumns([]string{"reason", "failures", "banned_at", "until"}),
-	}).Create(&row).Error
-	if err != nil {
-		return fmt.Errorf("save ban: %w", err)
-	}
-	return nil
+	return db.withAudit(ctx, audit, func(tx *gorm.DB) error {
+		err := tx.Clauses(clause.OnConflict{
+			Columns:   []clause.Column{{Name: "ip"}},
+			DoUpdates: clause.AssignmentColumns([]string{"reason", "failures", "banned_at", "until"}),
+		}).Create(&row).Error
+		if err != nil {
+			return fmt.Errorf("save ban: %w", err)
+		}
+		return nil
+	})
 }
 
 // FindBan returns the ban of ip in force at now; ENOTFOUND when there is none.

@@ -165,6 +165,11 @@ func (fsys *FS) toSFTP(op, p string, err error) error {
 		return &sftpError{sftp.ErrSSHFxPermissionDenied, msg}
 	case pigp.ETOOLARGE, pigp.ECONFLICT:
 		return &sftpError{sftp.ErrSSHFxFailure, msg}
+	case pigp.ELIMIT:
+		// A client at one of its limits (uploads of its account, ...):
+		// its refusal, not a failure of the server's.
+		fsys.log.Info("sftp request refused: limit reached", "op", op, "path", p, "error", err)
+		return &sftpError{sftp.ErrSSHFxFailure, msg}
 	case pigp.EUNAVAILABLE:
 		fsys.log.Warn("sftp request refused: service unavailable", "op", op, "path", p, "error", err)
 		return &sftpError{sftp.ErrSSHFxFailure, msg}

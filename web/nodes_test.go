@@ -317,3 +317,49 @@ func TestReadyzDraining(t *testing.T) {
 	}
 	b.mustLogin()
 }
+
+// lowSpace is a content store below its minimum free space.
+type lowSpace struct{}
+
+func (lowSpace) SpaceStatus() (free, required uint64, ok bool, err error) {
+	return 100, 1000, false, nil
+}
+
+// TestReadyzLowSpace: the content store below min_free_space makes the
+// node not ready (503) with the reason, while logins still work; a drain
+// and an unreachable database also answer 503.
+func TestReadyzLowSpace(t *testing.T) {
+	f := newFixture(t, func(f *fixture) { f.srv.Space = lowSpace{} })
+	b := f.browser()
+	r := b.get("/readyz")
+	if r.status != http.StatusServiceUnavailable || !strings.HasPrefix(r.body, "not ready: ") || !strings.Contains(r.body, "below min_free_space (100 bytes free, 1000 required)") {
+		t.Fatalf("readyz with little space: %d %q; want 503 not ready with the reason", r.status, r.body)
+	}
+	b.mustLogin()
+	f.srv.Drain()
+	if r := b.get("/readyz"); r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, "draining") {
+		t.Fatalf("readyz while draining: %d %q", r.status, r.body)
+	}
+	g := newFixture(t, func(f *fixture) { f.srv.Space = lowSpace{} })
+	g.db.Close()
+	if r := g.browser().get("/readyz"); r.status != http.StatusServiceUnavailable {
+		t.Fatalf("readyz without database: %d", r.status)
+	}
+}
+
+// TestStaticCaching: an asset is cacheable for a day; a missing one (404),
+// a directory and a page are not cacheable at all, so that a proxy or a
+// browser never keeps a "not found" for a file a new version adds.
+func TestStaticCaching(t *testing.T) {
+	f := newFixture(t, nil)
+	b := f.browser()
+	if r := b.get("/static/pigp.css"); r.status != http.StatusOK || r.header.Get("Cache-Control") != "public, max-age=86400" {
+		t.Fatalf("asset: %d, Cache-Control %q", r.status, r.header.Get("Cache-Control"))
+	}
+	for _, p := range []string{"/static/absent.css", "/static/dsfr/", "/static/dsfr", "/static/dsfr/absent/"} {
+		r := b.get(p)
+		if r.status != http.StatusNotFound || r.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: %d, Cache-Control %q; want 404, no-store", p, r.status, r.header.Get("Cache-Control"))
+		}
+	}
+}

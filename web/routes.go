@@ -238,6 +238,13 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
+// readyz answers a balancer's question: should new clients be sent to
+// this node? 503 with the reason while it stops (draining), when it cannot
+// reach the database (no login could complete on it) or the content store,
+// and when the content store is below min_free_space (uploads are refused:
+// issue 12 asks for "not ready" there, see docs/exploitation.md §4.5 for
+// what it means behind a balancer); 200 "degraded: …" when only the
+// directory is missing (local accounts still work); 200 "ready" otherwise.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
@@ -266,19 +273,23 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	if s.Space != nil {
 		if free, required, ok, _ := s.Space.SpaceStatus(); !ok {
-			s.Logger.Warn("readiness: free disk space below min_free_space", "free", free, "required", required)
+			s.Logger.Warn("readiness: free disk space below min_free_space, uploads refused", "free", free, "required", required)
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "not ready: free disk space of the data directory below min_free_space (%d bytes free, %d required): uploads are refused\n", free, required)
+			fmt.Fprintf(w, "not ready: free disk space of the content store below min_free_space (%d bytes free, %d required): uploads are refused\n", free, required)
 			return
 		}
 	}
+	var degraded []string
 	if s.Directory != nil {
 		if err := s.Directory.Check(r.Context()); err != nil {
-			// Local accounts still work: degraded, not down (200).
+			// Local accounts still work.
 			s.Logger.Warn("readiness: directory unavailable", "error", err)
-			fmt.Fprintln(w, "degraded: directory unavailable")
-			return
+			degraded = append(degraded, "directory unavailable")
 		}
+	}
+	if len(degraded) > 0 {
+		fmt.Fprintln(w, "degraded: "+strings.Join(degraded, "; "))
+		return
 	}
 	fmt.Fprintln(w, "ready")
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -163,8 +164,14 @@ func readCheckpoints(path string) ([]*pigp.AuditCheckpoint, error) {
 		return nil, fmt.Errorf("read audit checkpoints: %w", err)
 	}
 	defer f.Close()
+	return parseCheckpoints(f)
+}
+
+// parseCheckpoints returns the checkpoints of the lines of r, in order;
+// lines that hold no checkpoint are skipped.
+func parseCheckpoints(r io.Reader) ([]*pigp.AuditCheckpoint, error) {
 	var out []*pigp.AuditCheckpoint
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		if c, err := pigp.ParseAuditCheckpoint(sc.Text()); err == nil {
 			out = append(out, c)
@@ -176,11 +183,26 @@ func readCheckpoints(path string) ([]*pigp.AuditCheckpoint, error) {
 	return out, nil
 }
 
+// checkpointAhead returns the first checkpoint of cps that c does not
+// extend: one that attests more rows, or another link for as many (nil:
+// c extends them all). Every checkpoint counts, not only the last line:
+// an older checkpoint appended again to the file (to an append-only file,
+// that is all an intruder can do) cannot re-anchor the chain on the
+// older state it attests.
+func checkpointAhead(cps []*pigp.AuditCheckpoint, c *pigp.AuditCheckpoint) *pigp.AuditCheckpoint {
+	for _, p := range cps {
+		if p.Rows > c.Rows || (p.Rows == c.Rows && p.Last != c.Last) {
+			return p
+		}
+	}
+	return nil
+}
+
 // writeCheckpoint seals a checkpoint of the chain as of now, appends it to
 // the checkpoint file (0600, synced) and logs it: the log line and the file
 // are copies outside the database an operator can keep. A chain that went
-// back since the last checkpoint of the file (fewer rows, or another link
-// for the same row count) is not attested: that is an alarm.
+// back behind any checkpoint of the file (fewer rows, or another link for
+// the same row count) is not attested: that is an alarm.
 func (a *App) writeCheckpoint(ctx context.Context, now time.Time) (*pigp.AuditCheckpoint, error) {
 	c, err := a.DB.AuditCheckpoint(ctx, now)
 	if err != nil {
@@ -192,14 +214,11 @@ func (a *App) writeCheckpoint(ctx context.Context, now time.Time) (*pigp.AuditCh
 	if err != nil {
 		return nil, err
 	}
-	if n := len(cps); n > 0 {
-		last := cps[n-1]
-		if last.Rows > c.Rows || (last.Rows == c.Rows && last.Last != c.Last) {
-			err := pigp.Errorf(pigp.ECONFLICT, "journal d'audit raccourci ou réécrit : le point de contrôle du %s attestait %d lignes, il en a %d ; "+
-				"lancez `pigp audit verify`", last.Time.Format(time.RFC3339), last.Rows, c.Rows)
-			a.Logger.Error("audit checkpoint refused: the trail went back", "previous_rows", last.Rows, "rows", c.Rows)
-			return nil, err
-		}
+	if p := checkpointAhead(cps, c); p != nil {
+		err := pigp.Errorf(pigp.ECONFLICT, "journal d'audit raccourci ou réécrit : le point de contrôle du %s attestait %d lignes, il en a %d ; "+
+			"lancez `pigp audit verify`", p.Time.Format(time.RFC3339), p.Rows, c.Rows)
+		a.Logger.Error("audit checkpoint refused: the trail went back", "previous_rows", p.Rows, "rows", c.Rows)
+		return nil, err
 	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -29,6 +30,8 @@ import (
 //	store/objects/…    every content the snapshot refers to
 //	hostkeys/…         the SSH host keys (clients keep trusting the server)
 //	audit.key          the audit trail's key, when the data directory has one
+//	audit-checkpoints.log  the checkpoint file (audit_checkpoint_file), as it
+//	                   was just before the snapshot, when there is one
 //	backup.json        what was saved, by which build, when
 //	MANIFEST.sha256    the SHA-256 of every file above, `sha256sum -c` format,
 //	                   written last: a backup without it is incomplete
@@ -38,6 +41,7 @@ const (
 	backupDB       = "pigp.db"
 	backupFormat   = "pigp-backup-1"
 	auditKeyFile   = "audit.key"
+	checkpointFile = "audit-checkpoints.log"
 	// backupDocs is where the procedures for PostgreSQL and S3 live.
 	backupDocs = "docs/exploitation.md, section « Sauvegarde et restauration »"
 )
@@ -55,6 +59,8 @@ type backupMeta struct {
 	AuditRows     int       `json:"audit_rows"`
 	AuditLastHash string    `json:"audit_last_hash"`
 	AuditKey      bool      `json:"audit_key"`
+	// AuditCheckpoints counts the checkpoints saved (checkpointFile).
+	AuditCheckpoints int `json:"audit_checkpoints"`
 }
 
 type backupCommand struct{}
@@ -109,13 +115,13 @@ func (backupCommand) Run(ctx context.Context, m *Main, args []string) error {
 		if err != nil {
 			return err
 		}
-		meta, err := writeBackup(ctx, c.DataDir, auditKeyPath(c), key, db, *out, m.Stderr)
+		meta, err := writeBackup(ctx, c.DataDir, auditKeyPath(c), c.AuditCheckpointPath(), key, db, *out, m.Stderr)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(m.Stdout, "sauvegarde écrite dans %s : base SQLite (schéma %d), %d contenu(s) (%d octets), "+
-			"journal d'audit de %d ligne(s)%s ; manifeste %s\n", *out, meta.SchemaVersion, meta.Contents, meta.ContentBytes,
-			meta.AuditRows, map[bool]string{true: ", clé d'audit", false: ""}[meta.AuditKey], backupManifest)
+			"journal d'audit de %d ligne(s)%s, %d point(s) de contrôle ; manifeste %s\n", *out, meta.SchemaVersion, meta.Contents, meta.ContentBytes,
+			meta.AuditRows, map[bool]string{true: ", clé d'audit", false: ""}[meta.AuditKey], meta.AuditCheckpoints, backupManifest)
 		return nil
 	}()
 	if err != nil {
@@ -163,13 +169,24 @@ func removeContents(dir string) {
 // row had changed first, so the next snapshot no longer needs it).
 const snapshotAttempts = 3
 
-// writeBackup snapshots the database into out, then copies the contents
-// the snapshot refers to, the host keys and the audit key, then writes
-// backup.json and the manifest.
-func writeBackup(ctx context.Context, dataDir, auditKey string, key *pigp.AuditKey, db *store.DB, out string, warn io.Writer) (*backupMeta, error) {
+// writeBackup reads the checkpoint file, snapshots the database into out,
+// then copies the contents the snapshot refers to, the host keys, the
+// audit key and the checkpoints, then writes backup.json and the manifest.
+func writeBackup(ctx context.Context, dataDir, auditKey, checkpoints string, key *pigp.AuditKey, db *store.DB, out string, warn io.Writer) (*backupMeta, error) {
 	sums := map[string]string{} // backup-relative path → hex SHA-256
 	meta := &backupMeta{Format: backupFormat, Version: pigp.Version, Commit: pigp.BuildCommit(), GoVersion: runtime.Version(),
 		CreatedAt: time.Now().UTC()}
+	// The checkpoints before the snapshot: each attests a state of the
+	// chain that the snapshot holds, and is verified against it.
+	cpData, err := os.ReadFile(checkpoints)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("read audit checkpoints: %w", err)
+	}
+	cps, err := parseCheckpoints(bytes.NewReader(cpData))
+	if err != nil {
+		return nil, err
+	}
+	meta.AuditCheckpoints = len(cps)
 	var missing []string
 	for attempt := 1; ; attempt++ {
 		removeContents(out)
@@ -192,7 +209,7 @@ func writeBackup(ctx context.Context, dataDir, auditKey string, key *pigp.AuditK
 			if _, err := snap.UseAuditKey(ctx, key); err != nil {
 				return err
 			}
-			rep, err := snap.VerifyAudit(ctx)
+			rep, err := snap.VerifyAudit(ctx, cps...)
 			if err != nil {
 				return err
 			}
@@ -264,6 +281,11 @@ func writeBackup(ctx context.Context, dataDir, auditKey string, key *pigp.AuditK
 		return nil, err
 	default:
 		meta.AuditKey = true
+	}
+	if cpData != nil {
+		if sums[checkpointFile], err = writeFileDurable(filepath.Join(out, checkpointFile), cpData); err != nil {
+			return nil, err
+		}
 	}
 	b, _ := json.MarshalIndent(meta, "", "  ")
 	if sums[backupInfo], err = writeFileDurable(filepath.Join(out, backupInfo), append(b, '\n')); err != nil {

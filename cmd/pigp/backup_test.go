@@ -437,3 +437,65 @@ func copyTree(t *testing.T, from, to string) {
 		t.Fatal(err)
 	}
 }
+
+// TestBackupCheckpoints: the audit checkpoint file is saved by pigp backup
+// (checked against the snapshot) and put back by pigp restore, which
+// never takes a checkpoint away from an existing file: restored into an
+// audit_checkpoint_file that holds a later checkpoint, the older chain is
+// reported and not attested.
+func TestBackupCheckpoints(t *testing.T) {
+	e := startEnv(t, "sqlite", nil)
+	code, first := e.cli(t, "audit", "checkpoint", "--new")
+	if code != 0 {
+		t.Fatalf("checkpoint --new: %d %s", code, first)
+	}
+	out := filepath.Join(t.TempDir(), "sauvegarde")
+	if code, msg := e.cli(t, "backup", "--out", out); code != 0 || !strings.Contains(msg, "1 point(s) de contrôle") {
+		t.Fatalf("backup: exit %d\n%s", code, msg)
+	}
+	if b, err := os.ReadFile(filepath.Join(out, checkpointFile)); err != nil || string(b) != first {
+		t.Fatalf("checkpoints in the backup: %q %v, want %q", b, err, first)
+	}
+	if m, err := readManifest(out); err != nil || m[checkpointFile] == "" {
+		t.Fatalf("manifest: %v %v", m, err)
+	}
+
+	restored := filepath.Join(t.TempDir(), "restauree")
+	if code, msg := e.cli(t, "restore", "--from", out, "--data-dir", restored); code != 0 || strings.Contains(msg, "ATTENTION") {
+		t.Fatalf("restore: exit %d\n%s", code, msg)
+	}
+	if b, err := os.ReadFile(filepath.Join(restored, checkpointFile)); err != nil || string(b) != first {
+		t.Fatalf("restored checkpoints: %q %v", b, err)
+	}
+	if code, msg := e.cli(t, "audit", "verify", "--data-dir", restored); code != 0 || !strings.Contains(msg, "1 point(s) de contrôle vérifié(s)") {
+		t.Fatalf("verify of the restored data: exit %d\n%s", code, msg)
+	}
+
+	// The live trail goes on; its checkpoint file, kept outside the data
+	// directory, gets a later checkpoint. Restoring the backup with that
+	// file keeps it, reports it, and the older chain is not attested.
+	c, _ := e.dialSFTP("alice-xt", e.alice)
+	if err := put(c, callName(siretA, 1), []byte("<DemandeAPA/>")); err != nil {
+		t.Fatal(err)
+	}
+	code, second := e.cli(t, "audit", "checkpoint", "--new")
+	if code != 0 {
+		t.Fatalf("second checkpoint: %d %s", code, second)
+	}
+	outside := filepath.Join(t.TempDir(), "points-de-controle.log")
+	if err := os.WriteFile(outside, []byte(first+second), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"PIGP_AUDIT_CHECKPOINT_FILE": outside}
+	again := filepath.Join(t.TempDir(), "restauree2")
+	code, msg := e.cliWith(t, env, "restore", "--from", out, "--data-dir", again)
+	if code != 0 || !strings.Contains(msg, "ATTENTION") || !strings.Contains(msg, outside) {
+		t.Fatalf("restore beside a later checkpoint: exit %d\n%s", code, msg)
+	}
+	if b, _ := os.ReadFile(outside); string(b) != first+second {
+		t.Fatalf("checkpoint file after the restore: %q, want its two lines unchanged", b)
+	}
+	if code, msg := e.cliWith(t, env, "audit", "checkpoint", "--new", "--data-dir", again); code != 1 || !strings.Contains(msg, "raccourci ou réécrit") {
+		t.Fatalf("checkpoint of the restored older chain: exit %d\n%s", code, msg)
+	}
+}

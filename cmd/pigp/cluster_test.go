@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -75,11 +76,14 @@ func testCluster(t *testing.T, kind string) {
 	c.nodes[0].start(t)
 	c.nodes[1].start(t)
 	for _, n := range c.nodes {
-		n.waitReady(t)
+		c.ready(t, n)
 	}
 	if k0, k1 := c.hostKey(t, c.nodes[0]), c.hostKey(t, c.nodes[1]); k0 != k1 {
 		t.Fatalf("the nodes present different host keys: %s and %s", k0, k1)
 	}
+	// The port chosen for haproxy's SFTP frontend is taken before haproxy
+	// binds it: haproxy is started again on another.
+	c.stealPort = true
 	c.startHAProxy(t)
 
 	t.Run("portal session across nodes", c.portalAcrossNodes)
@@ -118,18 +122,26 @@ type cluster struct {
 	webAddr  string // the balancer's portal frontend
 	sock     string // haproxy's stats socket
 	next     atomic.Int64
+	// stealPort, when set, takes the next port chosen for haproxy's SFTP
+	// frontend before haproxy binds it (the race of freePort, on purpose).
+	stealPort bool
 }
 
 type clusterNode struct {
 	name               string
 	bin, cfg           string
 	sftpPort, httpPort int
+	settings           string     // the configuration but the listen addresses
 	log                *cliBuffer // every run of the node
+	logFrom            int        // where the current run's log begins
 	mu                 sync.Mutex
 	cmd                *exec.Cmd
 	done               chan error
 }
 
+// freePort returns a port free now. Another process may take it before
+// the test binds it: whoever binds it (a node, haproxy) is started again
+// on new ports when that happens (cluster.ready, startHAProxy).
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -203,9 +215,7 @@ func newCluster(t *testing.T, kind string) *cluster {
 		n.cfg = filepath.Join(dir, n.name+".yaml")
 		// Short throttle delays keep the ban scenario quick; the counting
 		// is the production one.
-		cfg := storage + fmt.Sprintf(`database_url: %s
-sftp_listen: 127.0.0.1:%d
-http_listen: 127.0.0.1:%d
+		n.settings = storage + fmt.Sprintf(`database_url: %s
 proxy_protocol:
   trusted: ["127.0.0.1/32"]
   header_timeout: 10s
@@ -219,10 +229,8 @@ throttle:
   max_delay: 50ms
   base_tarpit: 1ms
   max_tarpit: 5ms
-`, c.dbURL, n.sftpPort, n.httpPort)
-		if err := os.WriteFile(n.cfg, []byte(cfg), 0o600); err != nil {
-			t.Fatal(err)
-		}
+`, c.dbURL)
+		n.writeConfig(t)
 		c.nodes[i] = n
 		t.Cleanup(func() {
 			n.kill()
@@ -234,10 +242,20 @@ throttle:
 	return c
 }
 
+// writeConfig writes the node's configuration with its current ports.
+func (n *clusterNode) writeConfig(t *testing.T) {
+	t.Helper()
+	cfg := n.settings + fmt.Sprintf("sftp_listen: 127.0.0.1:%d\nhttp_listen: 127.0.0.1:%d\n", n.sftpPort, n.httpPort)
+	if err := os.WriteFile(n.cfg, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func (n *clusterNode) start(t *testing.T) {
 	t.Helper()
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	n.logFrom = len(n.log.String())
 	fmt.Fprintf(n.log, "=== start %s\n", n.name)
 	cmd := exec.Command(n.bin, "serve", "--config", n.cfg)
 	cmd.Stdout, cmd.Stderr = n.log, n.log
@@ -249,13 +267,86 @@ func (n *clusterNode) start(t *testing.T) {
 	n.cmd, n.done = cmd, done
 }
 
-// waitReady polls the node's /readyz until it answers 200.
-func (n *clusterNode) waitReady(t *testing.T) {
+// takePort binds 127.0.0.1:port until the test ends, as another process
+// taking a port freePort chose would.
+func takePort(t *testing.T, port int) {
+	t.Helper()
+	ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+}
+
+// errPortTaken: a node, or haproxy, could not bind a port chosen for it.
+var errPortTaken = errors.New("a port was taken by another process")
+
+// ready waits for n, started, to be ready. A node that could not bind its
+// ports (taken since freePort chose them) is started again on new ones,
+// and haproxy, once running, is told (runtime API).
+func (c *cluster) ready(t *testing.T, n *clusterNode) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		err := n.waitReady(t)
+		if err == nil {
+			return
+		}
+		if attempt == 5 {
+			t.Fatalf("%s: %v, %d times", n.name, err, attempt)
+		}
+		t.Logf("%s: %v; starting it on other ports", n.name, err)
+		n.sftpPort, n.httpPort = freePort(t), freePort(t)
+		n.writeConfig(t)
+		if c.sock != "" {
+			c.moveServer(t, n)
+		}
+		n.start(t)
+	}
+}
+
+// moveServer points haproxy's servers of n at its current ports.
+func (c *cluster) moveServer(t *testing.T, n *clusterNode) {
+	t.Helper()
+	for _, cmd := range []string{
+		fmt.Sprintf("set server pigp_sftp/%s addr 127.0.0.1 port %d", n.name, n.sftpPort),
+		fmt.Sprintf("set server pigp_sftp/%s check-port %d", n.name, n.httpPort),
+		fmt.Sprintf("set server pigp_portal/%s addr 127.0.0.1 port %d", n.name, n.httpPort),
+	} {
+		if out, err := c.haproxyCommand(cmd); err != nil {
+			t.Fatalf("haproxy %q: %v %s", cmd, err, out)
+		}
+	}
+}
+
+// haproxyCommand sends one command to haproxy's stats socket.
+func (c *cluster) haproxyCommand(cmd string) (string, error) {
+	conn, err := net.Dial("unix", c.sock)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.WriteString(conn, cmd+"\n"); err != nil {
+		return "", err
+	}
+	b, err := io.ReadAll(conn)
+	return string(b), err
+}
+
+// waitReady polls the node's /readyz until it answers 200. It returns
+// errPortTaken when the node exited because one of its ports was taken.
+func (n *clusterNode) waitReady(t *testing.T) error {
 	t.Helper()
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		select {
 		case err := <-n.done:
+			n.mu.Lock()
+			run := n.log.String()[n.logFrom:]
+			n.mu.Unlock()
+			if strings.Contains(run, "address already in use") {
+				return errPortTaken
+			}
 			t.Fatalf("%s exited before being ready: %v\n%s", n.name, err, n.log.String())
 		default:
 		}
@@ -263,7 +354,7 @@ func (n *clusterNode) waitReady(t *testing.T) {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return
+				return nil
 			}
 		}
 		if time.Now().After(deadline) {
@@ -302,12 +393,44 @@ func (n *clusterNode) kill() {
 }
 
 // startHAProxy starts the balancer: TCP with send-proxy-v2 for SFTP, HTTP
-// with X-Forwarded-For for the portal, both checking /readyz.
+// with X-Forwarded-For for the portal, both checking /readyz. HAProxy
+// cannot bind port 0 and tell: when a port chosen for a frontend was taken
+// meanwhile, it exits, and is started again on others.
+//
+// SFTP is balanced round robin here, not by source address as
+// docs/exploitation.md recommends: each client's connections then
+// alternate between the nodes, the hardest case for the shared failure
+// counters, bans and exactly-once deposits this test checks.
 func (c *cluster) startHAProxy(t *testing.T) {
 	t.Helper()
+	for attempt := 1; ; attempt++ {
+		err := c.tryHAProxy(t)
+		if err == nil {
+			break
+		}
+		if attempt == 5 {
+			t.Fatalf("haproxy: %v, %d times", err, attempt)
+		}
+		t.Logf("haproxy: %v; starting it on other ports", err)
+	}
+	for _, n := range c.nodes {
+		c.waitServer(t, "pigp_sftp", n.name, "UP")
+		c.waitServer(t, "pigp_portal", n.name, "UP")
+	}
+}
+
+// tryHAProxy starts haproxy on new frontend ports and waits for its stats
+// socket; it returns errPortTaken when haproxy could not bind a port.
+func (c *cluster) tryHAProxy(t *testing.T) error {
+	t.Helper()
 	sftpPort, webPort := freePort(t), freePort(t)
+	if c.stealPort {
+		c.stealPort = false
+		takePort(t, sftpPort)
+	}
 	c.sftpAddr, c.webAddr = fmt.Sprintf("127.0.0.1:%d", sftpPort), fmt.Sprintf("127.0.0.1:%d", webPort)
 	c.sock = filepath.Join(c.dir, "haproxy.sock")
+	os.Remove(c.sock)
 	n1, n2 := c.nodes[0], c.nodes[1]
 	cfg := fmt.Sprintf(`global
 	maxconn 4000
@@ -366,6 +489,22 @@ backend pigp_portal
 	}
 	done := make(chan struct{})
 	go func() { cmd.Wait(); close(done) }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		select {
+		case <-done:
+			if strings.Contains(log.String(), "cannot bind socket") {
+				return errPortTaken
+			}
+			t.Fatalf("haproxy exited:\n%s", log.String())
+		default:
+		}
+		if _, err := c.haproxyCommand("show info"); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("haproxy's stats socket does not answer:\n%s", log.String())
+		}
+	}
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-done
@@ -373,10 +512,7 @@ backend pigp_portal
 			t.Logf("--- haproxy:\n%s", log.String())
 		}
 	})
-	for _, n := range c.nodes {
-		c.waitServer(t, "pigp_sftp", n.name, "UP")
-		c.waitServer(t, "pigp_portal", n.name, "UP")
-	}
+	return nil
 }
 
 // serverStatus reads a server's status from haproxy's stats socket.
@@ -584,7 +720,7 @@ func (c *cluster) killDuringDeposits(t *testing.T) {
 	c.checkDeposits(t, acked, from)
 	// Back to two nodes for what follows.
 	killed.start(t)
-	killed.waitReady(t)
+	c.ready(t, killed)
 	c.waitServer(t, "pigp_sftp", killed.name, "UP")
 	c.waitServer(t, "pigp_portal", killed.name, "UP")
 }
@@ -630,7 +766,7 @@ func (c *cluster) rollingRestart(t *testing.T) {
 		}
 	}
 	waitMore(20)
-	for _, n := range c.nodes {
+	for i, n := range c.nodes {
 		if err := n.stop(t, syscall.SIGTERM); err != nil {
 			t.Errorf("%s after SIGTERM: %v, want exit 0", n.name, err)
 		}
@@ -638,8 +774,14 @@ func (c *cluster) rollingRestart(t *testing.T) {
 			t.Errorf("%s did not drain", n.name)
 		}
 		waitMore(count() + 10) // the other node alone serves meanwhile
+		if i == 0 {
+			// Another process took the first node's SFTP port while it
+			// was down: it comes back on other ports, which haproxy is
+			// told through its runtime API.
+			takePort(t, n.sftpPort)
+		}
 		n.start(t)
-		n.waitReady(t)
+		c.ready(t, n)
 		c.waitServer(t, "pigp_sftp", n.name, "UP")
 		c.waitServer(t, "pigp_portal", n.name, "UP")
 		waitMore(count() + 10)

@@ -309,3 +309,33 @@ func TestCompose(t *testing.T) {
 		t.Errorf("dsn %q lacks the secret", dsn)
 	}
 }
+
+// TestDeployHAProxyExample: the HAProxy configuration of
+// docs/exploitation.md passes `haproxy -c` (its certificate and socket
+// moved to the test's directory), and balances SFTP by source address
+// with consistent hashing, as the guide explains.
+func TestDeployHAProxyExample(t *testing.T) {
+	needTool(t, "haproxy")
+	doc := repoFile(t, "docs/exploitation.md")
+	m := regexp.MustCompile("(?s)```haproxy\n(.*?)```").FindStringSubmatch(doc)
+	if m == nil {
+		t.Fatal("docs/exploitation.md has no haproxy block")
+	}
+	cfg := m[1]
+	sftp := cfg[strings.Index(cfg, "backend pigp_sftp"):strings.Index(cfg, "frontend portail")]
+	if !strings.Contains(sftp, "balance source") || !strings.Contains(sftp, "hash-type consistent") || !strings.Contains(sftp, "send-proxy-v2") {
+		t.Errorf("SFTP backend of the example:\n%s", sftp)
+	}
+	dir := t.TempDir()
+	cfg = strings.NewReplacer(
+		"bind :443 ssl crt /etc/haproxy/certs/portail.pem alpn h2,http/1.1", "bind 127.0.0.1:443",
+		"/run/haproxy/admin.sock", filepath.Join(dir, "admin.sock"),
+	).Replace(cfg)
+	path := filepath.Join(dir, "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("haproxy", "-c", "-f", path).CombinedOutput(); err != nil {
+		t.Fatalf("haproxy -c: %v\n%s", err, out)
+	}
+}

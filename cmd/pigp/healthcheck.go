@@ -9,8 +9,13 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/pires/go-proxyproto"
+
+	"github.com/pigp/pigp/config"
 )
 
 type healthcheckCommand struct{}
@@ -68,7 +73,11 @@ func (healthcheckCommand) Run(ctx context.Context, m *Main, args []string) error
 		if err != nil {
 			return fmt.Errorf("sftp_listen: %w", err)
 		}
-		banner, err := checkBanner(ctx, addr, *timeout)
+		trusted, err := config.ParsePrefixes(c.ProxyProtocol.Trusted)
+		if err != nil {
+			return fmt.Errorf("proxy_protocol.trusted: %w", err)
+		}
+		banner, err := checkBanner(ctx, addr, trusted, *timeout)
 		if err != nil {
 			return fmt.Errorf("sftp not ready on %s: %w", addr, err)
 		}
@@ -123,8 +132,13 @@ func checkReady(ctx context.Context, u string, timeout time.Duration) error {
 }
 
 // checkBanner connects to addr and wants an SSH identification line
-// (lines of text may come first, RFC 4253 §4.2: pigp's refusals).
-func checkBanner(ctx context.Context, addr string, timeout time.Duration) (string, error) {
+// (lines of text may come first, RFC 4253 §4.2: pigp's refusals). When
+// the check's own address is one of proxy_protocol.trusted (a balancer on
+// the same machine), the node waits for a PROXY header before it says
+// anything: the check sends a PROXY v2 LOCAL header, the one balancers
+// send for their own health checks (the node keeps the connection's
+// addresses).
+func checkBanner(ctx context.Context, addr string, trusted []netip.Prefix, timeout time.Duration) (string, error) {
 	d := net.Dialer{Timeout: timeout}
 	conn, err := d.DialContext(ctx, "tcp", addr)
 	if err != nil {
@@ -132,6 +146,18 @@ func checkBanner(ctx context.Context, addr string, timeout time.Duration) (strin
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(timeout))
+	if local, ok := conn.LocalAddr().(*net.TCPAddr); ok {
+		ip := local.AddrPort().Addr().Unmap()
+		for _, p := range trusted {
+			if p.Contains(ip) {
+				h := &proxyproto.Header{Version: 2, Command: proxyproto.LOCAL, TransportProtocol: proxyproto.UNSPEC}
+				if _, err := h.WriteTo(conn); err != nil {
+					return "", fmt.Errorf("send PROXY header: %w", err)
+				}
+				break
+			}
+		}
+	}
 	r := bufio.NewReaderSize(conn, 512)
 	var first string
 	for i := 0; i < 10; i++ {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pigp/pigp/config"
 )
 
 func TestLoopback(t *testing.T) {
@@ -90,5 +92,26 @@ func TestHealthcheckNotReady(t *testing.T) {
 	code, _, errOut := healthcheck(t, check)
 	if code != 1 || !strings.Contains(errOut, "503") || !strings.Contains(errOut, "database unavailable") {
 		t.Fatalf("healthcheck with the database closed: %d %q", code, errOut)
+	}
+}
+
+// TestHealthcheckBehindProxyProtocol: when the loopback is a trusted
+// balancer (proxy_protocol.trusted), the node waits for a PROXY header on
+// every loopback connection; `pigp healthcheck --sftp` sends a PROXY v2
+// LOCAL header and gets the banner.
+func TestHealthcheckBehindProxyProtocol(t *testing.T) {
+	e := startEnv(t, "sqlite", func(c *config.Config) {
+		c.ProxyProtocol.Trusted = []string{"127.0.0.1/32"}
+		c.ProxyProtocol.HeaderTimeout = config.Duration(3 * time.Second)
+	})
+	check := map[string]string{"PIGP_SFTP_LISTEN": e.addr, "PIGP_HTTP_LISTEN": "off", "PIGP_PROXY_PROTOCOL_TRUSTED": "127.0.0.1/32"}
+	if code, out, errOut := healthcheck(t, check, "--sftp"); code != 0 || !strings.Contains(out, "SSH-2.0-pigp") {
+		t.Fatalf("healthcheck --sftp behind the PROXY protocol: %d %q %q", code, out, errOut)
+	}
+	// Without the setting, the check sends no header and the node, which
+	// requires one from the loopback, closes the connection.
+	delete(check, "PIGP_PROXY_PROTOCOL_TRUSTED")
+	if code, _, errOut := healthcheck(t, check, "--sftp"); code != 1 || !strings.Contains(errOut, "sftp not ready") {
+		t.Fatalf("healthcheck --sftp without the header: %d %q", code, errOut)
 	}
 }

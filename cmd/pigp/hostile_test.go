@@ -386,7 +386,8 @@ func TestHostileRange(t *testing.T) {
 }
 
 // TestHostileAccountLimits: sessions per account and uploads per account
-// are refused in French beyond their limit, and given back.
+// are refused in French beyond their limit (SSH_FX_FAILURE, no ERROR log
+// line), and given back.
 func TestHostileAccountLimits(t *testing.T) {
 	e := startEnv(t, "sqlite", func(c *config.Config) {
 		c.Limits.MaxSessionsPerAccount = 2
@@ -444,6 +445,10 @@ func TestHostileAccountLimits(t *testing.T) {
 	_, code, msg := r3.Open("/depot/"+callName(siretA, 10), 0x1a)
 	if code != 4 || !strings.Contains(msg, "ce compte a déjà 3 envois en cours (au plus 3 à la fois)") {
 		t.Fatalf("fourth upload: %d %q", code, msg)
+	}
+	// A client at its limit is no failure of the server's: no ERROR line.
+	if logs := e.logs.String(); strings.Contains(logs, "level=ERROR") {
+		t.Fatalf("ERROR lines in the log for a limit refusal:\n%s", logs)
 	}
 	c1.Close()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {

@@ -434,3 +434,49 @@ func TestCheckpointDowngrade(t *testing.T) {
 		t.Fatalf("verify of the older state: %d %s", code, out)
 	}
 }
+
+// TestCheckpointDowngrade: the chain put back to an older genuine state
+// (rows cut and the head of that time restored, as an older copy of the
+// database would be) is not attested, even once an intruder appends the
+// older checkpoint that matches it to the checkpoint file: every
+// checkpoint of the file counts, not only its last line.
+func TestCheckpointDowngrade(t *testing.T) {
+	e := startEnv(t, "sqlite", nil)
+	code, old := e.cli(t, "audit", "checkpoint", "--new")
+	if code != 0 {
+		t.Fatalf("checkpoint --new: %d %s", code, old)
+	}
+	raw := openRaw(t, e)
+	var lastID int64
+	var lastHash, mac string
+	if err := raw.QueryRow("SELECT last_id, last_hash, mac FROM audit_head WHERE id = 1").Scan(&lastID, &lastHash, &mac); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := e.dialSFTP("alice-xt", e.alice)
+	if err := put(c, callName(siretA, 1), []byte("<DemandeAPA/>")); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := e.cli(t, "audit", "checkpoint", "--new"); code != 0 {
+		t.Fatalf("second checkpoint: %d %s", code, out)
+	}
+	e.app.Close() // nothing writes to the trail any more
+	mustExec(t, raw, "DELETE FROM audit_events WHERE id > "+strconv.FormatInt(lastID, 10))
+	mustExec(t, raw, "UPDATE audit_head SET last_id = "+strconv.FormatInt(lastID, 10)+", last_hash = '"+lastHash+"', mac = '"+mac+"' WHERE id = 1")
+	if code, out := e.cli(t, "audit", "checkpoint", "--new"); code != 1 || !strings.Contains(out, "journal d'audit raccourci ou réécrit") {
+		t.Fatalf("checkpoint of the older state: %d %s", code, out)
+	}
+	// The older checkpoint, appended again, now ends the file.
+	path := filepath.Join(e.app.Config.DataDir, "audit-checkpoints.log")
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(old)
+	f.Close()
+	if code, out := e.cli(t, "audit", "checkpoint", "--new"); code != 1 || !strings.Contains(out, "journal d'audit raccourci ou réécrit") {
+		t.Fatalf("checkpoint re-anchored on the older checkpoint: %d %s", code, out)
+	}
+	if code, out := e.cli(t, "audit", "verify"); code != 1 || !strings.Contains(out, "fin de journal supprimée") {
+		t.Fatalf("verify of the older state: %d %s", code, out)
+	}
+}

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"io"
+	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"sort"
@@ -226,5 +228,110 @@ func checkDeltas(t *testing.T, before, after samples, want map[string]float64) {
 		if a-b != d {
 			t.Errorf("%s moved by %v (%v → %v), want %v", name, a-b, b, a, d)
 		}
+	}
+}
+
+// TestMetricsResultLabels: a login refused by the throttle counts as
+// throttled, a retried deposit as duplicate, and the portal's logins by
+// the scheme the browser used: https behind a trusted TLS proxy that says
+// so (X-Forwarded-Proto), http when reached directly.
+func TestMetricsResultLabels(t *testing.T) {
+	e := startEnv(t, "sqlite", func(c *config.Config) {
+		c.MetricsListen, c.HTTPListen = "127.0.0.1:0", "127.0.0.1:0"
+		c.HTTPTrustedProxies = []string{"127.0.0.2"}
+		c.Throttle.PairFreeFailures, c.Throttle.BaseDelay = 0, config.Duration(time.Hour)
+	})
+	if err := e.app.StartWeb(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.app.CloseWeb(context.Background()) })
+	url := "http://" + e.app.MetricsServer.Addr().String() + "/metrics"
+	before, _ := scrapeMetrics(t, url)
+
+	// The first wrong password blocks the pair; the next attempt is
+	// refused unchecked.
+	for range 2 {
+		if c, _, err := e.dialFrom("127.0.9.1", "bob-xt", ssh.Password("Pas-Le-Bon-Mot-De-Passe-1")); err == nil {
+			c.Close()
+			t.Fatal("a wrong password was accepted")
+		}
+	}
+	// The same file deposited twice: the second is a retry.
+	c, conn := e.dialSFTP("alice-xt", e.alice)
+	data, name := randomBytes(100), "/depot/"+callName(siretA, 1)
+	for range 2 {
+		f, err := c.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write(data); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatalf("deposit: %v", err)
+		}
+	}
+	c.Close()
+	conn.Close()
+	// Portal logins, from the trusted proxy's address saying HTTPS, and
+	// directly.
+	portalLogin(t, "http://"+e.app.Web.ListenAddr().String(), "127.0.0.2", http.Header{"X-Forwarded-Proto": {"https"}}, "alice-xt", e.alice)
+	portalLogin(t, "http://"+e.app.Web.ListenAddr().String(), "127.0.0.3", http.Header{"X-Forwarded-Proto": {"https"}}, "bob-xt", e.bob)
+
+	after, _ := scrapeMetrics(t, url)
+	checkDeltas(t, before, after, map[string]float64{
+		`pigp_logins_total{protocol="sftp",result="failure"}`:   1,
+		`pigp_logins_total{protocol="sftp",result="throttled"}`: 1,
+		`pigp_logins_total{protocol="sftp",result="success"}`:   1,
+		`pigp_logins_total{protocol="https",result="success"}`:  1,
+		`pigp_logins_total{protocol="http",result="success"}`:   1, // the untrusted peer's header is ignored
+		`pigp_deposits_total{result="accepted"}`:                1,
+		`pigp_deposits_total{result="duplicate"}`:               1,
+		`pigp_deposits_total{result="refused"}`:                 0,
+	})
+	if _, ok := after[`pigp_logins_total{protocol="other",result="success"}`]; ok {
+		t.Error(`a login counted under protocol="other"`)
+	}
+}
+
+// portalLogin logs login in on the portal from the local address src,
+// with header on each request, keeping the cookies by hand (a jar would
+// not send a Secure cookie over http://).
+func portalLogin(t *testing.T, base, src string, header http.Header, login, password string) {
+	t.Helper()
+	client := &http.Client{Timeout: time.Minute,
+		Transport:     &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}).DialContext},
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	req, _ := http.NewRequest("GET", base+"/connexion", nil)
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := portalCSRF.FindStringSubmatch(string(body))
+	if m == nil {
+		t.Fatalf("no CSRF token in the login page:\n%s", body)
+	}
+	form := neturl.Values{"csrf": {m[1]}, "identifiant": {login}, "motdepasse": {password}}
+	req, _ = http.NewRequest("POST", base+"/connexion", strings.NewReader(form.Encode()))
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for _, c := range resp.Cookies() {
+		req.AddCookie(&http.Cookie{Name: c.Name, Value: c.Value})
+	}
+	resp, err = client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("portal login %s from %s: %d\n%s", login, src, resp.StatusCode, body)
 	}
 }

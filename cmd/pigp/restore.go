@@ -11,6 +11,8 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
+	"strings"
+	"time"
 
 	"github.com/pigp/pigp"
 	"github.com/pigp/pigp/config"
@@ -157,7 +159,12 @@ func checkRestored(ctx context.Context, m *Main, c config.Config, manifest map[s
 	if _, err := useAuditKey(ctx, db, c.AuditKey, keyPath); err != nil {
 		return 0, err
 	}
-	rep, err := db.VerifyAudit(ctx)
+	// The checkpoints saved with the backup attest states of its chain.
+	cps, err := readCheckpoints(filepath.Join(dataDir, checkpointFile))
+	if err != nil {
+		return 0, err
+	}
+	rep, err := db.VerifyAudit(ctx, cps...)
 	if err != nil {
 		return 0, err
 	}
@@ -181,6 +188,85 @@ func checkRestored(ctx context.Context, m *Main, c config.Config, manifest map[s
 	if err != nil {
 		return 0, err
 	}
+	if err := restoreCheckpoints(m, c, rep.Rows); err != nil {
+		return 0, err
+	}
 	auditOperator(ctx, m, &App{DB: db, Logger: logger}, nil)
 	return rep.Rows, nil
+}
+
+// restoreCheckpoints puts the backup's checkpoints, restored under the new
+// data directory, where audit_checkpoint_file says when that is elsewhere:
+// they are appended to that file, whose lines all stay (a restore never
+// takes a checkpoint away). A checkpoint there that attests more rows than
+// the restored chain (kept since the backup) is reported: the procedure
+// after restoring an older copy follows (docs/exploitation.md, 3.5).
+func restoreCheckpoints(m *Main, c config.Config, rows int) error {
+	restored := filepath.Join(c.DataDir, checkpointFile)
+	target := c.AuditCheckpointPath()
+	if filepath.Clean(target) != filepath.Clean(restored) {
+		b, err := os.ReadFile(restored)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		if err := appendMissingLines(target, b); err != nil {
+			return fmt.Errorf("restore audit checkpoints into %s: %w", target, err)
+		}
+	}
+	cps, err := readCheckpoints(target)
+	if err != nil {
+		return err
+	}
+	for _, p := range cps {
+		if p.Rows > int64(rows) {
+			fmt.Fprintf(m.Stderr, "pigp restore: ATTENTION, %s atteste %d ligne(s) du journal d'audit (point de contrôle du %s), "+
+				"la base restaurée en a %d : de nouveaux points de contrôle seront refusés. Consignez la restauration, déplacez ce fichier "+
+				"(gardez-le) puis lancez pigp audit checkpoint --new\n", target, p.Rows, p.Time.Format(time.RFC3339), rows)
+			break
+		}
+	}
+	return nil
+}
+
+// appendMissingLines appends to the file at path (created 0600) the
+// non-empty lines of b it does not hold yet, and syncs it.
+func appendMissingLines(path string, b []byte) error {
+	have := map[string]bool{}
+	old, err := os.ReadFile(path)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	for _, l := range strings.Split(string(old), "\n") {
+		have[strings.TrimSpace(l)] = true
+	}
+	var add strings.Builder
+	if len(old) > 0 && old[len(old)-1] != '\n' {
+		add.WriteString("\n")
+	}
+	n := 0
+	for _, l := range strings.Split(string(b), "\n") {
+		if l = strings.TrimSpace(l); l != "" && !have[l] {
+			have[l] = true
+			add.WriteString(l + "\n")
+			n++
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteString(add.String())
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }

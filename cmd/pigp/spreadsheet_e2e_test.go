@@ -148,25 +148,62 @@ json.dump(out, sys.stdout)
 	// LibreOffice Calc: ";" as the separator, the system's character set
 	// (UTF-8) and text columns (so that identifiers stay as written);
 	// each file is written back as plain UTF-8 CSV and compared.
+	//
+	// Controls, made from the audit export, show what this comparison
+	// can catch. A second byte-order mark is read as a stray character
+	// in the first header: the comparison sees a mark LibreOffice would
+	// leave. The file read as Windows-1252 (LibreOffice's character set
+	// when none is chosen) has its accents garbled, BOM or not: the
+	// comparison sees a wrong decoding. And the file without its mark
+	// reads the same as with it: LibreOffice 7.4 takes the character set
+	// chosen in its import dialog and never sniffs the mark (headless,
+	// nor with an explicit set), so no LibreOffice run can show that
+	// the mark is needed. The mark is for Excel, which reads a CSV
+	// without one as Windows-1252; its presence is asserted above, on
+	// the bytes.
+	audit, err := os.ReadFile(auditFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	controls := filepath.Join(dir, "temoins")
+	for name, data := range map[string][]byte{
+		"temoin-sans-bom.csv":   audit[len(utf8BOM):],
+		"temoin-double-bom.csv": append([]byte(utf8BOM), audit...),
+		"temoin-1252.csv":       audit,
+	} {
+		if err := os.MkdirAll(controls, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(controls, name), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	lo := filepath.Join(dir, "libreoffice")
 	cols := make([]string, 0, 2*len(exchange.AuditHeader))
 	for i := range exchange.AuditHeader {
 		cols = append(cols, fmt.Sprint(i+1), "2")
 	}
-	sargs := []string{"-env:UserInstallation=file://" + filepath.Join(t.TempDir(), "profile"), "--headless",
-		"--infilter=CSV:59,34,SYSTEM,1," + strings.Join(cols, "/"),
-		"--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1", "--outdir", lo}
+	var paths []string
 	for name := range files {
-		sargs = append(sargs, filepath.Join(dir, name))
+		paths = append(paths, filepath.Join(dir, name))
 	}
-	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(cctx, "soffice", sargs...)
-	cmd.Env = append(os.Environ(), "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "HOME="+t.TempDir())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("soffice: %v\n%s", err, out)
+	profile := "-env:UserInstallation=file://" + filepath.Join(t.TempDir(), "profile")
+	soffice := func(charset string, paths ...string) {
+		t.Helper()
+		sargs := append([]string{profile, "--headless", "--infilter=CSV:59,34," + charset + ",1," + strings.Join(cols, "/"),
+			"--convert-to", "csv:Text - txt - csv (StarCalc):44,34,76,1", "--outdir", lo}, paths...)
+		cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(cctx, "soffice", sargs...)
+		cmd.Env = append(os.Environ(), "LANG=C.UTF-8", "LC_ALL=C.UTF-8", "HOME="+t.TempDir())
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("soffice: %v\n%s", err, out)
+		}
 	}
-	for name, rows := range want {
+	soffice("SYSTEM", append(paths, filepath.Join(controls, "temoin-sans-bom.csv"), filepath.Join(controls, "temoin-double-bom.csv"))...)
+	soffice("1", filepath.Join(controls, "temoin-1252.csv")) // RTL_TEXTENCODING_MS_1252
+	readLO := func(name string) [][]string {
+		t.Helper()
 		b, err := os.ReadFile(filepath.Join(lo, name))
 		if err != nil {
 			t.Fatalf("LibreOffice did not convert %s: %v", name, err)
@@ -175,9 +212,21 @@ json.dump(out, sys.stdout)
 		if err != nil {
 			t.Fatalf("LibreOffice's %s: %v", name, err)
 		}
-		if !equalRows(got, rows) {
+		return got
+	}
+	for name, rows := range want {
+		if got := readLO(name); !equalRows(got, rows) {
 			t.Errorf("LibreOffice reads %s as\n%q\nwant\n%q", name, got, rows)
 		}
+	}
+	if got := readLO("temoin-double-bom.csv"); equalRows(got, want["audit.csv"]) || got[0][0] != "\ufeff"+exchange.AuditHeader[0] {
+		t.Errorf("control: a second mark is not seen as a stray character (first header %q)", got[0][0])
+	}
+	if got := readLO("temoin-1252.csv"); equalRows(got, want["audit.csv"]) || !strings.Contains(fmt.Sprint(got), "rÃ©ponse") {
+		t.Errorf("control: read as Windows-1252, the accents are not garbled: %q", got)
+	}
+	if got := readLO("temoin-sans-bom.csv"); !equalRows(got, want["audit.csv"]) {
+		t.Errorf("control: without its mark, LibreOffice reads the export otherwise (the mark matters to it after all):\n%q", got)
 	}
 }
 
