@@ -99,6 +99,8 @@ func (a *fakeAuth) AuditKeyLogin(_ context.Context, c *pigp.Caller, fingerprint 
 	return nil
 }
 
+func (a *fakeAuth) KeyOffersExhausted(context.Context, string, string, string) {}
+
 // memFS serves pkg/sftp's in-memory file system.
 type memFS struct{ h sftp.Handlers }
 
