@@ -697,10 +697,7 @@ func (s *Server) serveSFTP(ch ssh.Channel, caller *pigp.Caller, log *slog.Logger
 	}
 	fsys := s.NewFS(caller)
 	defer fsys.Close()
-	rs := sftp.NewRequestServer(newSFTPConn(ch), fsys.Handlers(),
-		sftp.WithStartDirectory("/"),
-		sftp.WithRSMaxTxPacket(limitRead),
-		sftp.WithRSAllocator())
+	rs := NewRequestServer(ch, fsys.Handlers())
 	if err := rs.Serve(); err != nil && !errors.Is(err, io.EOF) {
 		log.Debug("sftp session ended", "error", err)
 	}

@@ -7,6 +7,8 @@ import (
 	"io"
 	"sync"
 	"time"
+
+	"github.com/pkg/sftp"
 )
 
 // SFTP packet types handled by sftpConn.
@@ -76,6 +78,18 @@ const limitsRequestLen = 1 + 4 + 4 + len(limitsExtension)
 // coalesce is how much of a reply's data is gathered with its header: one
 // SSH packet of OpenSSH's (32 KiB); the rest goes to the channel as it is.
 const coalesce = 32 << 10
+
+// NewRequestServer returns pkg/sftp's request server for handlers over
+// ch, as every SFTP session is served: behind the packet shim (limits,
+// whole-packet writes, bounded requests in flight), from the start
+// directory "/", with reads of at most 255 KiB. Tests serve vfs handlers
+// over a pipe with it (internal/sftptest).
+func NewRequestServer(ch io.ReadWriteCloser, handlers sftp.Handlers) *sftp.RequestServer {
+	return sftp.NewRequestServer(newSFTPConn(ch), handlers,
+		sftp.WithStartDirectory("/"),
+		sftp.WithRSMaxTxPacket(limitRead),
+		sftp.WithRSAllocator())
+}
 
 func newSFTPConn(ch io.ReadWriteCloser) *sftpConn {
 	t := time.NewTimer(inFlightWait)

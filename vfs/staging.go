@@ -70,10 +70,11 @@ func isHex8(s string) bool {
 	return true
 }
 
-// Shared is what the SFTP sessions of one process share: the staged
-// uploads, the modification times clients set on their deposits and the
-// deposits duplicate uploads were answered with, per account; the
-// documentation; the handle limit.
+// Shared is what the SFTP sessions of one process share: per account, the
+// staged uploads, the modification times clients set on their deposits and
+// the deposits duplicate uploads were answered with; for every session,
+// the documentation and the handle limit. (A session's FS calls it its
+// area.)
 type Shared struct {
 	// Documentation is served read-only in /historique/documentation.
 	Documentation map[string][]byte

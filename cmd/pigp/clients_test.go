@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -35,7 +34,6 @@ func TestClients(t *testing.T) {
 		{"JSch", testJSch},
 		{"PuTTY-psftp", testPsftp},
 		{"WinSCP-replay", testWinSCPReplay},
-		{"protocol", testProtocolDetails},
 	} {
 		n := 100 + 20*i // spaced call-file timestamps: names never collide
 		t.Run(c.name, func(t *testing.T) {
@@ -464,66 +462,4 @@ func testPsftp(t *testing.T, e *env, n int) {
 	r.checkRefused(r.bad)
 	r.checkDownload("got.xml")
 	r.checkHistory("depots.csv", d)
-}
-
-// testProtocolDetails checks, with pkg/sftp's client, what the clients
-// above rely on: EXCL, directories and "..", realpath, statvfs, posix-rename
-// of a staging file, FSETSTAT(size) truncation, REMOVE of a deposited name.
-func testProtocolDetails(t *testing.T, e *env, n int) {
-	r := newRound(t, e, n, 1000)
-	c, _ := e.dialSFTP("alice-xt", e.alice)
-	f, err := c.OpenFile("/depot/"+r.ok, os.O_WRONLY|os.O_CREATE|os.O_EXCL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Write(append(r.data, "trailing bytes cut by FSETSTAT(size)"...))
-	if err := f.Truncate(int64(len(r.data))); err != nil {
-		t.Fatalf("FSETSTAT(size): %v", err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	r.checkDeposit(r.ok, r.data)
-	if _, err := c.OpenFile("/depot/"+r.ok, os.O_WRONLY|os.O_CREATE|os.O_EXCL); err == nil {
-		t.Error("EXCL open of an existing deposit accepted")
-	}
-	if err := c.Remove("/depot/" + r.ok); err != nil {
-		t.Errorf("REMOVE of a deposited name: %v", err)
-	}
-	r.checkDeposit(r.ok, r.data) // still there
-	for _, p := range []string{"/", "/depot", "/depot/..", "/retrait/../historique"} {
-		if fi, err := c.Stat(p); err != nil || !fi.IsDir() {
-			t.Errorf("stat %s: %v, %v", p, fi, err)
-		}
-	}
-	if p, err := c.RealPath("/depot/../retrait/."); err != nil || p != "/retrait" {
-		t.Errorf("realpath = %q, %v", p, err)
-	}
-	if st, err := c.StatVFS("/depot"); err != nil || st.FreeSpace() == 0 {
-		t.Errorf("statvfs: %+v, %v", st, err)
-	}
-	ok2, data2 := r.extra(1, 5000)
-	part := "/depot/" + ok2 + ".0a1b2c3d.partial" // rclone ≥ 1.63
-	g, err := c.Create(part)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g.Write(data2)
-	g.Close()
-	if r.deposit(ok2) != nil {
-		t.Fatal("a .partial file was deposited before its rename")
-	}
-	if err := c.PosixRename(part, "/depot/"+ok2); err != nil {
-		t.Fatalf("posix-rename: %v", err)
-	}
-	r.checkDeposit(ok2, data2)
-	// A direct name is never resumed (that would deposit the end of a file).
-	h, err := c.OpenFile("/depot/"+ok2, os.O_WRONLY|os.O_APPEND)
-	if err == nil {
-		h.Close()
-		t.Error("append to a deposit accepted")
-	}
-	if _, err := c.OpenFile("/depot/"+callName(siretA, n+9)+".filepart", os.O_WRONLY); !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("resume of a missing staging file: %v", err)
-	}
 }

@@ -298,7 +298,7 @@ func testDirectoryAgents(t *testing.T, e *dirEnv) {
 	if _, err := ac.OpenFile("/depot/"+callName(siretA, 4), os.O_WRONLY|os.O_CREATE|os.O_TRUNC); !errors.Is(err, os.ErrPermission) {
 		t.Fatalf("auditeur's SFTP deposit: %v", err)
 	}
-	if code, msg := newRawSFTP(t, aconn).open("/depot/"+callName(siretA, 4), 0x1a); code != fxPermissionDenied ||
+	if _, code, msg := newRawSFTP(t, aconn).Open("/depot/"+callName(siretA, 4), 0x1a); code != fxPermissionDenied ||
 		!strings.Contains(msg, "Profil auditeur : lecture seule pour le SIRET "+siretA) {
 		t.Fatalf("auditeur's SFTP deposit: %d %q", code, msg)
 	}

@@ -36,8 +36,6 @@ import (
 const (
 	siretA = "22940028800010"
 	siretB = "22750001100019"
-	// siretC is Luhn-valid but no test account may act for it.
-	siretC = "21750001600019"
 )
 
 // env is a running pigp with two accounts.

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"fmt"
 	"net"
 	"os"
@@ -167,74 +166,4 @@ func dialFromTo(addr, src string, cfg *ssh.ClientConfig) (*ssh.Client, error) {
 	}
 	nc.SetDeadline(time.Time{})
 	return ssh.NewClient(c, chans, reqs), nil
-}
-
-// openHandle sends SSH_FXP_OPEN and returns the handle, or the status.
-func (r *rawSFTP) openHandle(path string, pflags uint32) (string, uint32, string) {
-	r.id++
-	r.send(3, u32(r.id), str(path), u32(pflags), u32(0))
-	return r.handleOrStatus()
-}
-
-func (r *rawSFTP) handleOrStatus() (string, uint32, string) {
-	typ, b := r.recv()
-	switch typ {
-	case 102: // SSH_FXP_HANDLE: id, handle
-		n := binary.BigEndian.Uint32(b[4:8])
-		return string(b[8 : 8+n]), 0, ""
-	case 101:
-		code := binary.BigEndian.Uint32(b[4:8])
-		n := binary.BigEndian.Uint32(b[8:12])
-		return "", code, string(b[12 : 12+n])
-	}
-	r.t.Fatalf("unexpected reply type %d", typ)
-	return "", 0, ""
-}
-
-func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
-
-// write sends SSH_FXP_WRITE and returns the status.
-func (r *rawSFTP) write(handle string, off uint64, data []byte) (uint32, string) {
-	r.id++
-	r.send(6, u32(r.id), str(handle), u64(off), str(string(data)))
-	return r.status()
-}
-
-// read sends SSH_FXP_READ and returns the data, or the status.
-func (r *rawSFTP) read(handle string, off uint64, n uint32) ([]byte, uint32, string) {
-	r.id++
-	r.send(5, u32(r.id), str(handle), u64(off), u32(n))
-	typ, b := r.recv()
-	switch typ {
-	case 103: // SSH_FXP_DATA: id, data
-		l := binary.BigEndian.Uint32(b[4:8])
-		return b[8 : 8+l], 0, ""
-	case 101:
-		code := binary.BigEndian.Uint32(b[4:8])
-		l := binary.BigEndian.Uint32(b[8:12])
-		return nil, code, string(b[12 : 12+l])
-	}
-	r.t.Fatalf("unexpected reply type %d", typ)
-	return nil, 0, ""
-}
-
-// fsetstatSize sends SSH_FXP_FSETSTAT with only a size.
-func (r *rawSFTP) fsetstatSize(handle string, size uint64) (uint32, string) {
-	r.id++
-	r.send(10, u32(r.id), str(handle), u32(0x1), u64(size)) // SSH_FILEXFER_ATTR_SIZE
-	return r.status()
-}
-
-// setstatSize sends SSH_FXP_SETSTAT (by path) with only a size.
-func (r *rawSFTP) setstatSize(path string, size uint64) (uint32, string) {
-	r.id++
-	r.send(9, u32(r.id), str(path), u32(0x1), u64(size))
-	return r.status()
-}
-
-// closeHandle sends SSH_FXP_CLOSE.
-func (r *rawSFTP) closeHandle(handle string) (uint32, string) {
-	r.id++
-	r.send(4, u32(r.id), str(handle))
-	return r.status()
 }
