@@ -289,7 +289,7 @@ func TestImageRoot(t *testing.T) {
 		t.Fatalf("/readyz: %d", status)
 	}
 	m, body := scrapeMetrics(t, "http://"+addrs["metrics"]+"/metrics")
-	if m[`pigp_deposits_total{result="accepted"}`] != 1 || m[`pigp_logins_total{protocol="https",result="success"}`] != 1 {
+	if m[`pigp_deposits_total{result="accepted"}`] != 1 || m[`pigp_logins_total{protocol="http",result="success"}`] != 1 {
 		t.Fatalf("metrics after one deposit and one portal login:\n%s", body)
 	}
 

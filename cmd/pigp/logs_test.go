@@ -225,8 +225,11 @@ func TestLogsFullRun(t *testing.T) {
 			t.Errorf("the logs contain %q (other case)", s)
 		}
 	}
-	if regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[a-z]{2,}`).MatchString(text) {
-		t.Errorf("the logs contain an e-mail address: %s", regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[a-z]{2,}`).FindString(text))
+	// SSH algorithm names (aes128-gcm@openssh.com) look like addresses.
+	for _, addr := range regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[a-z]{2,}`).FindAllString(text, -1) {
+		if !strings.HasSuffix(addr, "@openssh.com") {
+			t.Errorf("the logs contain an e-mail address: %s", addr)
+		}
 	}
 
 	documented := documentedLogFields(t)

@@ -29,7 +29,11 @@ func TestStartupAllocations(t *testing.T) {
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("pigp version: %v\n%s", err, stderr.String())
 	}
-	const maxTotal, maxPackage = 2 << 20, 1 << 20
+	// 1.5 MB until issue 16; the S3 store's AWS credential chain (STS,
+	// SSO, sign-in endpoint tables of aws-sdk-go-v2's config package)
+	// added 0.7 MB. The patched zxcvbn alone was 11.5 MB: that is what
+	// this bound is for.
+	const maxTotal, maxPackage = 3 << 20, 1 << 20
 	total, packages := 0, 0
 	sc := bufio.NewScanner(&stderr)
 	for sc.Scan() {
