@@ -233,10 +233,60 @@ func checkEnvNames(t *testing.T, file, text string) {
 	t.Helper()
 	known := config.EnvNames()
 	for _, n := range regexp.MustCompile(`\bPIGP_[A-Z0-9_]+`).FindAllString(text, -1) {
-		if !slices.Contains(known, n) && n != "PIGP_VERSION" && n != "PIGP_COMMIT" && n != "PIGP_DB_PASSWORD" &&
-			!strings.HasPrefix(n, "PIGP_S3_") && n != "PIGP_STORAGE_KIND" {
+		if !slices.Contains(known, n) && n != "PIGP_VERSION" && n != "PIGP_COMMIT" && n != "PIGP_DB_PASSWORD" {
 			t.Errorf("%s sets %s, which pigp does not read", file, n)
 		}
+	}
+}
+
+// TestComposeS3 checks compose.s3.yaml, the override that puts contents in
+// a bucket: pigp depends on the s3 service, reaches it by its name, shares
+// its secret, and the configuration it gets loads and validates.
+func TestComposeS3(t *testing.T) {
+	text := repoFile(t, "compose.s3.yaml")
+	var c struct {
+		Services map[string]struct {
+			DependsOn   map[string]struct{ Condition string } `yaml:"depends_on"`
+			Environment map[string]string                     `yaml:"environment"`
+			Secrets     []string                              `yaml:"secrets"`
+			Entrypoint  []string                              `yaml:"entrypoint"`
+		} `yaml:"services"`
+		Secrets map[string]struct {
+			File string `yaml:"file"`
+		} `yaml:"secrets"`
+	}
+	if err := yaml.Unmarshal([]byte(text), &c); err != nil {
+		t.Fatal(err)
+	}
+	s3, pg := c.Services["s3"], c.Services["pigp"]
+	env := pg.Environment
+	if _, ok := pg.DependsOn["s3"]; !ok || env["PIGP_STORAGE_KIND"] != "s3" || !strings.HasPrefix(env["PIGP_S3_ENDPOINT"], "http://s3:") {
+		t.Fatalf("pigp is not wired to the s3 service: %+v", pg)
+	}
+	if !slices.Contains(pg.Secrets, "s3_secret_key") || !slices.Contains(pg.Secrets, "db_password") || !slices.Contains(s3.Secrets, "s3_secret_key") || c.Secrets["s3_secret_key"].File == "" {
+		t.Error("s3_secret_key is not a secret of both services (or pigp lost db_password)")
+	}
+	if len(s3.Entrypoint) == 0 || !strings.Contains(strings.Join(s3.Entrypoint, " "), "mkdir -p /data/"+env["PIGP_S3_BUCKET"]) {
+		t.Errorf("the gateway does not create the bucket %q: %v", env["PIGP_S3_BUCKET"], s3.Entrypoint)
+	}
+	checkEnvNames(t, "compose.s3.yaml", text)
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "s3_secret_key")
+	os.WriteFile(secret, []byte("s3cr3t-s3cr3t\n"), 0o600)
+	cfg, err := config.Load("", func(k string) string {
+		if k == "PIGP_S3_SECRET_KEY_FILE" {
+			return secret
+		}
+		return env[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("compose.s3.yaml's settings do not validate: %v", err)
+	}
+	if cfg.Storage.Kind != "s3" || cfg.Storage.SecretKey != "s3cr3t-s3cr3t" || !cfg.Storage.PathStyle {
+		t.Errorf("loaded storage settings: kind %q, secret read %v, path style %v", cfg.Storage.Kind, cfg.Storage.SecretKey == "s3cr3t-s3cr3t", cfg.Storage.PathStyle)
 	}
 }
 
