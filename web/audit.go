@@ -43,6 +43,13 @@ func (s *Server) auditExportPage(w http.ResponseWriter, r *http.Request, sess *s
 // begun, an error aborts the connection so that the browser reports a
 // failed download rather than keeping a short file.
 func (s *Server) auditExport(w http.ResponseWriter, r *http.Request, sess *session) {
+	if r.Method == http.MethodHead {
+		// Every export is audited: a HEAD (a link checker, a prefetch)
+		// must not record one, and has nothing to describe without it.
+		w.Header().Set("Allow", http.MethodGet)
+		w.WriteHeader(http.StatusMethodNotAllowed)
+		return
+	}
 	caller := callerFor(r, sess)
 	from, to, err := exportPeriod(r)
 	if err != nil {

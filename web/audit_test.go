@@ -91,6 +91,11 @@ func TestPortalAuditExport(t *testing.T) {
 		`name="au" value="`+today+`"`, `name="du" value="`+f.clock.Now().In(apa.Paris).AddDate(-1, 0, 0).Format("2006-01-02")+`"`,
 		`action="/apa/journal-audit/export"`, `aria-current="page"`, "empreinte_precedente")
 
+	// A HEAD records no export (the rows recorded are counted below).
+	head, _ := http.NewRequest(http.MethodHead, sophie.f.base+"/apa/journal-audit/export?du="+today+"&au="+today, nil)
+	if r := sophie.do(head); r.status != http.StatusMethodNotAllowed || r.header.Get("Allow") != "GET" {
+		t.Fatalf("HEAD of the export: %d %v", r.status, r.header)
+	}
 	r = sophie.get("/apa/journal-audit/export?du=" + today + "&au=" + today)
 	if r.status != 200 || r.header.Get("Content-Type") != "text/csv; charset=utf-8" || r.header.Get("Cache-Control") != "no-store" ||
 		r.header.Get("Content-Disposition") != `attachment; filename="journal-audit_`+today+"_"+today+`.csv"` {
