@@ -64,7 +64,7 @@ func (b *FS) Put(ctx context.Context, key string, src *os.File, sum string) erro
 		return Unavailable("put", key, fmt.Errorf("stat source: %w", err))
 	}
 	h := sha256.New()
-	if _, err := io.Copy(io.MultiWriter(t.File, h), &ctxReader{ctx, io.NewSectionReader(src, 0, fi.Size())}); err != nil {
+	if _, err := io.Copy(io.MultiWriter(t.File, h), ContextReader(ctx, io.NewSectionReader(src, 0, fi.Size()))); err != nil {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
@@ -269,7 +269,10 @@ func (b *FS) fail(op, key string, err error) error {
 	return Unavailable(op, key, err)
 }
 
-// ctxReader stops a long copy when ctx is done.
+// ContextReader returns a reader of r that fails with ctx's error once ctx
+// is done, so that a long copy stops.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return &ctxReader{ctx, r} }
+
 type ctxReader struct {
 	ctx context.Context
 	r   io.Reader

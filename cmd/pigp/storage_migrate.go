@@ -407,7 +407,7 @@ func (mg *migration) startProgress() (stop func()) {
 // hashOpenFile returns the hex SHA-256 of f from its start.
 func hashOpenFile(ctx context.Context, f *os.File) (string, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, &ctxReaderAt{ctx: ctx, r: io.NewSectionReader(f, 0, 1<<62)}); err != nil {
+	if _, err := io.Copy(h, blob.ContextReader(ctx, io.NewSectionReader(f, 0, 1<<62))); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
@@ -421,21 +421,8 @@ func hashObject(ctx context.Context, b blob.Backend, key string) (string, error)
 	}
 	defer o.Close()
 	h := sha256.New()
-	if _, err := io.Copy(h, &ctxReaderAt{ctx: ctx, r: io.NewSectionReader(o, 0, o.Size())}); err != nil {
+	if _, err := io.Copy(h, blob.ContextReader(ctx, io.NewSectionReader(o, 0, o.Size()))); err != nil {
 		return "", err
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
-}
-
-// ctxReaderAt stops a long read when ctx is done.
-type ctxReaderAt struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (r *ctxReaderAt) Read(p []byte) (int, error) {
-	if err := r.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return r.r.Read(p)
 }
