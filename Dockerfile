@@ -17,9 +17,11 @@ ARG GO_VERSION=1.26.10
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
 # Modules first, so that a source change does not download them again. The
-# replace directive points at the patched zxcvbn copy, whose go.mod must be there.
+# replace directives point at the patched copies of zxcvbn and pkg/sftp, whose
+# go.mod must be there.
 COPY go.mod go.sum ./
 COPY third_party/zxcvbn/go.mod third_party/zxcvbn/go.sum ./third_party/zxcvbn/
+COPY third_party/sftp/go.mod third_party/sftp/go.sum ./third_party/sftp/
 RUN go mod download
 COPY . .
 ARG VERSION=dev

@@ -85,3 +85,5 @@ require (
 )
 
 replace github.com/trustelem/zxcvbn => ./third_party/zxcvbn
+
+replace github.com/pkg/sftp => ./third_party/sftp

@@ -10,9 +10,10 @@
 # pigp / OpenSSH with their min–max, and the server's CPU seconds per GiB (user+system, read
 # from /proc; for OpenSSH the whole process tree: its per-connection processes are reaped by the
 # listening sshd, whose cutime/cstime then hold their CPU). Then a concurrency case: CONC_N
-# uploads of CONC_MB MiB at once, each on its own connection, from one address, default
-# connection settings: accepted count, wall time, peak memory (PSS) of the server's process tree
-# (sampled every 0.1 s) and that peak per session above the idle memory.
+# sessions from one address, default connection settings, all logged in and waiting at a barrier,
+# then CONC_N uploads of CONC_MB MiB at once: accepted count, wall time, memory (PSS) of the
+# server's process tree idle, with the sessions connected, and at its peak during the uploads
+# (sampled every 0.1 s), each also per session above the idle memory; CONC_ROUNDS rounds.
 # Every download's SHA-256 is checked, and pigp's recorded SHA-256 of every deposit
 # (/historique/depots.csv).
 #
@@ -30,6 +31,7 @@
 #                           binary; "" = none
 #   PIGP_BIN=               a prebuilt pigp binary as "after" (default: build the working tree)
 #   CONC_N=50 CONC_MB=10    the concurrency case (CONC_N=0 skips it)
+#   CONC_ROUNDS=3           rounds of the concurrency case (median of each figure)
 #   RESULTS_FILE=...        where to write the results (default bench/RESULTS.md when
 #                           SIZE_MB >= 1024 and ROUNDS >= 5, otherwise nothing is written); "-" = don't
 #   NOTE=...                a line written above the tables (machine state, ...)
@@ -45,6 +47,7 @@ BEFORE=${BEFORE-1f102cc}
 PIGP_BIN=${PIGP_BIN:-}
 CONC_N=${CONC_N:-50}
 CONC_MB=${CONC_MB:-10}
+CONC_ROUNDS=${CONC_ROUNDS:-3}
 TRANSFER_TIMEOUT=${TRANSFER_TIMEOUT:-900}
 KEEP_WORK=${KEEP_WORK:-0}
 BENCH_TMPDIR=${BENCH_TMPDIR:-${TMPDIR:-/tmp}}
@@ -66,7 +69,7 @@ die() {
 
 [[ $SIZE_MB =~ ^[1-9][0-9]*$ ]] || die "SIZE_MB must be a positive integer, got '$SIZE_MB'"
 [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || die "ROUNDS must be a positive integer, got '$ROUNDS'"
-[[ $CONC_N =~ ^[0-9]+$ && $CONC_MB =~ ^[1-9][0-9]*$ ]] || die "CONC_N and CONC_MB must be integers"
+[[ $CONC_N =~ ^[0-9]+$ && $CONC_MB =~ ^[1-9][0-9]*$ && $CONC_ROUNDS =~ ^[1-9][0-9]*$ ]] || die "CONC_N, CONC_MB and CONC_ROUNDS must be integers"
 
 # ---------------------------------------------------------------- prerequisites
 need() { command -v "$1" >/dev/null 2>&1 || die "$1 not found${2:+ ($2)}"; }
@@ -130,7 +133,7 @@ NSERVERS=2
 [[ -n $BEFORE ]] && NSERVERS=3
 NCIPHERS=$((1 + $(wc -w <<<"$CIPHERS")))
 avail_mb=$(df -Pm "$WORK" | awk 'NR==2{print $4}')
-need_mb=$((SIZE_MB * (3 + (NSERVERS - 1) * ROUNDS * NCIPHERS) + CONC_N * CONC_MB * (NSERVERS - 1) + 1024))
+need_mb=$((SIZE_MB * (3 + (NSERVERS - 1) * ROUNDS * NCIPHERS) + CONC_N * CONC_MB * (NSERVERS - 1) * CONC_ROUNDS + 1024))
 ((avail_mb > need_mb)) || die "not enough space in $BENCH_TMPDIR: ${avail_mb} MiB free, ~${need_mb} MiB needed (set BENCH_TMPDIR)"
 
 free_port() {
@@ -147,6 +150,7 @@ wait_port() { # port pid name
 	die "$3 does not listen on 127.0.0.1:$1 after 30 s"
 }
 need python3
+need flock
 
 # ---------------------------------------------------------------- build
 build_at() { # ref out: go build of a commit, from a clean export of it
@@ -381,42 +385,90 @@ for round in $(seq "$ROUNDS"); do
 done
 
 # ---------------------------------------------------------------- concurrency case
-# CONC: "server accepted seconds peak_pss_kib idle_pss_kib cpu"
+# All CONC_N sessions connect and log in first, each then waits at a barrier (a local `!` command
+# of its batch); once all are up, their memory is read ("connected"), the barrier opens and the
+# CONC_N uploads run at once ("peak"). Without the barrier, the server that accepts faster holds
+# more sessions at once, and the peaks would not compare the same thing. CONC_ROUNDS rounds, the
+# servers' order rotating; the table gives the median of each figure.
+# CONC: "round server accepted seconds peak_pss_kib idle_pss_kib connected_pss_kib cpu"
 CONC=$WORK/conc.txt
 : >"$CONC"
-concurrency() { # server
-	local server=$1 i ok=0 t0 t1 idle peak before after
-	local dir=$WORK/conc-$server
+concurrency() { # round server
+	local round=$1 server=$2 i ok=0 up t0 t1 idle connected peak before after
+	local dir=$WORK/conc-$server-$round
 	rm -rf "$dir" && mkdir -p "$dir"
 	[[ $server == openssh ]] && { rm -rf "$SSHD_DIR/upload" && mkdir -p "$SSHD_DIR/upload"; }
 	for i in $(seq "$CONC_N"); do
-		if [[ $server == openssh ]]; then
-			printf 'put %s %s/upload/c%d.bin\n' "$SMALL" "$SSHD_DIR" "$i" >"$dir/batch$i"
-		else
-			next_call_name
-			printf 'put %s /depot/%s\n' "$SMALL" "$CALL_NAME" >"$dir/batch$i"
-		fi
+		{
+			printf '!touch %s/up%d\n' "$dir" "$i"
+			printf '!flock -s %s/barrier true\n' "$dir"
+			if [[ $server == openssh ]]; then
+				printf 'put %s %s/upload/c%d.bin\n' "$SMALL" "$SSHD_DIR" "$i"
+			else
+				next_call_name
+				printf 'put %s /depot/%s\n' "$SMALL" "$CALL_NAME"
+			fi
+		} >"$dir/batch$i"
 	done
 	sync
 	idle=$(tree_pss "${PID[$server]}")
-	echo 0 >"$dir/peak"
-	(
-		p=0
-		while :; do
-			r=$(tree_pss "${PID[$server]}")
-			((r > p)) && { p=$r; echo "$p" >"$dir/peak"; }
-			sleep 0.1
-		done
-	) &
-	SAMPLER_PID=$!
 	before=$(proc_cpu "${PID[$server]}")
-	t0=$(date +%s.%N)
+	# The barrier: an exclusive lock held on fd 8 until the uploads may start (no other process
+	# gets fd 8: a copy of it would hold the lock too).
+	exec 8>"$dir/barrier"
+	flock -x 8
 	local pids=()
 	for i in $(seq "$CONC_N"); do
 		{ timeout "$TRANSFER_TIMEOUT" sftp "${SFTP_OPTS[@]}" -P "${PORT[$server]}" -b "$dir/batch$i" \
-			"${USER_OF[$server]}@127.0.0.1" >"$dir/out$i" 2>&1 && touch "$dir/ok$i"; } &
+			"${USER_OF[$server]}@127.0.0.1" >"$dir/out$i" 2>&1 && touch "$dir/ok$i"; } 8>&- &
 		pids+=($!)
 	done
+	for i in $(seq 600); do
+		up=$(find "$dir" -name 'up*' | wc -l)
+		((up == CONC_N)) && break
+		sleep 0.1
+	done
+	((up == CONC_N)) || log "$server: only $up of $CONC_N sessions logged in after 60 s; the uploads start anyway"
+	sleep 1
+	connected=$(tree_pss "${PID[$server]}")
+	echo 0 >"$dir/peak"
+	# One process samples (no fork per sample), at a high priority: with CONC_N clients and, for
+	# OpenSSH, 2 × CONC_N server processes busy on 2 CPUs, a sampler at the default priority
+	# gets too little CPU to sample at all.
+	nice -n -15 python3 - "${PID[$server]}" "$dir/peak" <<'PY' 8>&- &
+import os, sys, time
+root, out = int(sys.argv[1]), sys.argv[2]
+peak = 0
+while True:
+    parent = {}
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            try:
+                with open(f'/proc/{d}/stat') as f:
+                    parent[int(d)] = int(f.read().rsplit(')', 1)[1].split()[1])
+            except OSError:
+                pass
+    total = 0
+    for p in parent:
+        q = p
+        while q not in (root, 0, 1) and q in parent:
+            q = parent[q]
+        if q == root:
+            try:
+                with open(f'/proc/{p}/smaps_rollup') as f:
+                    total += sum(int(l.split()[1]) for l in f if l.startswith('Pss:'))
+            except OSError:
+                pass
+    if total > peak:
+        peak = total
+        with open(out + '.tmp', 'w') as f:
+            f.write(f'{peak}\n')
+        os.replace(out + '.tmp', out)
+    time.sleep(0.1)
+PY
+	SAMPLER_PID=$!
+	t0=$(date +%s.%N)
+	exec 8>&-
 	for i in "${pids[@]}"; do wait "$i" || true; done
 	t1=$(date +%s.%N)
 	wait_reaped "${PID[$server]}"
@@ -428,11 +480,14 @@ concurrency() { # server
 	if ((ok < CONC_N)); then
 		log "$server: $((CONC_N - ok)) of $CONC_N concurrent uploads failed, e.g.: $(cat "$dir"/out* | grep -v '^sftp>' | sort | uniq -c | sort -rn | head -n 2 | tr '\n' ' ')"
 	fi
-	echo "$server $ok $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') $peak $idle $(awk -v a="$before" -v b="$after" 'BEGIN{printf "%.2f", b-a}')" >>"$CONC"
-	log "concurrency $server: $ok/$CONC_N accepted, peak PSS $((peak / 1024)) MiB (idle $((idle / 1024)) MiB)"
+	echo "$round $server $ok $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.2f", b-a}') $peak $idle $connected $(awk -v a="$before" -v b="$after" 'BEGIN{printf "%.2f", b-a}')" >>"$CONC"
+	log "concurrency round $round $server: $ok/$CONC_N accepted, PSS idle $((idle / 1024)) MiB, $CONC_N connected $((connected / 1024)) MiB, peak $((peak / 1024)) MiB"
 }
 if ((CONC_N > 0)); then
-	for server in "${SERVERS[@]}"; do concurrency "$server"; done
+	for round in $(seq "$CONC_ROUNDS"); do
+		n=${#SERVERS[@]}
+		for k in $(seq 0 $((n - 1))); do concurrency "$round" "${SERVERS[$(((k + round - 1) % n))]}"; done
+	done
 fi
 LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -500,15 +555,21 @@ TABLE=$WORK/table.md
 	echo
 	if ((CONC_N > 0)); then
 		echo "**$CONC_N concurrent uploads of $CONC_MB MiB** from 127.0.0.1, one connection each, default connection settings"
-		echo "(sshd: \`MaxStartups $((CONC_N + 10))\`). Memory is the PSS summed over the server's process tree, sampled every 0.1 s; per session = (peak − idle) / accepted."
+		echo "(sshd: \`MaxStartups $((CONC_N + 10))\`). All $CONC_N sessions log in and wait at a barrier, then upload at once. Memory is the PSS"
+		echo "summed over the server's process tree: idle before the clients connect, with the $CONC_N sessions connected and waiting,"
+		echo "and the peak during the uploads (sampled every 0.1 s); per session = (figure − idle) / $CONC_N. Median of $CONC_ROUNDS rounds."
 		echo
-		echo "| server | accepted | wall s | server CPU s | idle MiB | peak MiB | per session MiB |"
-		echo "|---|---:|---:|---:|---:|---:|---:|"
-		while read -r s ok secs peak idle cpu; do
-			printf '| %s | %d / %d | %s | %s | %.1f | %.1f | %.2f |\n' "${LABEL[$s]}" "$ok" "$CONC_N" "$secs" "$cpu" \
-				"$(awk -v k="$idle" 'BEGIN{print k/1024}')" "$(awk -v k="$peak" 'BEGIN{print k/1024}')" \
-				"$(awk -v p="$peak" -v i="$idle" -v n="$ok" 'BEGIN{print (n>0) ? (p-i)/1024/n : 0}')"
-		done <"$CONC"
+		echo "| server | accepted | wall s | server CPU s | idle MiB | $CONC_N connected MiB | peak MiB | per session connected MiB | per session peak MiB |"
+		echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+		for s in "${SERVERS[@]}"; do
+			awk -v s="$s" -v n="$CONC_N" -v label="${LABEL[$s]}" '
+				function med(a, k,   i, j, t) { for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+					return (k % 2) ? a[(k + 1) / 2] : (a[k / 2] + a[k / 2 + 1]) / 2 }
+				$2 == s { k++; ok[k] = $3; w[k] = $4; pk[k] = $5 / 1024; id[k] = $6 / 1024; cn[k] = $7 / 1024; cpu[k] = $8
+					pc[k] = ($7 - $6) / 1024 / n; pp[k] = ($5 - $6) / 1024 / n; okmin = (k == 1 || $3 < okmin) ? $3 : okmin }
+				END { if (k) printf "| %s | %d / %d (lowest of %d rounds) | %.2f | %.2f | %.1f | %.1f | %.1f | %.2f | %.2f |\n", label, okmin, n, k,
+					med(w, k), med(cpu, k), med(id, k), med(cn, k), med(pk, k), med(pc, k), med(pp, k) }' "$CONC"
+		done
 		echo
 	fi
 	echo "Load average (1, 5, 15 min) at the start: $LOAD_START; at the end: $LOAD_END ($(nproc) CPUs)."

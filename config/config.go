@@ -252,6 +252,14 @@ type Limits struct {
 	// ReservedDescriptors are kept for the portal, the database, the
 	// listeners and new logins when MaxOpenFiles is derived.
 	ReservedDescriptors int `yaml:"reserved_descriptors"`
+	// RequestsInFlight bounds the SFTP requests in flight of all sessions
+	// together beyond each session's first (which never waits), and so the
+	// memory of their data (256 KiB each); one session has at most 8.
+	RequestsInFlight int `yaml:"requests_in_flight"`
+	// ReleaseMemory returns the memory of a burst of transfers to the
+	// system once no SFTP request has been in flight for a second
+	// (runtime/debug.FreeOSMemory).
+	ReleaseMemory bool `yaml:"release_memory"`
 }
 
 // Audit holds the flood control of the audit trail: within one session
@@ -644,6 +652,7 @@ func Default() Config {
 		},
 		Limits: Limits{
 			MaxOpenHandles: 64, MaxUploadsPerAccount: 100, MaxSessionsPerAccount: 100, ReservedDescriptors: 256,
+			RequestsInFlight: 64, ReleaseMemory: true,
 		},
 		Audit:   Audit{MaxDetailedRefusals: 10, RefusalSummaryAfter: Duration(time.Minute)},
 		LDAP:    defaultLDAP(),
@@ -1158,6 +1167,7 @@ func (c Config) validateLimits() error {
 		{"limits.max_sessions_per_account", c.Limits.MaxSessionsPerAccount, 1, 1_000_000},
 		{"limits.max_open_files", c.Limits.MaxOpenFiles, 0, 100_000_000},
 		{"limits.reserved_descriptors", c.Limits.ReservedDescriptors, 0, 1_000_000},
+		{"limits.requests_in_flight", c.Limits.RequestsInFlight, 1, 1_000_000},
 		{"audit.max_detailed_refusals", c.Audit.MaxDetailedRefusals, 1, 100_000},
 	} {
 		if f.v < f.min || f.v > f.max {

@@ -742,6 +742,8 @@ limits:
   max_sessions_per_account: 70
   max_open_files: 5000
   reserved_descriptors: 100
+  requests_in_flight: 32
+  release_memory: false
 audit:
   max_detailed_refusals: 5
   refusal_summary_after: 2m
@@ -755,7 +757,7 @@ audit:
 	want.Auth = config.Auth{MaxConcurrentHashes: 8, HashQueue: 50, HashWait: config.Duration(3 * time.Second),
 		MaxUnauthenticatedPerIP: 80}
 	want.Limits = config.Limits{MaxOpenHandles: 200, MaxUploadsPerAccount: 60, MaxSessionsPerAccount: 70,
-		MaxOpenFiles: 6000, ReservedDescriptors: 100}
+		MaxOpenFiles: 6000, ReservedDescriptors: 100, RequestsInFlight: 32}
 	want.Audit = config.Audit{MaxDetailedRefusals: 5, RefusalSummaryAfter: config.Duration(2 * time.Minute)}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("Load =\n%+v\nwant\n%+v", c, want)

@@ -54,12 +54,14 @@ type upload struct {
 	hashed   int64            // bytes [0, hashed) are written and in hash
 	buffered map[int64][]byte // chunks received ahead of hashed, not written yet
 	bufBytes int64            // total size of buffered
-	pending  map[int64]int64  // written extents beyond hashed: start → end
-	dirty    bool             // the running hash cannot be trusted
-	failed   error
-	done     bool
-	scratch  []byte // read-back buffer of catchUp
-	flushed  int64  // bytes [0, flushed) were handed to the disk's writeback
+	// maxBuffered bounds bufBytes (Service.ReorderBuffer).
+	maxBuffered int64
+	pending     map[int64]int64 // written extents beyond hashed: start → end
+	dirty       bool            // the running hash cannot be trusted
+	failed      error
+	done        bool
+	scratch     []byte // read-back buffer of catchUp
+	flushed     int64  // bytes [0, flushed) were handed to the disk's writeback
 }
 
 // writebackEvery is how often, in bytes of ordered progress, an upload asks
@@ -70,11 +72,17 @@ const writebackEvery = 8 << 20
 // hash gives up and the file is hashed again at commit.
 const maxPending = 4096
 
-// maxBuffered bounds the memory an upload uses to put out-of-order chunks
-// back in order (the SSH window keeps a client's writes within a few MiB).
-// Chunks beyond it go to the file directly and are read back when the
-// bytes before them arrive.
-const maxBuffered = 8 << 20
+// DefaultReorderBuffer is Service.ReorderBuffer's default: what 7 writes
+// of 256 KiB ahead of a missing one take (an SFTP session of pigp has at
+// most 8 requests in flight).
+const DefaultReorderBuffer = 7 * chunkSize
+
+func (s *Service) reorderBuffer() int64 {
+	if s.ReorderBuffer > 0 {
+		return s.ReorderBuffer
+	}
+	return DefaultReorderBuffer
+}
 
 var _ pigp.Upload = (*upload)(nil)
 
@@ -123,7 +131,7 @@ func (s *Service) BeginDeposit(ctx context.Context, caller *pigp.Caller, name st
 	}
 	return &upload{
 		svc: s, caller: caller, name: name, siret: n.SIRET, temp: t, limit: s.MaxUploadSize, release: release,
-		hash: sha256.New(), pending: map[int64]int64{}, buffered: map[int64][]byte{},
+		hash: sha256.New(), pending: map[int64]int64{}, buffered: map[int64][]byte{}, maxBuffered: s.reorderBuffer(),
 	}, nil
 }
 
@@ -166,7 +174,7 @@ func (u *upload) WriteAt(p []byte, off int64) (int, error) {
 			u.temp.StartWriteback(u.flushed, u.hashed-u.flushed)
 			u.flushed = u.hashed
 		}
-	case off > u.hashed && !u.dirty && u.bufBytes+int64(len(p)) <= maxBuffered && !u.overlapsBuffered(off, end):
+	case off > u.hashed && !u.dirty && u.bufBytes+int64(len(p)) <= u.maxBuffered && !u.overlapsBuffered(off, end):
 		u.buffered[off] = u.svc.getChunk(p) // p is reused once WriteAt returns
 		u.bufBytes += int64(len(p))
 	default:

@@ -72,6 +72,13 @@ type Service struct {
 
 	MaxUploadSize int64         // bytes
 	Retention     time.Duration // how long a response stays available
+	// ReorderBuffer is the memory one upload may hold to put chunks that
+	// arrive ahead of the first missing one back in order (0:
+	// DefaultReorderBuffer). Beyond it, chunks go to the file at once and
+	// are read back to be hashed. The SFTP server never has more than
+	// (requests in flight − 1) × longest write ahead of the missing chunk:
+	// that is what it should be.
+	ReorderBuffer int64
 	// DuplicateWindow is how long a re-upload by the same account of the
 	// same name with the same SHA-256 is answered OK as a retry of the
 	// first deposit, without a new one (0: every upload is a deposit).

@@ -128,6 +128,9 @@ type Server struct {
 	// preference (empty: CipherOffer's default for this CPU): a client
 	// gets the first of them it supports, whatever its own order.
 	Ciphers []string
+	// Requests bounds the SFTP requests in flight of all sessions
+	// together (nil: each session alone is bounded).
+	Requests *RequestBudget
 
 	ln      net.Listener
 	config  *ssh.ServerConfig
@@ -697,7 +700,7 @@ func (s *Server) serveSFTP(ch ssh.Channel, caller *pigp.Caller, log *slog.Logger
 	}
 	fsys := s.NewFS(caller)
 	defer fsys.Close()
-	rs := NewRequestServer(ch, fsys.Handlers())
+	rs := NewRequestServer(ch, fsys.Handlers(), s.Requests)
 	if err := rs.Serve(); err != nil && !errors.Is(err, io.EOF) {
 		log.Debug("sftp session ended", "error", err)
 	}

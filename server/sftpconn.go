@@ -56,19 +56,39 @@ type sftpConn struct {
 
 	// inFlight holds a token per request handed to pkg/sftp and not yet
 	// answered: at most maxInFlight, so that the pages pkg/sftp holds
-	// per request (256 KiB each, kept until the session ends) stay few.
+	// per request (256 KiB each) stay few.
 	inFlight chan struct{}
 	wait     *time.Timer
+
+	// budget bounds the requests in flight of all sessions (nil: none).
+	// A session's first request in flight needs no place in it; each
+	// further one holds one of budget's places.
+	budget   *RequestBudget
+	bmu      sync.Mutex
+	active   int           // requests of this session counted in budget
+	places   int           // budget places they hold
+	released chan struct{} // a request of this session was answered
+	closed   bool
 }
 
-// maxInFlight is the number of requests pkg/sftp may hold at once: its
-// worker count. More would only wait in its queues, each holding a
-// 256 KiB page; the client's further requests wait in the SSH channel,
-// whose window then holds the client back. A request pkg/sftp never
-// answers (none is known) costs inFlightWait, not a stall.
+// maxInFlight is the number of requests pkg/sftp may hold at once for one
+// session: its worker count. More would only wait in its queues, each
+// holding a 256 KiB page; the client's further requests wait in the SSH
+// channel, whose window then holds the client back. A request pkg/sftp
+// never answers (none is known) costs inFlightWait, not a stall.
 const (
 	maxInFlight  = 8
 	inFlightWait = time.Second
+)
+
+// MaxRequestsInFlight is the most requests of one session pkg/sftp holds
+// at once, and MaxWriteLength the longest write a client is told to send
+// (limits@openssh.com): an upload never has more than
+// (MaxRequestsInFlight-1) × MaxWriteLength bytes ahead of the first one
+// still missing.
+const (
+	MaxRequestsInFlight = maxInFlight
+	MaxWriteLength      = limitWrite
 )
 
 // limitsRequestLen is the length of a limits@openssh.com request, without
@@ -81,35 +101,96 @@ const coalesce = 32 << 10
 
 // NewRequestServer returns pkg/sftp's request server for handlers over
 // ch, as every SFTP session is served: behind the packet shim (limits,
-// whole-packet writes, bounded requests in flight), from the start
-// directory "/", with reads of at most 255 KiB. Tests serve vfs handlers
-// over a pipe with it (internal/sftptest).
-func NewRequestServer(ch io.ReadWriteCloser, handlers sftp.Handlers) *sftp.RequestServer {
-	return sftp.NewRequestServer(newSFTPConn(ch), handlers,
+// whole-packet writes, requests in flight bounded per session and, with a
+// budget, across sessions), from the start directory "/", with reads of
+// at most 255 KiB, its pages from the process-wide pool of the patched
+// pkg/sftp (third_party/sftp). Tests serve vfs handlers over a pipe with
+// it (internal/sftptest). budget may be nil.
+func NewRequestServer(ch io.ReadWriteCloser, handlers sftp.Handlers, budget *RequestBudget) *sftp.RequestServer {
+	return sftp.NewRequestServer(newSFTPConn(ch, budget), handlers,
 		sftp.WithStartDirectory("/"),
 		sftp.WithRSMaxTxPacket(limitRead),
 		sftp.WithRSAllocator())
 }
 
-func newSFTPConn(ch io.ReadWriteCloser) *sftpConn {
+func newSFTPConn(ch io.ReadWriteCloser, budget *RequestBudget) *sftpConn {
 	t := time.NewTimer(inFlightWait)
 	t.Stop()
-	return &sftpConn{ch: ch, inFlight: make(chan struct{}, maxInFlight), wait: t}
+	return &sftpConn{ch: ch, inFlight: make(chan struct{}, maxInFlight), wait: t,
+		budget: budget, released: make(chan struct{}, 1)}
 }
 
-// acquire takes a place for a request, waiting at most inFlightWait.
+// acquire takes a place for a request, waiting at most inFlightWait for
+// the session's own bound and as long again for the shared one.
 func (c *sftpConn) acquire() {
 	select {
 	case c.inFlight <- struct{}{}:
+	default:
+		c.wait.Reset(inFlightWait)
+		select {
+		case c.inFlight <- struct{}{}:
+		case <-c.wait.C:
+		}
+		c.wait.Stop()
+	}
+	if c.budget != nil {
+		c.acquireShared()
+	}
+}
+
+// acquireShared counts the request in the budget: free when it is the
+// session's only one in flight, otherwise with a place of the budget,
+// waited for until one is free or the session's other requests are
+// answered.
+func (c *sftpConn) acquireShared() {
+	c.budget.begin()
+	if c.takeOwn() {
+		return
+	}
+	select {
+	case c.budget.places <- struct{}{}:
+		c.holdPlace()
 		return
 	default:
 	}
 	c.wait.Reset(inFlightWait)
-	select {
-	case c.inFlight <- struct{}{}:
-	case <-c.wait.C:
+	defer c.wait.Stop()
+	for {
+		select {
+		case c.budget.places <- struct{}{}:
+			c.holdPlace()
+			return
+		case <-c.released:
+			if c.takeOwn() {
+				return
+			}
+		case <-c.wait.C:
+			// A request never answered would stall the session: go on
+			// without a place, as for the session's own bound.
+			c.bmu.Lock()
+			c.active++
+			c.bmu.Unlock()
+			return
+		}
 	}
-	c.wait.Stop()
+}
+
+// takeOwn counts the request when the session has none in flight.
+func (c *sftpConn) takeOwn() bool {
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	if c.active == 0 || c.closed {
+		c.active++
+		return true
+	}
+	return false
+}
+
+func (c *sftpConn) holdPlace() {
+	c.bmu.Lock()
+	c.active++
+	c.places++
+	c.bmu.Unlock()
 }
 
 // release gives back the place of an answered request.
@@ -117,6 +198,45 @@ func (c *sftpConn) release() {
 	select {
 	case <-c.inFlight:
 	default:
+	}
+	if c.budget == nil {
+		return
+	}
+	c.bmu.Lock()
+	if c.active == 0 {
+		c.bmu.Unlock()
+		return
+	}
+	c.active--
+	if c.places > max(c.active-1, 0) {
+		c.places--
+		<-c.budget.places
+	}
+	c.bmu.Unlock()
+	c.budget.end()
+	select {
+	case c.released <- struct{}{}:
+	default:
+	}
+}
+
+// releaseAll gives back what the session still holds in the budget
+// (requests never answered when the session ends).
+func (c *sftpConn) releaseAll() {
+	if c.budget == nil {
+		return
+	}
+	c.bmu.Lock()
+	defer c.bmu.Unlock()
+	if c.closed {
+		return
+	}
+	c.closed = true
+	for ; c.places > 0; c.places-- {
+		<-c.budget.places
+	}
+	for ; c.active > 0; c.active-- {
+		c.budget.end()
 	}
 }
 
@@ -270,5 +390,9 @@ func withLimitsExtension(pkt []byte) []byte {
 	return out
 }
 
-// Close closes the channel.
-func (c *sftpConn) Close() error { return c.ch.Close() }
+// Close gives back the session's places in the budget and closes the
+// channel.
+func (c *sftpConn) Close() error {
+	c.releaseAll()
+	return c.ch.Close()
+}

@@ -74,7 +74,7 @@ func TestSFTPConnPackets(t *testing.T) {
 	in = append(in, lim...)
 	in = append(in, writePacket(2, 10)...)
 	ch := &loopChannel{in: in, record: true}
-	c := newSFTPConn(ch)
+	c := newSFTPConn(ch, nil)
 	c.version = true
 	page := make([]byte, 300<<10)
 	for _, want := range [][]byte{writePacket(1, 255<<10), writePacket(2, 10)} {
@@ -123,7 +123,7 @@ func TestSFTPConnInFlight(t *testing.T) {
 	for i := range maxInFlight + 2 {
 		in = append(in, writePacket(uint32(i), 100)...)
 	}
-	c := newSFTPConn(&loopChannel{in: in})
+	c := newSFTPConn(&loopChannel{in: in}, nil)
 	c.version = true
 	page := make([]byte, 1<<10)
 	for range maxInFlight {
@@ -157,7 +157,7 @@ func TestSFTPConnInFlight(t *testing.T) {
 // Steady state: no allocation per packet.
 func BenchmarkSFTPConnRead(b *testing.B) {
 	pkt := writePacket(1, 255<<10)
-	c := newSFTPConn(&loopChannel{in: pkt})
+	c := newSFTPConn(&loopChannel{in: pkt}, NewRequestBudget(64, func() {}))
 	page := make([]byte, 300<<10)
 	b.SetBytes(int64(len(pkt)))
 	b.ReportAllocs()
@@ -173,9 +173,9 @@ func BenchmarkSFTPConnRead(b *testing.B) {
 // BenchmarkSFTPConnWrite: 255 KiB DATA replies written as pkg/sftp writes
 // them (header, then data). Steady state: no allocation per packet.
 func BenchmarkSFTPConnWrite(b *testing.B) {
-	c := newSFTPConn(&loopChannel{})
+	c := newSFTPConn(&loopChannel{}, NewRequestBudget(64, func() {}))
 	c.version = true
-	c.inFlight <- struct{}{} // a request
+	c.acquire() // a request
 	data := make([]byte, 255<<10)
 	hdr := binary.BigEndian.AppendUint32([]byte{0, 0, 0, 0, 103, 0, 0, 0, 5}, uint32(len(data)))
 	binary.BigEndian.PutUint32(hdr, uint32(len(hdr)-4+len(data)))
@@ -189,6 +189,6 @@ func BenchmarkSFTPConnWrite(b *testing.B) {
 		if _, err := c.Write(data); err != nil {
 			b.Fatal(err)
 		}
-		c.inFlight <- struct{}{} // the next request
+		c.acquire() // the next request
 	}
 }

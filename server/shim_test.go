@@ -41,7 +41,7 @@ func sftpString(s string) []byte { return append(u32(uint32(len(s))), s...) }
 // write; several packets in one write go out one by one.
 func TestShimWritesWholePackets(t *testing.T) {
 	ch := &recorder{in: strings.NewReader("")}
-	c := newSFTPConn(ch)
+	c := newSFTPConn(ch, nil)
 	c.version = true // the VERSION reply went out
 	status := packet(101, u32(7), u32(0), sftpString("OK"), sftpString(""))
 	data := packet(103, u32(8), sftpString(strings.Repeat("x", 1000)))
@@ -77,7 +77,7 @@ func TestShimWritesWholePackets(t *testing.T) {
 // extensions, and only once.
 func TestShimVersionAdvertisesLimits(t *testing.T) {
 	ch := &recorder{in: strings.NewReader("")}
-	c := newSFTPConn(ch)
+	c := newSFTPConn(ch, nil)
 	version := packet(fxpVersion, u32(3), sftpString("posix-rename@openssh.com"), sftpString("1"))
 	c.Write(version[:5])
 	c.Write(version[5:])
@@ -103,7 +103,7 @@ func TestShimAnswersLimits(t *testing.T) {
 	limits := packet(fxpExtended, u32(42), sftpString(limitsExtension))
 	after := packet(17, u32(2), sftpString("/"))
 	ch := &recorder{in: bytes.NewReader(append(append(append([]byte(nil), before...), limits...), after...))}
-	c := newSFTPConn(ch)
+	c := newSFTPConn(ch, nil)
 	got, err := io.ReadAll(c)
 	if err != nil {
 		t.Fatal(err)
@@ -130,7 +130,7 @@ func TestShimOtherExtended(t *testing.T) {
 		packet(fxpExtended),
 	} {
 		ch := &recorder{in: bytes.NewReader(pkt)}
-		got, err := io.ReadAll(newSFTPConn(ch))
+		got, err := io.ReadAll(newSFTPConn(ch, nil))
 		if err != nil || !bytes.Equal(got, pkt) || len(ch.writes) != 0 {
 			t.Errorf("packet %x: pkg/sftp read %x, %v; shim wrote %x", pkt, got, err, ch.writes)
 		}
@@ -142,14 +142,14 @@ func TestShimOtherExtended(t *testing.T) {
 func TestShimPacketSizes(t *testing.T) {
 	for _, n := range []uint32{0, maxPacket + 1, 1 << 31, 1<<32 - 1} {
 		ch := &recorder{in: bytes.NewReader(append(u32(n), make([]byte, 64)...))}
-		_, err := io.ReadAll(newSFTPConn(ch))
+		_, err := io.ReadAll(newSFTPConn(ch, nil))
 		if err == nil || !strings.Contains(err.Error(), "refused") {
 			t.Errorf("packet of %d bytes: %v, want a refusal", n, err)
 		}
 	}
 	big := packet(6, make([]byte, maxPacket-1))
 	ch := &recorder{in: bytes.NewReader(big)}
-	c := newSFTPConn(ch)
+	c := newSFTPConn(ch, nil)
 	var got []byte
 	buf := make([]byte, 1)
 	for {
@@ -166,7 +166,7 @@ func TestShimPacketSizes(t *testing.T) {
 	}
 	// A packet cut short ends the session.
 	ch = &recorder{in: bytes.NewReader(big[:1000])}
-	if _, err := io.ReadAll(newSFTPConn(ch)); err != io.ErrUnexpectedEOF {
+	if _, err := io.ReadAll(newSFTPConn(ch, nil)); err != io.ErrUnexpectedEOF {
 		t.Errorf("truncated packet: %v", err)
 	}
 }
@@ -176,7 +176,7 @@ func TestShimPacketSizes(t *testing.T) {
 func TestShimNoInterleaving(t *testing.T) {
 	limits := packet(fxpExtended, u32(1), sftpString(limitsExtension))
 	ch := &recorder{in: bytes.NewReader(limits)}
-	c := newSFTPConn(ch)
+	c := newSFTPConn(ch, nil)
 	c.version = true
 	c.Write(packet(101, u32(7), u32(0))[:6]) // half a reply
 	if _, err := c.Read(make([]byte, 10)); err == nil || !strings.Contains(err.Error(), "interleaved") {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -167,6 +168,8 @@ func openApp(ctx context.Context, c config.Config, logger *slog.Logger) (*App, e
 	a.Exchange = exchange.New(db, a.Blobs, a.Spool, logger.With("component", "exchange"))
 	a.Exchange.Clock = a.Now
 	a.Exchange.MaxUploadSize = int64(c.MaxUploadSize)
+	// An upload has at most this much ahead of its first missing chunk.
+	a.Exchange.ReorderBuffer = int64(server.MaxRequestsInFlight-1) * server.MaxWriteLength
 	a.Exchange.Retention = c.Retention.Std()
 	a.Exchange.HistoryMonths = c.HistoryMonths
 	a.Exchange.PasswordValidityMonths = c.PasswordValidityMonths
@@ -274,8 +277,12 @@ func (a *App) StartScheduler() error {
 func (a *App) StartSFTP() error {
 	a.applyLimits()
 	// Compute the dummy hash of unknown logins now, so that the first one
-	// does not take longer than a known one.
+	// does not take longer than a known one. Its 38 MB of argon2 memory
+	// would otherwise stay with the idle process until the next collection.
 	pigp.VerifyPassword("", "")
+	if a.Config.Auth.ReleaseMemory {
+		debug.FreeOSMemory()
+	}
 	keys, err := server.LoadOrCreateHostKeys(filepath.Join(a.Config.DataDir, "hostkeys"))
 	if err != nil {
 		return err
@@ -304,6 +311,7 @@ func (a *App) StartSFTP() error {
 		MaxConnsPerIP:  a.Config.MaxConnectionsPerIP,
 		MaxUnauthPerIP: a.Config.Auth.MaxUnauthenticatedPerIP,
 		Ciphers:        a.Config.SSH.Ciphers, // nil: server.CipherOffer
+		Requests:       server.NewRequestBudget(a.Config.Limits.RequestsInFlight, idleRelease(a.Config.Limits.ReleaseMemory)),
 
 		MaxSessionsPerAccount: a.Config.Limits.MaxSessionsPerAccount,
 		SessionEnded: func(c *pigp.Caller) {

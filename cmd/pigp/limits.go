@@ -54,6 +54,15 @@ func (a *App) applyLimits() {
 	}
 }
 
+// idleRelease returns what the SFTP server calls once its transfers stop:
+// the memory goes back to the system (nil when release is false).
+func idleRelease(release bool) func() {
+	if !release {
+		return nil
+	}
+	return debug.FreeOSMemory
+}
+
 // newHashLimiter returns the memory budget of password checks.
 func newHashLimiter(c config.Config, a *App) *exchange.HashLimiter {
 	var idle func()

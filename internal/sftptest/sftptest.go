@@ -242,7 +242,7 @@ func (e *Env) serve(caller *pigp.Caller) (*Session, net.Conn) {
 	fsys := e.FS(&c)
 	cli, srv := net.Pipe()
 	s := &Session{FS: fsys, conn: cli, srv: srv, done: make(chan struct{})}
-	rs := server.NewRequestServer(srv, fsys.Handlers())
+	rs := server.NewRequestServer(srv, fsys.Handlers(), nil)
 	go func() {
 		defer close(s.done)
 		rs.Serve()
