@@ -411,6 +411,9 @@ concurrency() { # round server
 		} >"$dir/batch$i"
 	done
 	sync
+	# pigp gives the memory of a burst back a second after its last request (limits.release_memory):
+	# the previous case's transfers must not count as idle memory.
+	sleep 2
 	idle=$(tree_pss "${PID[$server]}")
 	before=$(proc_cpu "${PID[$server]}")
 	# The barrier: an exclusive lock held on fd 8 until the uploads may start (no other process

@@ -614,7 +614,8 @@ func (s *Server) handleConn(nc net.Conn) {
 	if c := chooseCipher(s.Ciphers, client); c != nil {
 		cfg = s.configs[c[0]]
 	}
-	conn, chans, reqs, err := ssh.NewServerConn(pc, s.connConfig(ctx, cfg))
+	gate := newReadGate(pc, readAhead)
+	conn, chans, reqs, err := ssh.NewServerConn(gate, s.connConfig(ctx, cfg))
 	if err != nil {
 		s.Logger.Debug("ssh handshake failed", "ip", ip, "error", err)
 		return
@@ -658,7 +659,7 @@ func (s *Server) handleConn(nc net.Conn) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.handleSession(ch, creqs, caller, log)
+			s.handleSession(ch, creqs, caller, gate, log)
 		}()
 	}
 	wg.Wait()
@@ -667,7 +668,7 @@ func (s *Server) handleConn(nc net.Conn) {
 
 // handleSession waits for the "sftp" subsystem request and refuses every
 // other request (shell, exec, pty, env, …) at once.
-func (s *Server) handleSession(ch ssh.Channel, reqs <-chan *ssh.Request, caller *pigp.Caller, log *slog.Logger) {
+func (s *Server) handleSession(ch ssh.Channel, reqs <-chan *ssh.Request, caller *pigp.Caller, gate *readGate, log *slog.Logger) {
 	defer ch.Close()
 	started := false
 	for req := range reqs {
@@ -688,19 +689,25 @@ func (s *Server) handleSession(ch ssh.Channel, reqs <-chan *ssh.Request, caller 
 			continue
 		}
 		go ssh.DiscardRequests(reqs)
-		s.serveSFTP(ch, caller, log)
+		s.serveSFTP(ch, caller, gate, log)
 		return
 	}
 }
 
-func (s *Server) serveSFTP(ch ssh.Channel, caller *pigp.Caller, log *slog.Logger) {
+func (s *Server) serveSFTP(ch ssh.Channel, caller *pigp.Caller, gate *readGate, log *slog.Logger) {
 	if s.Metrics != nil {
 		s.Metrics.SFTPSessionStarted()
 		defer s.Metrics.SFTPSessionEnded()
 	}
 	fsys := s.NewFS(caller)
 	defer fsys.Close()
-	rs := NewRequestServer(ch, fsys.Handlers(), s.Requests)
+	c := newSFTPConn(ch, s.Requests)
+	if gate != nil {
+		c.gate = gate
+		gate.attach()
+		defer gate.detach()
+	}
+	rs := newRequestServer(c, fsys.Handlers())
 	if err := rs.Serve(); err != nil && !errors.Is(err, io.EOF) {
 		log.Debug("sftp session ended", "error", err)
 	}

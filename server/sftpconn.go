@@ -69,6 +69,10 @@ type sftpConn struct {
 	places   int           // budget places they hold
 	released chan struct{} // a request of this session was answered
 	closed   bool
+
+	// gate is the connection's read gate (nil: none), told what the
+	// session takes from the channel and when it waits for its replies.
+	gate *readGate
 }
 
 // maxInFlight is the number of requests pkg/sftp may hold at once for one
@@ -107,7 +111,11 @@ const coalesce = 32 << 10
 // pkg/sftp (third_party/sftp). Tests serve vfs handlers over a pipe with
 // it (internal/sftptest). budget may be nil.
 func NewRequestServer(ch io.ReadWriteCloser, handlers sftp.Handlers, budget *RequestBudget) *sftp.RequestServer {
-	return sftp.NewRequestServer(newSFTPConn(ch, budget), handlers,
+	return newRequestServer(newSFTPConn(ch, budget), handlers)
+}
+
+func newRequestServer(c *sftpConn, handlers sftp.Handlers) *sftp.RequestServer {
+	return sftp.NewRequestServer(c, handlers,
 		sftp.WithStartDirectory("/"),
 		sftp.WithRSMaxTxPacket(limitRead),
 		sftp.WithRSAllocator())
@@ -126,12 +134,18 @@ func (c *sftpConn) acquire() {
 	select {
 	case c.inFlight <- struct{}{}:
 	default:
+		if c.gate != nil {
+			c.gate.ownWaitStart()
+		}
 		c.wait.Reset(inFlightWait)
 		select {
 		case c.inFlight <- struct{}{}:
 		case <-c.wait.C:
 		}
 		c.wait.Stop()
+		if c.gate != nil {
+			c.gate.ownWaitEnd()
+		}
 	}
 	if c.budget != nil {
 		c.acquireShared()
@@ -251,7 +265,7 @@ func (c *sftpConn) Read(p []byte) (int, error) {
 			return n, nil
 		}
 		if c.remain > 0 {
-			n, err := c.ch.Read(p[:min(len(p), c.remain)])
+			n, err := c.read(p[:min(len(p), c.remain)])
 			c.remain -= n
 			if err == io.EOF && c.remain > 0 {
 				err = io.ErrUnexpectedEOF
@@ -269,7 +283,7 @@ func (c *sftpConn) Read(p []byte) (int, error) {
 // nextPacket reads the length and the first bytes of the next packet,
 // and answers it when it is a limits request.
 func (c *sftpConn) nextPacket() error {
-	if _, err := io.ReadFull(c.ch, c.hbuf[:4]); err != nil {
+	if _, err := c.readFull(c.hbuf[:4]); err != nil {
 		return err
 	}
 	n := binary.BigEndian.Uint32(c.hbuf[:4])
@@ -277,7 +291,7 @@ func (c *sftpConn) nextPacket() error {
 		return fmt.Errorf("sftp packet of %d bytes refused", n)
 	}
 	k := min(int(n), limitsRequestLen)
-	if _, err := io.ReadFull(c.ch, c.hbuf[4:4+k]); err != nil {
+	if _, err := c.readFull(c.hbuf[4 : 4+k]); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
@@ -290,6 +304,33 @@ func (c *sftpConn) nextPacket() error {
 	}
 	c.head, c.remain = c.hbuf[:4+k], int(n)-k
 	return nil
+}
+
+// read reads from the channel, telling the gate what was taken.
+func (c *sftpConn) read(p []byte) (int, error) {
+	if c.gate == nil {
+		return c.ch.Read(p)
+	}
+	c.gate.readStart()
+	n, err := c.ch.Read(p)
+	c.gate.readEnd(n, len(p))
+	return n, err
+}
+
+// readFull is io.ReadFull through read.
+func (c *sftpConn) readFull(p []byte) (int, error) {
+	n := 0
+	for n < len(p) {
+		k, err := c.read(p[n:])
+		n += k
+		if err != nil {
+			if err == io.EOF && n > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // isLimitsRequest reports whether pkt is SSH_FXP_EXTENDED limits@openssh.com.

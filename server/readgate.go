@@ -1,0 +1,162 @@
+package server
+
+import (
+	"net"
+	"sync"
+	"time"
+)
+
+// readGate keeps an SSH connection from reading far ahead of its SFTP
+// session. x/crypto/ssh reads and decrypts whatever the client sends
+// within the channel's window (2 MiB, fixed) and keeps it in the heap
+// until the session reads it: with fifty sessions uploading faster than
+// the CPUs store, that was about 1 MiB of decrypted data per session
+// waiting in the heap (and twice that with the collector's headroom). The
+// gate holds back reading the socket while more than limit bytes were
+// read and not yet taken by the session; the rest waits in the kernel's
+// socket buffer, as it does for OpenSSH, and TCP holds the client back.
+//
+// It never holds a session back from what it waits for: reading goes on
+// while the session waits for data (it is blocked in the channel's Read)
+// or for its own replies to go out (which may need the client's window
+// adjustments or a key exchange, both read from the socket), and after
+// holdMax in any case. It only holds while the session is busy or waits
+// for a place of the shared budget, which other sessions give back.
+type readGate struct {
+	net.Conn
+	limit int64
+
+	mu        sync.Mutex
+	ahead     int64  // bytes read from the socket and not known taken
+	consumers int    // SFTP sessions on the connection
+	ownWait   int    // sessions waiting for their own replies
+	reading   int    // sessions inside their channel's Read
+	seq       uint64 // channel reads begun
+	progress  chan struct{}
+	timer     *time.Timer // of the reading goroutine (x/crypto has one)
+}
+
+// Gate timings: how long a read waits at most, and how long a session
+// must sit in one channel read to count as waiting for data.
+const (
+	holdMax     = time.Second
+	blockedRead = 2 * time.Millisecond
+)
+
+// readAhead is the gate's limit: about one 255 KiB write of
+// OpenSSH's, so that the next request is decrypted while one is served.
+const readAhead = 256 << 10
+
+func newReadGate(c net.Conn, limit int64) *readGate {
+	t := time.NewTimer(holdMax)
+	t.Stop()
+	return &readGate{Conn: c, limit: limit, progress: make(chan struct{}, 1), timer: t}
+}
+
+// Read reads from the socket once the session has taken enough of what
+// was read before.
+func (g *readGate) Read(p []byte) (int, error) {
+	g.hold()
+	n, err := g.Conn.Read(p)
+	if n > 0 {
+		g.mu.Lock()
+		g.ahead += int64(n)
+		g.mu.Unlock()
+	}
+	return n, err
+}
+
+func (g *readGate) hold() {
+	start := time.Now()
+	for {
+		g.mu.Lock()
+		if g.consumers == 0 || g.ownWait > 0 || g.ahead <= g.limit {
+			g.mu.Unlock()
+			return
+		}
+		reading, seq := g.reading > 0, g.seq
+		g.mu.Unlock()
+		wait := holdMax - time.Since(start)
+		if wait <= 0 {
+			return
+		}
+		if reading {
+			wait = min(wait, blockedRead)
+		}
+		g.timer.Reset(wait)
+		select {
+		case <-g.progress:
+			g.timer.Stop()
+			continue
+		case <-g.timer.C:
+		}
+		if reading {
+			g.mu.Lock()
+			blocked := g.reading > 0 && g.seq == seq
+			g.mu.Unlock()
+			if blocked {
+				return // the session waits for data in its channel
+			}
+		}
+	}
+}
+
+func (g *readGate) signal() {
+	select {
+	case g.progress <- struct{}{}:
+	default:
+	}
+}
+
+// attach and detach count the SFTP sessions of the connection; the gate
+// holds nothing without one.
+func (g *readGate) attach() {
+	g.mu.Lock()
+	g.consumers++
+	g.mu.Unlock()
+}
+
+func (g *readGate) detach() {
+	g.mu.Lock()
+	g.consumers--
+	g.mu.Unlock()
+	g.signal()
+}
+
+// readStart and readEnd surround a session's read of asked bytes from its
+// channel, which gave n. A read that gave fewer bytes than asked emptied
+// the channel's buffer: everything read from the socket is taken, but for
+// a packet in the middle of being read.
+func (g *readGate) readStart() {
+	g.mu.Lock()
+	g.reading++
+	g.seq++
+	g.mu.Unlock()
+}
+
+func (g *readGate) readEnd(n, asked int) {
+	g.mu.Lock()
+	g.reading--
+	if n < asked {
+		g.ahead = 0
+	} else {
+		g.ahead -= int64(n)
+	}
+	g.mu.Unlock()
+	g.signal()
+}
+
+// ownWaitStart and ownWaitEnd surround a session's wait for its own
+// replies (its requests in flight at their bound).
+func (g *readGate) ownWaitStart() {
+	g.mu.Lock()
+	g.ownWait++
+	g.mu.Unlock()
+	g.signal()
+}
+
+func (g *readGate) ownWaitEnd() {
+	g.mu.Lock()
+	g.ownWait--
+	g.mu.Unlock()
+}
