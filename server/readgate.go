@@ -25,6 +25,9 @@ import (
 type readGate struct {
 	net.Conn
 	limit int64
+	// maxHold is how long one Read is held at most: holdMax (tests set
+	// their own, so that "still held" never races with it).
+	maxHold time.Duration
 
 	mu        sync.Mutex
 	ahead     int64  // bytes read from the socket and not known taken
@@ -50,7 +53,7 @@ const readAhead = 256 << 10
 func newReadGate(c net.Conn, limit int64) *readGate {
 	t := time.NewTimer(holdMax)
 	t.Stop()
-	return &readGate{Conn: c, limit: limit, progress: make(chan struct{}, 1), timer: t}
+	return &readGate{Conn: c, limit: limit, maxHold: holdMax, progress: make(chan struct{}, 1), timer: t}
 }
 
 // Read reads from the socket once the session has taken enough of what
@@ -76,7 +79,7 @@ func (g *readGate) hold() {
 		}
 		reading, seq := g.reading > 0, g.seq
 		g.mu.Unlock()
-		wait := holdMax - time.Since(start)
+		wait := g.maxHold - time.Since(start)
 		if wait <= 0 {
 			return
 		}
@@ -95,7 +98,18 @@ func (g *readGate) hold() {
 			blocked := g.reading > 0 && g.seq == seq
 			g.mu.Unlock()
 			if blocked {
-				return // the session waits for data in its channel
+				// The session waits for data in its channel: it took
+				// all that was read for it. Without this reset, what
+				// is never taken through a channel read (the SSH
+				// framing and MACs, the client's window adjustments,
+				// other channels' data) accumulates, as it does
+				// during downloads, whose requests are read whole and
+				// never by a short read: past the limit, every socket
+				// read would wait blockedRead.
+				g.mu.Lock()
+				g.ahead = 0
+				g.mu.Unlock()
+				return
 			}
 		}
 	}
@@ -132,6 +146,10 @@ func (g *readGate) readStart() {
 	g.reading++
 	g.seq++
 	g.mu.Unlock()
+	// A held read must learn that the session now reads: it may wait
+	// for data behind the gate (whatever the gate counts ahead), and
+	// without a signal the gate would see it only after holdMax.
+	g.signal()
 }
 
 func (g *readGate) readEnd(n, asked int) {
