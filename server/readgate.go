@@ -19,8 +19,9 @@ import (
 // It never holds a session back from what it waits for: reading goes on
 // while the session waits for data (it is blocked in the channel's Read)
 // or for its own replies to go out (which may need the client's window
-// adjustments or a key exchange, both read from the socket), and after
-// holdMax in any case. It only holds while the session is busy or waits
+// adjustments or a key exchange, both read from the socket: it waits for
+// its requests in flight, or is blocked in the channel's Write), and
+// after holdMax in any case. It only holds while the session is busy or waits
 // for a place of the shared budget, which other sessions give back.
 type readGate struct {
 	net.Conn
@@ -35,6 +36,8 @@ type readGate struct {
 	ownWait   int    // sessions waiting for their own replies
 	reading   int    // sessions inside their channel's Read
 	seq       uint64 // channel reads begun
+	writing   int    // sessions inside their channel's Write
+	wseq      uint64 // channel writes begun or ended
 	progress  chan struct{}
 	timer     *time.Timer // of the reading goroutine (x/crypto has one)
 }
@@ -78,12 +81,13 @@ func (g *readGate) hold() {
 			return
 		}
 		reading, seq := g.reading > 0, g.seq
+		writing, wseq := g.writing > 0, g.wseq
 		g.mu.Unlock()
 		wait := g.maxHold - time.Since(start)
 		if wait <= 0 {
 			return
 		}
-		if reading {
+		if reading || writing {
 			wait = min(wait, blockedRead)
 		}
 		g.timer.Reset(wait)
@@ -92,6 +96,22 @@ func (g *readGate) hold() {
 			g.timer.Stop()
 			continue
 		case <-g.timer.C:
+		}
+		if writing {
+			g.mu.Lock()
+			blocked := g.writing > 0 && g.wseq == wseq
+			g.mu.Unlock()
+			if blocked {
+				// A reply has not gone out for blockedRead: it waits
+				// for the client's window adjustment or, during a key
+				// exchange (x/crypto queues 64 packets, then holds
+				// every write), for the client's key exchange
+				// messages: both come from the socket, behind what
+				// the gate holds. Holding on would stall the session
+				// (and those waiting for its places of the budget)
+				// until holdMax, at every key exchange.
+				return
+			}
 		}
 		if reading {
 			g.mu.Lock()
@@ -162,6 +182,22 @@ func (g *readGate) readEnd(n, asked int) {
 	}
 	g.mu.Unlock()
 	g.signal()
+}
+
+// writeStart and writeEnd surround a session's write to its channel.
+func (g *readGate) writeStart() {
+	g.mu.Lock()
+	g.writing++
+	g.wseq++
+	g.mu.Unlock()
+	g.signal() // as readStart
+}
+
+func (g *readGate) writeEnd() {
+	g.mu.Lock()
+	g.writing--
+	g.wseq++
+	g.mu.Unlock()
 }
 
 // ownWaitStart and ownWaitEnd surround a session's wait for its own

@@ -147,3 +147,17 @@ func TestGateHoldMax(t *testing.T) {
 	mustWait(t, gateRead(t, g), "a held read, after holdMax")
 	mustWait(t, gateRead(t, g), "the next held read, after holdMax")
 }
+
+// TestGateBlockedWrite: a reply that does not go out waits for the
+// client's window adjustment or key exchange messages, from the socket:
+// the gate opens. Writes that go out leave it shut.
+func TestGateBlockedWrite(t *testing.T) {
+	g, next := heldGate(t)
+	g.writeStart()
+	g.writeEnd()
+	mustBlock(t, next, "a read after a reply went out")
+	g.writeStart() // and no writeEnd: the reply waits
+	mustWait(t, next, "a read while a reply waits to go out")
+	g.writeEnd()
+	mustBlock(t, gateRead(t, g), "a read once the reply went out")
+}

@@ -151,6 +151,9 @@ type Server struct {
 	// graceful stop lets a login begun before it finish and transfer.
 	active sync.WaitGroup
 	sleep  func(time.Duration) // the accept loop's back-off (tests)
+	// rekeyThreshold is the SSH re-key threshold (0: x/crypto's
+	// default); tests set a small one to re-key during transfers.
+	rekeyThreshold uint64
 }
 
 // Open validates the settings, binds the listener and starts serving.
@@ -214,7 +217,7 @@ func (s *Server) ListenAddr() net.Addr { return s.ln.Addr() }
 // (connConfig).
 func (s *Server) sshConfig(ciphers []string) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
-		Config:                  ssh.Config{KeyExchanges: KeyExchanges, Ciphers: ciphers, MACs: MACs},
+		Config:                  ssh.Config{KeyExchanges: KeyExchanges, Ciphers: ciphers, MACs: MACs, RekeyThreshold: s.rekeyThreshold},
 		PublicKeyAuthAlgorithms: PublicKeyAuthAlgorithms,
 		MaxAuthTries:            s.MaxAuthTries,
 		ServerVersion:           s.ServerVersion,
