@@ -178,7 +178,13 @@ func (g *readGate) readEnd(n, asked int) {
 	if n < asked {
 		g.ahead = 0
 	} else {
-		g.ahead -= int64(n)
+		// Never below 0: after a reset (a short read, a session waiting
+		// for data) the session may still take bytes read before it,
+		// from a packet in the middle of being read, from another
+		// channel of the connection, or from a buffer it was not done
+		// with; a negative count would let up to a whole window (2
+		// MiB) more in past the limit.
+		g.ahead = max(g.ahead-int64(n), 0)
 	}
 	g.mu.Unlock()
 	g.signal()

@@ -161,3 +161,17 @@ func TestGateBlockedWrite(t *testing.T) {
 	g.writeEnd()
 	mustBlock(t, gateRead(t, g), "a read once the reply went out")
 }
+
+// TestGateNoCredit: a session taking bytes read before a reset (another
+// channel's, a packet in the middle of being read) gets no credit beyond
+// the limit for them.
+func TestGateNoCredit(t *testing.T) {
+	g, next := heldGate(t)
+	g.readStart()
+	g.readEnd(10, 100) // reset
+	mustWait(t, next, "a read after a short channel read")
+	g.readStart()
+	g.readEnd(1<<20, 1<<20) // taken: far more than counted since the reset
+	mustWait(t, gateRead(t, g), "a read with nothing ahead")
+	mustBlock(t, gateRead(t, g), "a read past the limit after a big read")
+}

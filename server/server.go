@@ -708,10 +708,16 @@ func (s *Server) serveSFTP(ch ssh.Channel, caller *pigp.Caller, gate *readGate, 
 	if gate != nil {
 		c.gate = gate
 		gate.attach()
-		defer gate.detach()
 	}
 	rs := newRequestServer(c, fsys.Handlers())
-	if err := rs.Serve(); err != nil && !errors.Is(err, io.EOF) {
+	err := rs.Serve()
+	if gate != nil {
+		// The session reads its channel no more: the gate must not
+		// hold for it while the exit status below waits to go out
+		// (during a key exchange, behind the client's kex messages).
+		gate.detach()
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
 		log.Debug("sftp session ended", "error", err)
 	}
 	// Like sftp-server, end with an exit status: OpenSSH's scp fails
