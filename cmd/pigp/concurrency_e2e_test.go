@@ -99,15 +99,17 @@ func TestConcurrentUploadsOneAddress(t *testing.T) {
 // After a transfer, upstream pkg/sftp keeps every 256 KiB page the session
 // had in flight for as long as the session stays open; the patched
 // allocator (third_party/sftp/allocator.go) gives them back to a pool the
-// garbage collector empties. The transfers run one session at a time, so
-// that each has its whole pipeline (server.MaxRequestsInFlight requests),
-// as a WinSCP window left open after one upload had: sessions transferring
-// together share the places of limits.requests_in_flight, and how many
-// pages each would reach would depend on scheduling. Measured on the
-// 2-CPU development machine, 20 sessions (KiB per session above the base):
-// patched allocator, IDLE_PATCHED idle and AFTER_PATCHED after the transfers;
-// with upstream's per-session free list instead, AFTER_UPSTREAM after the
-// transfers, and the test fails.
+// garbage collector empties. The transfers run one session at a time, as
+// a WinSCP window left open after one upload: each session has its whole
+// pipeline (server.MaxRequestsInFlight requests) and the figure does not
+// depend on how sessions transferring together share the places of
+// limits.requests_in_flight. Measured on the 2-CPU development machine,
+// 20 sessions, KiB per session above the base:
+//   - patched allocator (6 runs): 437–447 idle, 584–591 after the
+//     transfers;
+//   - upstream's allocator, pages back to a free list per session (3
+//     runs): 683–693 idle, 2656–3039 after the transfers, and the test
+//     fails (2 runs with the 20 sessions transferring at once: 3205–3381).
 func TestIdleSessionMemory(t *testing.T) {
 	needTool(t, "sftp")
 	e := startEnv(t, "sqlite", nil)
