@@ -105,7 +105,7 @@ func TestConcurrentUploadsOneAddress(t *testing.T) {
 // depend on how sessions transferring together share the places of
 // limits.requests_in_flight. Measured on the 2-CPU development machine,
 // 20 sessions, KiB per session above the base:
-//   - patched allocator (6 runs): 437–447 idle, 584–591 after the
+//   - patched allocator (9 runs): 437–447 idle, 584–592 after the
 //     transfers;
 //   - upstream's allocator, pages back to a free list per session (3
 //     runs): 683–693 idle, 2656–3039 after the transfers, and the test
