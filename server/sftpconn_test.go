@@ -153,11 +153,14 @@ func TestSFTPConnInFlight(t *testing.T) {
 }
 
 // BenchmarkSFTPConnRead: 255 KiB writes (what OpenSSH sends after
-// limits@openssh.com) read through sftpConn the way pkg/sftp reads them.
+// limits@openssh.com) read through sftpConn the way pkg/sftp reads them,
+// with the shared request budget and the read gate of a session.
 // Steady state: no allocation per packet.
 func BenchmarkSFTPConnRead(b *testing.B) {
 	pkt := writePacket(1, 255<<10)
 	c := newSFTPConn(&loopChannel{in: pkt}, NewRequestBudget(64, func() {}))
+	c.gate = newReadGate(nil, readAhead) // told of every channel read, as in a session
+	c.gate.attach()
 	page := make([]byte, 300<<10)
 	b.SetBytes(int64(len(pkt)))
 	b.ReportAllocs()
