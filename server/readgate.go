@@ -19,12 +19,16 @@ import (
 // It never holds a session back from what it waits for: reading goes on
 // while the session waits for data (it is blocked in the channel's Read)
 // or for its own replies to go out (which may need the client's window
-// adjustments or a key exchange, both read from the socket), and after
-// holdMax in any case. It only holds while the session is busy or waits
+// adjustments or a key exchange, both read from the socket: it waits for
+// its requests in flight, or is blocked in the channel's Write), and
+// after holdMax in any case. It only holds while the session is busy or waits
 // for a place of the shared budget, which other sessions give back.
 type readGate struct {
 	net.Conn
 	limit int64
+	// maxHold is how long one Read is held at most: holdMax (tests set
+	// their own, so that "still held" never races with it).
+	maxHold time.Duration
 
 	mu        sync.Mutex
 	ahead     int64  // bytes read from the socket and not known taken
@@ -32,6 +36,8 @@ type readGate struct {
 	ownWait   int    // sessions waiting for their own replies
 	reading   int    // sessions inside their channel's Read
 	seq       uint64 // channel reads begun
+	writing   int    // sessions inside their channel's Write
+	wseq      uint64 // channel writes begun or ended
 	progress  chan struct{}
 	timer     *time.Timer // of the reading goroutine (x/crypto has one)
 }
@@ -50,7 +56,7 @@ const readAhead = 256 << 10
 func newReadGate(c net.Conn, limit int64) *readGate {
 	t := time.NewTimer(holdMax)
 	t.Stop()
-	return &readGate{Conn: c, limit: limit, progress: make(chan struct{}, 1), timer: t}
+	return &readGate{Conn: c, limit: limit, maxHold: holdMax, progress: make(chan struct{}, 1), timer: t}
 }
 
 // Read reads from the socket once the session has taken enough of what
@@ -75,12 +81,13 @@ func (g *readGate) hold() {
 			return
 		}
 		reading, seq := g.reading > 0, g.seq
+		writing, wseq := g.writing > 0, g.wseq
 		g.mu.Unlock()
-		wait := holdMax - time.Since(start)
+		wait := g.maxHold - time.Since(start)
 		if wait <= 0 {
 			return
 		}
-		if reading {
+		if reading || writing {
 			wait = min(wait, blockedRead)
 		}
 		g.timer.Reset(wait)
@@ -90,12 +97,39 @@ func (g *readGate) hold() {
 			continue
 		case <-g.timer.C:
 		}
+		if writing {
+			g.mu.Lock()
+			blocked := g.writing > 0 && g.wseq == wseq
+			g.mu.Unlock()
+			if blocked {
+				// A reply has not gone out for blockedRead: it waits
+				// for the client's window adjustment or, during a key
+				// exchange (x/crypto queues 64 packets, then holds
+				// every write), for the client's key exchange
+				// messages: both come from the socket, behind what
+				// the gate holds. Holding on would stall the session
+				// (and those waiting for its places of the budget)
+				// until holdMax, at every key exchange.
+				return
+			}
+		}
 		if reading {
 			g.mu.Lock()
 			blocked := g.reading > 0 && g.seq == seq
 			g.mu.Unlock()
 			if blocked {
-				return // the session waits for data in its channel
+				// The session waits for data in its channel: it took
+				// all that was read for it. Without this reset, what
+				// is never taken through a channel read (the SSH
+				// framing and MACs, the client's window adjustments,
+				// other channels' data) accumulates, as it does
+				// during downloads, whose requests are read whole and
+				// never by a short read: past the limit, every socket
+				// read would wait blockedRead.
+				g.mu.Lock()
+				g.ahead = 0
+				g.mu.Unlock()
+				return
 			}
 		}
 	}
@@ -132,6 +166,10 @@ func (g *readGate) readStart() {
 	g.reading++
 	g.seq++
 	g.mu.Unlock()
+	// A held read must learn that the session now reads: it may wait
+	// for data behind the gate (whatever the gate counts ahead), and
+	// without a signal the gate would see it only after holdMax.
+	g.signal()
 }
 
 func (g *readGate) readEnd(n, asked int) {
@@ -140,10 +178,32 @@ func (g *readGate) readEnd(n, asked int) {
 	if n < asked {
 		g.ahead = 0
 	} else {
-		g.ahead -= int64(n)
+		// Never below 0: after a reset (a short read, a session waiting
+		// for data) the session may still take bytes read before it,
+		// from a packet in the middle of being read, from another
+		// channel of the connection, or from a buffer it was not done
+		// with; a negative count would let up to a whole window (2
+		// MiB) more in past the limit.
+		g.ahead = max(g.ahead-int64(n), 0)
 	}
 	g.mu.Unlock()
 	g.signal()
+}
+
+// writeStart and writeEnd surround a session's write to its channel.
+func (g *readGate) writeStart() {
+	g.mu.Lock()
+	g.writing++
+	g.wseq++
+	g.mu.Unlock()
+	g.signal() // as readStart
+}
+
+func (g *readGate) writeEnd() {
+	g.mu.Lock()
+	g.writing--
+	g.wseq++
+	g.mu.Unlock()
 }
 
 // ownWaitStart and ownWaitEnd surround a session's wait for its own

@@ -151,6 +151,9 @@ type Server struct {
 	// graceful stop lets a login begun before it finish and transfer.
 	active sync.WaitGroup
 	sleep  func(time.Duration) // the accept loop's back-off (tests)
+	// rekeyThreshold is the SSH re-key threshold (0: x/crypto's
+	// default); tests set a small one to re-key during transfers.
+	rekeyThreshold uint64
 }
 
 // Open validates the settings, binds the listener and starts serving.
@@ -214,7 +217,7 @@ func (s *Server) ListenAddr() net.Addr { return s.ln.Addr() }
 // (connConfig).
 func (s *Server) sshConfig(ciphers []string) *ssh.ServerConfig {
 	cfg := &ssh.ServerConfig{
-		Config:                  ssh.Config{KeyExchanges: KeyExchanges, Ciphers: ciphers, MACs: MACs},
+		Config:                  ssh.Config{KeyExchanges: KeyExchanges, Ciphers: ciphers, MACs: MACs, RekeyThreshold: s.rekeyThreshold},
 		PublicKeyAuthAlgorithms: PublicKeyAuthAlgorithms,
 		MaxAuthTries:            s.MaxAuthTries,
 		ServerVersion:           s.ServerVersion,
@@ -705,10 +708,16 @@ func (s *Server) serveSFTP(ch ssh.Channel, caller *pigp.Caller, gate *readGate, 
 	if gate != nil {
 		c.gate = gate
 		gate.attach()
-		defer gate.detach()
 	}
 	rs := newRequestServer(c, fsys.Handlers())
-	if err := rs.Serve(); err != nil && !errors.Is(err, io.EOF) {
+	err := rs.Serve()
+	if gate != nil {
+		// The session reads its channel no more: the gate must not
+		// hold for it while the exit status below waits to go out
+		// (during a key exchange, behind the client's kex messages).
+		gate.detach()
+	}
+	if err != nil && !errors.Is(err, io.EOF) {
 		log.Debug("sftp session ended", "error", err)
 	}
 	// Like sftp-server, end with an exit status: OpenSSH's scp fails

@@ -416,6 +416,10 @@ func (c *sftpConn) writeOwnPacket(pkt []byte) error {
 }
 
 func (c *sftpConn) sendLocked(pkt []byte) error {
+	if c.gate != nil {
+		c.gate.writeStart()
+		defer c.gate.writeEnd()
+	}
 	_, err := c.ch.Write(pkt)
 	return err
 }
