@@ -31,13 +31,13 @@ type readGate struct {
 	maxHold time.Duration
 
 	mu        sync.Mutex
-	ahead     int64  // bytes read from the socket and not known taken
-	consumers int    // SFTP sessions on the connection
-	ownWait   int    // sessions waiting for their own replies
-	reading   int    // sessions inside their channel's Read
-	seq       uint64 // channel reads begun
-	writing   int    // sessions inside their channel's Write
-	wseq      uint64 // channel writes begun or ended
+	ahead     int64     // bytes read from the socket and not known taken
+	consumers int       // SFTP sessions on the connection
+	ownWait   int       // sessions waiting for their own replies
+	reading   int       // sessions inside their channel's Read
+	readAt    time.Time // when the last channel read began
+	writing   int       // sessions inside their channel's Write
+	writeAt   time.Time // when the last channel write began or ended
 	progress  chan struct{}
 	timer     *time.Timer // of the reading goroutine (x/crypto has one)
 }
@@ -47,7 +47,26 @@ type readGate struct {
 const (
 	holdMax     = time.Second
 	blockedRead = 2 * time.Millisecond
+	// stuckWrite is how long no reply of the connection may go out
+	// before the gate opens (see hold). Much longer than blockedRead:
+	// with fifty sessions on two CPUs, a reply's write is often
+	// descheduled for some milliseconds, and opening then would let
+	// every connection read its whole window ahead again.
+	stuckWrite = 50 * time.Millisecond
+	// emptyRead is how long a session must sit in one channel read for
+	// the gate to take it that everything read for it was taken (and
+	// count nothing ahead): a read descheduled for a few milliseconds
+	// under load is not yet one waiting for data.
+	emptyRead = 20 * time.Millisecond
 )
+
+// readOverhead is what each channel read of a session is taken to cover,
+// besides its bytes, of what the socket brought that no channel read
+// takes: the SSH framing, padding and MAC of a packet (about 50 bytes)
+// and the client's window adjustments. Without it, a download, whose
+// small requests each cost their size again in framing, would count
+// ever more ahead.
+const readOverhead = 64
 
 // readAhead is the gate's limit: about one 255 KiB write of
 // OpenSSH's, so that the next request is decrypted while one is served.
@@ -80,57 +99,50 @@ func (g *readGate) hold() {
 			g.mu.Unlock()
 			return
 		}
-		reading, seq := g.reading > 0, g.seq
-		writing, wseq := g.writing > 0, g.wseq
+		now := time.Now()
+		readFor := time.Duration(-1) // how long the session has sat in a channel read
+		if g.reading > 0 {
+			readFor = now.Sub(g.readAt)
+		}
+		writeFor := time.Duration(-1) // how long no reply has gone out while one waits
+		if g.writing > 0 {
+			writeFor = now.Sub(g.writeAt)
+		}
+		if readFor >= emptyRead {
+			// The session has waited for data in its channel for a
+			// while: it took all that was read for it, whatever the
+			// count says (other channels' data, a client's unusual
+			// framing).
+			g.ahead = 0
+		}
 		g.mu.Unlock()
-		wait := g.maxHold - time.Since(start)
+		switch {
+		case readFor >= blockedRead:
+			// The session seems to wait for data in its channel: this
+			// read goes through.
+			return
+		case writeFor >= stuckWrite:
+			// A reply has not gone out for stuckWrite: it waits for the
+			// client's window adjustment or, during a key exchange
+			// (x/crypto queues 64 packets, then holds every write), for
+			// the client's key exchange messages: both come from the
+			// socket, behind what the gate holds. Holding on would
+			// stall the session (and those waiting for its places of
+			// the budget) until holdMax, at every key exchange.
+			return
+		}
+		wait := g.maxHold - now.Sub(start)
 		if wait <= 0 {
 			return
 		}
-		if reading || writing {
+		if readFor >= 0 || writeFor >= 0 {
 			wait = min(wait, blockedRead)
 		}
 		g.timer.Reset(wait)
 		select {
 		case <-g.progress:
 			g.timer.Stop()
-			continue
 		case <-g.timer.C:
-		}
-		if writing {
-			g.mu.Lock()
-			blocked := g.writing > 0 && g.wseq == wseq
-			g.mu.Unlock()
-			if blocked {
-				// A reply has not gone out for blockedRead: it waits
-				// for the client's window adjustment or, during a key
-				// exchange (x/crypto queues 64 packets, then holds
-				// every write), for the client's key exchange
-				// messages: both come from the socket, behind what
-				// the gate holds. Holding on would stall the session
-				// (and those waiting for its places of the budget)
-				// until holdMax, at every key exchange.
-				return
-			}
-		}
-		if reading {
-			g.mu.Lock()
-			blocked := g.reading > 0 && g.seq == seq
-			g.mu.Unlock()
-			if blocked {
-				// The session waits for data in its channel: it took
-				// all that was read for it. Without this reset, what
-				// is never taken through a channel read (the SSH
-				// framing and MACs, the client's window adjustments,
-				// other channels' data) accumulates, as it does
-				// during downloads, whose requests are read whole and
-				// never by a short read: past the limit, every socket
-				// read would wait blockedRead.
-				g.mu.Lock()
-				g.ahead = 0
-				g.mu.Unlock()
-				return
-			}
 		}
 	}
 }
@@ -164,7 +176,7 @@ func (g *readGate) detach() {
 func (g *readGate) readStart() {
 	g.mu.Lock()
 	g.reading++
-	g.seq++
+	g.readAt = time.Now()
 	g.mu.Unlock()
 	// A held read must learn that the session now reads: it may wait
 	// for data behind the gate (whatever the gate counts ahead), and
@@ -184,7 +196,7 @@ func (g *readGate) readEnd(n, asked int) {
 		// channel of the connection, or from a buffer it was not done
 		// with; a negative count would let up to a whole window (2
 		// MiB) more in past the limit.
-		g.ahead = max(g.ahead-int64(n), 0)
+		g.ahead = max(g.ahead-int64(n)-readOverhead, 0)
 	}
 	g.mu.Unlock()
 	g.signal()
@@ -194,7 +206,7 @@ func (g *readGate) readEnd(n, asked int) {
 func (g *readGate) writeStart() {
 	g.mu.Lock()
 	g.writing++
-	g.wseq++
+	g.writeAt = time.Now()
 	g.mu.Unlock()
 	g.signal() // as readStart
 }
@@ -202,7 +214,7 @@ func (g *readGate) writeStart() {
 func (g *readGate) writeEnd() {
 	g.mu.Lock()
 	g.writing--
-	g.wseq++
+	g.writeAt = time.Now()
 	g.mu.Unlock()
 }
 

@@ -102,8 +102,11 @@ func TestGateSessionWaitsForData(t *testing.T) {
 	g, next := heldGate(t)
 	g.readStart() // and no readEnd: the channel has nothing
 	mustWait(t, next, "a read while the session waits in its channel")
-	// What was counted ahead is known taken (the session emptied its
-	// channel): only the read let through is ahead now.
+	// Once it has waited emptyRead, what was counted ahead is known taken
+	// (the session emptied its channel): only the read let through then
+	// is ahead.
+	time.Sleep(emptyRead)
+	mustWait(t, gateRead(t, g), "a read once the session waited emptyRead")
 	g.mu.Lock()
 	ahead := g.ahead
 	g.mu.Unlock()
@@ -114,6 +117,27 @@ func TestGateSessionWaitsForData(t *testing.T) {
 	g.readEnd(gateChunk, gateChunk)
 	mustWait(t, gateRead(t, g), "a read under the limit")
 	mustBlock(t, gateRead(t, g), "a read past the limit, the session busy")
+}
+
+// TestGateReadOverhead: each channel read counts for its bytes and the
+// framing of a packet, so that small requests (a download's) do not
+// leave their framing counted ahead.
+func TestGateReadOverhead(t *testing.T) {
+	g := testGate()
+	g.attach()
+	g.mu.Lock()
+	g.ahead = 10 * (30 + readOverhead) // ten requests of 30 bytes in their packets
+	g.mu.Unlock()
+	for range 10 {
+		g.readStart()
+		g.readEnd(30, 30)
+	}
+	g.mu.Lock()
+	ahead := g.ahead
+	g.mu.Unlock()
+	if ahead != 0 {
+		t.Fatalf("ahead %d after the session took ten small requests, want 0", ahead)
+	}
 }
 
 // TestGateShortRead: a channel read that gave fewer bytes than asked
