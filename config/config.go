@@ -652,7 +652,7 @@ func Default() Config {
 		},
 		Limits: Limits{
 			MaxOpenHandles: 64, MaxUploadsPerAccount: 100, MaxSessionsPerAccount: 100, ReservedDescriptors: 256,
-			RequestsInFlight: 32, ReleaseMemory: true,
+			RequestsInFlight: 16, ReleaseMemory: true,
 		},
 		Audit:   Audit{MaxDetailedRefusals: 10, RefusalSummaryAfter: Duration(time.Minute)},
 		LDAP:    defaultLDAP(),
