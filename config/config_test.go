@@ -264,6 +264,7 @@ func TestConfig_Validate(t *testing.T) {
 		{"limits.max_sessions_per_account", func(c *config.Config) { c.Limits.MaxSessionsPerAccount = -3 }},
 		{"limits.max_open_files", func(c *config.Config) { c.Limits.MaxOpenFiles = -1 }},
 		{"limits.reserved_descriptors", func(c *config.Config) { c.Limits.ReservedDescriptors = -1 }},
+		{"limits.requests_in_flight", func(c *config.Config) { c.Limits.RequestsInFlight = 0 }},
 		{"audit.max_detailed_refusals", func(c *config.Config) { c.Audit.MaxDetailedRefusals = 0 }},
 		{"audit.refusal_summary_after", func(c *config.Config) { c.Audit.RefusalSummaryAfter = 0 }},
 		{"memory_limit", func(c *config.Config) { c.MemoryLimit = 1 << 20 }},
