@@ -54,8 +54,9 @@ func (a *App) applyLimits() {
 	}
 }
 
-// idleRelease returns what the SFTP server calls once its transfers stop:
-// the memory goes back to the system (nil when release is false).
+// idleRelease returns what the SFTP server and the password checks call
+// once their work stops: the memory goes back to the system (nil when
+// release is false).
 func idleRelease(release bool) func() {
 	if !release {
 		return nil
@@ -65,11 +66,7 @@ func idleRelease(release bool) func() {
 
 // newHashLimiter returns the memory budget of password checks.
 func newHashLimiter(c config.Config, a *App) *exchange.HashLimiter {
-	var idle func()
-	if c.Auth.ReleaseMemory {
-		idle = debug.FreeOSMemory
-	}
-	return exchange.NewHashLimiter(c.Auth.MaxConcurrentHashes, c.Auth.HashQueue, c.Auth.HashWait.Std(), idle,
+	return exchange.NewHashLimiter(c.Auth.MaxConcurrentHashes, c.Auth.HashQueue, c.Auth.HashWait.Std(), idleRelease(c.Auth.ReleaseMemory),
 		a.Logger.With("component", "auth"))
 }
 
