@@ -280,15 +280,48 @@ wait_reaped() {
 }
 # Memory in KiB of a process and all its descendants: the sum of their PSS (proportional set size:
 # pages shared between sshd's processes, or with the libraries, are divided among them, not counted
-# once per process).
-tree_pss() {
-	local pids
-	pids=$({ ps -e -o pid=,ppid= || true; } | awk -v root="$1" '
-		{p[$1]=$2}
-		END {for (x in p) {y=x; while (y != "" && y != root && y != 1 && y != 0) y=p[y]; if (y == root) print x}}')
-	# shellcheck disable=SC2086 # a list of pids
-	{ for x in $pids; do cat "/proc/$x/smaps_rollup" 2>/dev/null || true; done; } | awk '/^Pss:/ {s+=$2} END {print s+0}'
-}
+# once per process). `pss.py ROOT` prints it once; `pss.py ROOT FILE` samples it every 0.1 s and
+# keeps the peak in FILE (one process: no fork per sample).
+cat >"$WORK/pss.py" <<'PY'
+import os, sys, time
+
+def tree_pss(root):
+    parent = {}
+    for d in os.listdir('/proc'):
+        if d.isdigit():
+            try:
+                with open(f'/proc/{d}/stat') as f:
+                    parent[int(d)] = int(f.read().rsplit(')', 1)[1].split()[1])
+            except OSError:
+                pass
+    total = 0
+    for p in parent:
+        q = p
+        while q not in (root, 0, 1) and q in parent:
+            q = parent[q]
+        if q == root:
+            try:
+                with open(f'/proc/{p}/smaps_rollup') as f:
+                    total += sum(int(l.split()[1]) for l in f if l.startswith('Pss:'))
+            except OSError:
+                pass
+    return total
+
+root = int(sys.argv[1])
+if len(sys.argv) < 3:
+    print(tree_pss(root))
+    sys.exit()
+out, peak = sys.argv[2], 0
+while True:
+    total = tree_pss(root)
+    if total > peak:
+        peak = total
+        with open(out + '.tmp', 'w') as f:
+            f.write(f'{peak}\n')
+        os.replace(out + '.tmp', out)
+    time.sleep(0.1)
+PY
+tree_pss() { python3 "$WORK/pss.py" "$1"; }
 
 cipher_opts() { [[ $1 == default ]] && return 0; printf '%s\n' -o "Ciphers=$1"; }
 
@@ -445,37 +478,7 @@ concurrency() { # round server
 	# One process samples (no fork per sample), at a high priority: with CONC_N clients and, for
 	# OpenSSH, 2 × CONC_N server processes busy on 2 CPUs, a sampler at the default priority
 	# gets too little CPU to sample at all.
-	nice -n -15 python3 - "${PID[$server]}" "$dir/peak" <<'PY' 8>&- &
-import os, sys, time
-root, out = int(sys.argv[1]), sys.argv[2]
-peak = 0
-while True:
-    parent = {}
-    for d in os.listdir('/proc'):
-        if d.isdigit():
-            try:
-                with open(f'/proc/{d}/stat') as f:
-                    parent[int(d)] = int(f.read().rsplit(')', 1)[1].split()[1])
-            except OSError:
-                pass
-    total = 0
-    for p in parent:
-        q = p
-        while q not in (root, 0, 1) and q in parent:
-            q = parent[q]
-        if q == root:
-            try:
-                with open(f'/proc/{p}/smaps_rollup') as f:
-                    total += sum(int(l.split()[1]) for l in f if l.startswith('Pss:'))
-            except OSError:
-                pass
-    if total > peak:
-        peak = total
-        with open(out + '.tmp', 'w') as f:
-            f.write(f'{peak}\n')
-        os.replace(out + '.tmp', out)
-    time.sleep(0.1)
-PY
+	nice -n -15 python3 "$WORK/pss.py" "${PID[$server]}" "$dir/peak" 8>&- &
 	SAMPLER_PID=$!
 	t0=$(date +%s.%N)
 	exec 8>&-
