@@ -17,11 +17,12 @@ ARG GO_VERSION=1.26.10
 FROM golang:${GO_VERSION}-bookworm AS build
 WORKDIR /src
 # Modules first, so that a source change does not download them again. The
-# replace directives point at the patched copies of zxcvbn and pkg/sftp, whose
-# go.mod must be there.
+# replace directives point at the patched copies of zxcvbn, pkg/sftp and
+# x/crypto, whose go.mod must be there.
 COPY go.mod go.sum ./
 COPY third_party/zxcvbn/go.mod third_party/zxcvbn/go.sum ./third_party/zxcvbn/
 COPY third_party/sftp/go.mod third_party/sftp/go.sum ./third_party/sftp/
+COPY third_party/crypto/go.mod third_party/crypto/go.sum ./third_party/crypto/
 RUN go mod download
 COPY . .
 ARG VERSION=dev

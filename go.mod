@@ -87,3 +87,5 @@ require (
 replace github.com/trustelem/zxcvbn => ./third_party/zxcvbn
 
 replace github.com/pkg/sftp => ./third_party/sftp
+
+replace golang.org/x/crypto => ./third_party/crypto

@@ -1,0 +1,7 @@
+//go:build !race
+
+// pigp
+
+package ssh
+
+const raceEnabled = false
