@@ -214,10 +214,11 @@ type channel struct {
 	// protects sentClose and packetPool. This mutex must be
 	// different from windowMu, as writePacket can block if there
 	// is a key exchange pending.
-	writeMu sync.Mutex
+	writeMu   sync.Mutex
+	sentClose bool
+
 	// adjustBuf holds a window adjustment being sent (under writeMu; pigp).
 	adjustBuf [9]byte
-	sentClose bool
 
 	// packetPool has a buffer for each extended channel ID to
 	// save allocations during writes.

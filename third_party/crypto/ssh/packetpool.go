@@ -24,10 +24,12 @@ var packetBufsMade atomic.Int64
 // pool when it fits (the channel gives it back once read); any other
 // message, which nothing gives back, in a buffer of its own size.
 func copyPacket(packet []byte) []byte {
-	if len(packet) == 0 || (packet[0] != msgChannelData && packet[0] != msgChannelExtendedData) {
-		return append([]byte(nil), packet...)
+	var fresh []byte
+	if len(packet) > 0 && (packet[0] == msgChannelData || packet[0] == msgChannelExtendedData) {
+		fresh = getPacketBuf(len(packet))
+	} else {
+		fresh = make([]byte, len(packet)) // as upstream
 	}
-	fresh := getPacketBuf(len(packet))
 	copy(fresh, packet)
 	return fresh
 }
